@@ -1,0 +1,268 @@
+//! `gauntlet`: certify etcd-compatible servers.
+//!
+//! Subcommands: `targets fetch|list` (the binary cache), `cluster up` (launch a
+//! cluster of any target and keep it running), `check` (linearizability of recorded
+//! histories) and `version`. Global connection flags are named as etcdctl names them.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, Credentials, FetchOutcome, SourceList, Target, TlsFiles};
+
+mod check;
+
+#[derive(Parser, Debug)]
+#[command(name = "gauntlet", version, about = "Certify etcd-compatible servers: conformance, linearizability, chaos, benchmarks")]
+struct Cli {
+    #[command(flatten)]
+    conn: ConnFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Connection flags, as etcdctl names them.
+#[derive(Args, Debug, Clone)]
+struct ConnFlags {
+    /// Comma-separated endpoints of an existing cluster (host:port or URL).
+    #[arg(long, global = true, value_delimiter = ',', env = "ETCDCTL_ENDPOINTS")]
+    endpoints: Vec<String>,
+    /// CA bundle to verify TLS servers.
+    #[arg(long, global = true)]
+    cacert: Option<std::path::PathBuf>,
+    /// Client TLS certificate.
+    #[arg(long, global = true)]
+    cert: Option<std::path::PathBuf>,
+    /// Client TLS key.
+    #[arg(long, global = true)]
+    key: Option<std::path::PathBuf>,
+    /// user:password for authentication.
+    #[arg(long, global = true)]
+    user: Option<String>,
+    /// Dial timeout (e.g. 2s, 500ms).
+    #[arg(long, global = true, default_value = "2s", value_parser = parse_duration)]
+    dial_timeout: Duration,
+    /// Timeout of each request (e.g. 5s).
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
+    command_timeout: Duration,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The target binary cache.
+    Targets {
+        #[command(subcommand)]
+        action: TargetsAction,
+    },
+    /// Launch clusters.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+    /// Check recorded histories for linearizability.
+    Check(check::CheckArgs),
+    /// Print gauntlet's version, and each endpoint's server version when --endpoints is given.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum TargetsAction {
+    /// Fetch targets (e.g. etcd@3.5.1 etcd@3.4.23) into the cache; cached ones are verified and kept.
+    Fetch {
+        /// Targets to fetch.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// List cached targets and the targets the source list knows.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterAction {
+    /// Start a cluster, print its endpoints, and keep it running until Ctrl-C.
+    Up {
+        /// reference, etcd@VERSION or exec:PATH.
+        #[arg(long, default_value = "reference")]
+        target: String,
+        /// Number of members.
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        /// First port (client port of member 0); free ports when absent.
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Keep data dirs and logs here instead of a temporary dir.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// Parses etcdctl-style durations: `500ms`, `2s`, `1m`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 2s, 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unit must be ms, s or m")),
+    };
+    if !(secs > 0.0 && secs < 86_400.0) {
+        return Err(format!("`{s}` must be positive and under a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl ConnFlags {
+    fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let mut cfg = ClientConfig::new(self.endpoints.clone());
+        cfg.dial_timeout = self.dial_timeout;
+        cfg.command_timeout = self.command_timeout;
+        if self.cacert.is_some() || self.cert.is_some() || self.key.is_some() {
+            cfg.tls = Some(TlsFiles { cacert: self.cacert.clone(), cert: self.cert.clone(), key: self.key.clone() });
+        }
+        if let Some(u) = &self.user {
+            cfg.credentials = Some(Credentials::parse(u)?);
+        }
+        Ok(cfg)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GAUNTLET_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args),
+        other => {
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            rt.block_on(run(other, cli.conn)).map(|()| 0)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
+    match command {
+        Command::Targets { action: TargetsAction::Fetch { targets } } => fetch(&targets),
+        Command::Targets { action: TargetsAction::List } => list(),
+        Command::Cluster { action: ClusterAction::Up { target, members, base_port, data_dir } } => {
+            cluster_up(&target, members, base_port, data_dir).await
+        }
+        Command::Version => version(&conn).await,
+        Command::Check(_) => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn fetch(targets: &[String]) -> anyhow::Result<()> {
+    let cache = Cache::from_env();
+    let sources = SourceList::for_cache(&cache)?;
+    for t in targets {
+        let target: Target = t.parse()?;
+        if !matches!(target, Target::Etcd { .. }) {
+            bail!("only etcd@VERSION targets are fetched; `{t}` needs no fetch");
+        }
+        match cache.fetch(&sources, &target.to_string())? {
+            FetchOutcome::AlreadyCached(dir) => println!("{target}: already cached in {}", dir.display()),
+            FetchOutcome::Fetched(dir) => println!("{target}: fetched into {}", dir.display()),
+        }
+    }
+    Ok(())
+}
+
+fn list() -> anyhow::Result<()> {
+    let cache = Cache::from_env();
+    let cached = cache.list()?;
+    println!("cache: {}", cache.root().display());
+    if cached.is_empty() {
+        println!("  (nothing cached)");
+    }
+    for c in &cached {
+        let bins: Vec<&str> = c.manifest.binaries.keys().map(String::as_str).collect();
+        println!("  {:<14} {}  from {}  [{}]", c.manifest.target, c.dir.display(), c.manifest.source, bins.join(", "));
+    }
+    let sources = SourceList::for_cache(&cache)?;
+    let known: Vec<&str> = sources.all().iter().map(|s| s.target.as_str()).collect();
+    println!("fetchable: {}", known.join(", "));
+    Ok(())
+}
+
+async fn cluster_up(target: &str, members: usize, base_port: Option<u16>, data_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let target: Target = target.parse()?;
+    let cache = Cache::from_env();
+    let mut spec = ClusterSpec::new(target.clone(), members);
+    // Interactive clusters use etcd's own default timings.
+    spec.heartbeat_interval_ms = 100;
+    spec.election_timeout_ms = 1000;
+    spec.base_port = base_port;
+    spec.data_root = data_dir;
+    eprintln!("starting {members} member(s) of {target} ...");
+    let cluster = Cluster::start(spec, &cache).await.with_context(|| format!("starting {target}"))?;
+    println!("ENDPOINTS={}", cluster.endpoints().join(","));
+    for m in cluster.members() {
+        println!("{}  client {}  peer {}  pid {}  log {}", m.name, m.client_url, m.peer_url, m.pid.unwrap_or(0), m.log.display());
+    }
+    if let Some(etcdctl) = target.etcdctl(&cache) {
+        println!("try: {} --endpoints={} endpoint status -w table", etcdctl.display(), cluster.endpoints().join(","));
+    }
+    println!("cluster is up; Ctrl-C to stop");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    eprintln!("stopping ...");
+    cluster.shutdown();
+    Ok(())
+}
+
+async fn version(conn: &ConnFlags) -> anyhow::Result<()> {
+    println!("gauntlet {}", env!("CARGO_PKG_VERSION"));
+    if conn.endpoints.is_empty() {
+        return Ok(());
+    }
+    let client = Client::connect(conn.client_config()?).await?;
+    for i in 0..client.endpoints().len() {
+        let c = client.pinned(i)?;
+        match c.status(gauntlet_api::etcdserverpb::StatusRequest {}).await {
+            Ok(s) => println!("{}: server {}", c.endpoints()[0], s.version),
+            Err(e) => println!("{}: {e}", c.endpoints()[0]),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_like_etcdctl() {
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        for bad in ["", "0s", "-1s", "2h", "abc"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,646 @@
+//! Launching and abusing clusters of any target that takes etcd's flags.
+//!
+//! A [`Cluster`] owns its member processes. Members listen on loopback with free
+//! ports (or ports from `base_port` up), each with its own data dir and a log file
+//! that collects its stdout and stderr across restarts. Operations a fault suite
+//! needs: [`Cluster::kill`] (SIGKILL), [`Cluster::stop`] (SIGTERM, then SIGKILL after
+//! [`STOP_GRACE`]), [`Cluster::pause`]/[`Cluster::resume`] (SIGSTOP/SIGCONT) and
+//! [`Cluster::restart`] (same flags, same data dir).
+//!
+//! Invariant: no member outlives the [`Cluster`]: `Drop` kills and reaps every
+//! member, and every member is started with the parent-death signal set to SIGKILL
+//! so that even a harness killed with SIGKILL leaves nothing behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::client::{Client, ClientConfig, ClientError};
+use crate::error::{HarnessError, Result};
+use crate::provision::Cache;
+use crate::target::Target;
+use gauntlet_api::etcdserverpb as pb;
+
+/// How long [`Cluster::stop`] waits after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Most members a cluster may have.
+pub const MAX_MEMBERS: usize = 15;
+/// Launch attempts when automatically chosen ports turn out to be taken.
+const PORT_ATTEMPTS: usize = 3;
+/// Interval between readiness polls.
+const READY_POLL: Duration = Duration::from_millis(100);
+/// Deadline of each readiness probe call.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// What to launch.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The server.
+    pub target: Target,
+    /// Number of members, 1 to [`MAX_MEMBERS`].
+    pub members: usize,
+    /// Loopback address the members listen on.
+    pub host: IpAddr,
+    /// First port; member `i` gets client port `base + 2i` and peer port `base + 2i + 1`.
+    /// `None` picks free ports.
+    pub base_port: Option<u16>,
+    /// etcd's `--heartbeat-interval`.
+    pub heartbeat_interval_ms: u64,
+    /// etcd's `--election-timeout`.
+    pub election_timeout_ms: u64,
+    /// More flags for every member.
+    pub extra_args: Vec<String>,
+    /// Where data dirs and logs go; `None` makes a temporary dir removed on drop.
+    pub data_root: Option<PathBuf>,
+    /// How long [`Cluster::start`] waits for readiness.
+    pub ready_timeout: Duration,
+}
+
+impl ClusterSpec {
+    /// `members` members of `target` on 127.0.0.1, with timings suited to tests
+    /// (50 ms heartbeats, 500 ms election timeout).
+    pub fn new(target: Target, members: usize) -> ClusterSpec {
+        ClusterSpec {
+            target,
+            members,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: None,
+            heartbeat_interval_ms: 50,
+            election_timeout_ms: 500,
+            extra_args: Vec::new(),
+            data_root: None,
+            ready_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a member process is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// Running.
+    Running,
+    /// Stopped with SIGSTOP.
+    Paused,
+    /// Not running (stopped, killed, or exited).
+    Stopped,
+}
+
+impl std::fmt::Display for MemberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemberState::Running => "running",
+            MemberState::Paused => "paused",
+            MemberState::Stopped => "stopped",
+        })
+    }
+}
+
+/// A member, as callers see it.
+#[derive(Debug, Clone)]
+pub struct MemberInfo {
+    /// etcd `--name`.
+    pub name: String,
+    /// Client URL.
+    pub client_url: String,
+    /// Peer URL.
+    pub peer_url: String,
+    /// Data dir.
+    pub data_dir: PathBuf,
+    /// Log file (stdout and stderr of every incarnation).
+    pub log: PathBuf,
+    /// Process id while it runs.
+    pub pid: Option<u32>,
+    /// State.
+    pub state: MemberState,
+}
+
+#[derive(Debug)]
+struct Member {
+    info: MemberInfo,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+/// A running cluster. See the module docs.
+#[derive(Debug)]
+pub struct Cluster {
+    spec: ClusterSpec,
+    binary: PathBuf,
+    root: PathBuf,
+    members: Mutex<Vec<Member>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
+    let n = spec.members * 2;
+    match spec.base_port {
+        Some(base) => {
+            let mut ports = Vec::with_capacity(n);
+            for i in 0..n {
+                let port = u16::try_from(usize::from(base) + i)
+                    .map_err(|_| HarnessError::Invalid(format!("--base-port {base} leaves no room for {n} ports")))?;
+                let addr = SocketAddr::new(spec.host, port);
+                TcpListener::bind(addr).map_err(|_| HarnessError::PortInUse { addr })?;
+                ports.push(port);
+            }
+            Ok(ports)
+        }
+        None => {
+            // Hold all listeners until every port is chosen, so none is picked twice.
+            let listeners: Vec<TcpListener> = (0..n)
+                .map(|_| TcpListener::bind(SocketAddr::new(spec.host, 0)))
+                .collect::<std::io::Result<_>>()
+                .map_err(|e| HarnessError::io(format!("binding a free port on {}", spec.host), e))?;
+            listeners
+                .iter()
+                .map(|l| l.local_addr().map(|a| a.port()))
+                .collect::<std::io::Result<_>>()
+                .map_err(|e| HarnessError::io("reading a bound port", e))
+        }
+    }
+}
+
+fn last_log_line(path: &Path) -> String {
+    let Ok(mut f) = File::open(path) else { return "no log".into() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+    let mut s = String::new();
+    let _ = f.read_to_string(&mut s);
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("empty log").trim().chars().take(400).collect()
+}
+
+/// Starts `binary` with `args`, output appended to `log`, in its own process group
+/// (so a terminal's Ctrl-C reaches only the harness, which then tears down), with
+/// SIGKILL as its parent-death signal.
+#[allow(unsafe_code)]
+fn spawn_member(binary: &Path, args: &[String], log: &Path) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| HarnessError::io(format!("opening {}", log.display()), e))?;
+    let err = out.try_clone().map_err(|e| HarnessError::io("duplicating the log handle", e))?;
+    let mut cmd = Command::new(binary);
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec and only makes the
+    // prctl(PR_SET_PDEATHSIG) system call, which is async-signal-safe; it allocates
+    // nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))
+}
+
+/// SIGKILLs a member's whole process group (the member and anything it forked) and reaps it.
+fn kill_group(m: &mut Member) {
+    if let Some(mut child) = m.child.take() {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    m.info.pid = None;
+    m.info.state = MemberState::Stopped;
+}
+
+impl Cluster {
+    /// Launches the cluster and waits until every member answers Status and they agree
+    /// on a leader.
+    pub async fn start(spec: ClusterSpec, cache: &Cache) -> Result<Cluster> {
+        if spec.members == 0 || spec.members > MAX_MEMBERS {
+            return Err(HarnessError::Invalid(format!("a cluster has 1 to {MAX_MEMBERS} members, not {}", spec.members)));
+        }
+        if !spec.host.is_loopback() {
+            return Err(HarnessError::Invalid(format!("members listen on loopback only, not {}", spec.host)));
+        }
+        let binary = spec.target.server_binary(cache)?;
+        let attempts = if spec.base_port.is_some() { 1 } else { PORT_ATTEMPTS };
+        let mut last_err = None;
+        for _ in 0..attempts {
+            match Self::start_once(&spec, &binary).await {
+                Ok(c) => return Ok(c),
+                Err(e @ HarnessError::MemberExited { .. }) if e.to_string().contains("address already in use") => {
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| HarnessError::Invalid("no launch attempt made".into())))
+    }
+
+    async fn start_once(spec: &ClusterSpec, binary: &Path) -> Result<Cluster> {
+        let (tmp, root) = match &spec.data_root {
+            Some(r) => {
+                std::fs::create_dir_all(r).map_err(|e| HarnessError::io(format!("creating {}", r.display()), e))?;
+                (None, r.clone())
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("gauntlet-cluster-")
+                    .tempdir()
+                    .map_err(|e| HarnessError::io("creating a temporary cluster dir", e))?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let ports = allocate_ports(spec)?;
+        let host = match spec.host {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        let token = format!("gauntlet-{}-{}", std::process::id(), ports[0]);
+        let infos: Vec<MemberInfo> = (0..spec.members)
+            .map(|i| MemberInfo {
+                name: format!("m{i}"),
+                client_url: format!("http://{host}:{}", ports[2 * i]),
+                peer_url: format!("http://{host}:{}", ports[2 * i + 1]),
+                data_dir: root.join(format!("m{i}.data")),
+                log: root.join(format!("m{i}.log")),
+                pid: None,
+                state: MemberState::Stopped,
+            })
+            .collect();
+        let initial_cluster =
+            infos.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",");
+        let mut members = Vec::new();
+        for info in infos {
+            let mut args: Vec<String> = vec![
+                "--name".into(),
+                info.name.clone(),
+                "--data-dir".into(),
+                info.data_dir.display().to_string(),
+                "--listen-client-urls".into(),
+                info.client_url.clone(),
+                "--advertise-client-urls".into(),
+                info.client_url.clone(),
+                "--listen-peer-urls".into(),
+                info.peer_url.clone(),
+                "--initial-advertise-peer-urls".into(),
+                info.peer_url.clone(),
+                "--initial-cluster".into(),
+                initial_cluster.clone(),
+                "--initial-cluster-state".into(),
+                "new".into(),
+                "--initial-cluster-token".into(),
+                token.clone(),
+                "--heartbeat-interval".into(),
+                spec.heartbeat_interval_ms.to_string(),
+                "--election-timeout".into(),
+                spec.election_timeout_ms.to_string(),
+            ];
+            args.extend(spec.extra_args.iter().cloned());
+            members.push(Member { info, args, child: None });
+        }
+        let cluster = Cluster {
+            spec: spec.clone(),
+            binary: binary.to_path_buf(),
+            root,
+            members: Mutex::new(members),
+            _tmp: tmp,
+        };
+        for i in 0..spec.members {
+            cluster.spawn(i)?;
+        }
+        cluster.wait_ready(spec.ready_timeout).await?;
+        Ok(cluster)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Member>> {
+        self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn spawn(&self, i: usize) -> Result<()> {
+        let mut members = self.lock();
+        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+        let child = spawn_member(&self.binary, &m.args, &m.info.log)?;
+        m.info.pid = Some(child.id());
+        m.info.state = MemberState::Running;
+        m.child = Some(child);
+        Ok(())
+    }
+
+    /// The directory holding data dirs and logs.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The target being run.
+    pub fn target(&self) -> &Target {
+        &self.spec.target
+    }
+
+    /// Number of members.
+    pub fn size(&self) -> usize {
+        self.spec.members
+    }
+
+    /// A snapshot of every member's state.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let mut members = self.lock();
+        for m in members.iter_mut() {
+            Self::reap(m);
+        }
+        members.iter().map(|m| m.info.clone()).collect()
+    }
+
+    /// Client URLs of all members, in member order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.lock().iter().map(|m| m.info.client_url.clone()).collect()
+    }
+
+    /// Process ids of members that are running or paused.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members().iter().filter_map(|m| m.pid).collect()
+    }
+
+    /// A client over every member.
+    pub async fn client(&self) -> std::result::Result<Client, ClientError> {
+        Client::connect(ClientConfig::new(self.endpoints())).await
+    }
+
+    /// A client of member `i` only.
+    pub async fn member_client(&self, i: usize) -> std::result::Result<Client, ClientError> {
+        let url = self.endpoints().get(i).cloned().ok_or_else(|| ClientError::Config(format!("no member {i}")))?;
+        Client::connect(ClientConfig::new([url])).await
+    }
+
+    /// Notices a member that exited on its own.
+    fn reap(m: &mut Member) {
+        if let Some(child) = m.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                m.child = None;
+                m.info.pid = None;
+                m.info.state = MemberState::Stopped;
+            }
+        }
+    }
+
+    fn signal(&self, i: usize, sig: Signal, need: MemberState, then: MemberState, action: &str) -> Result<()> {
+        let mut members = self.lock();
+        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+        Self::reap(m);
+        if m.info.state != need {
+            return Err(HarnessError::MemberState { name: m.info.name.clone(), state: m.info.state.to_string(), action: action.into() });
+        }
+        let pid = m.info.pid.ok_or_else(|| HarnessError::Invalid(format!("member {} has no process", m.info.name)))?;
+        let group = Pid::from_raw(-i32::try_from(pid).map_err(|_| HarnessError::Invalid("pid out of range".into()))?);
+        kill(group, sig).map_err(|e| HarnessError::io(format!("{action} {}", m.info.name), e.into()))?;
+        m.info.state = then;
+        Ok(())
+    }
+
+    /// SIGSTOP member `i` (it keeps its connections but answers nothing).
+    pub fn pause(&self, i: usize) -> Result<()> {
+        self.signal(i, Signal::SIGSTOP, MemberState::Running, MemberState::Paused, "pause")
+    }
+
+    /// SIGCONT a paused member.
+    pub fn resume(&self, i: usize) -> Result<()> {
+        self.signal(i, Signal::SIGCONT, MemberState::Paused, MemberState::Running, "resume")
+    }
+
+    /// SIGKILL member `i` and reap it. Killing a stopped member is a no-op.
+    pub fn kill(&self, i: usize) -> Result<()> {
+        let mut members = self.lock();
+        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+        kill_group(m);
+        Ok(())
+    }
+
+    /// SIGTERM member `i`, wait up to [`STOP_GRACE`] for it to exit, then SIGKILL.
+    pub async fn stop(&self, i: usize) -> Result<()> {
+        {
+            let mut members = self.lock();
+            let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+            Self::reap(m);
+            let Some(child) = m.child.as_ref() else { return Ok(()) };
+            if let Ok(pid) = i32::try_from(child.id()) {
+                if m.info.state == MemberState::Paused {
+                    let _ = kill(Pid::from_raw(-pid), Signal::SIGCONT);
+                }
+                let _ = kill(Pid::from_raw(-pid), Signal::SIGTERM);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        loop {
+            {
+                let mut members = self.lock();
+                let m = &mut members[i];
+                Self::reap(m);
+                if m.info.state == MemberState::Stopped {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return self.kill(i);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts a stopped member again with the same flags and data dir (SIGKILLs it
+    /// first if it is still running), without waiting for it to serve.
+    pub fn restart(&self, i: usize) -> Result<()> {
+        self.kill(i)?;
+        self.spawn(i)
+    }
+
+    /// Waits until every running member answers Status and all of them name the same
+    /// leader, which is one of the members; errors after `timeout`, or as soon as a
+    /// member that should be running has exited.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.check_exits()?;
+            let detail = match self.probe().await {
+                Ok(()) => return Ok(()),
+                Err(d) => d,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(HarnessError::NotReady { after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX), detail });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    fn check_exits(&self) -> Result<()> {
+        let mut members = self.lock();
+        for m in members.iter_mut() {
+            if let Some(child) = m.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    m.child = None;
+                    m.info.pid = None;
+                    m.info.state = MemberState::Stopped;
+                    return Err(HarnessError::MemberExited {
+                        name: m.info.name.clone(),
+                        status: status.to_string(),
+                        log: m.info.log.clone(),
+                        last_line: last_log_line(&m.info.log),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn status_of(url: &str) -> std::result::Result<pb::StatusResponse, String> {
+        let mut cfg = ClientConfig::new([url.to_string()]);
+        cfg.dial_timeout = PROBE_TIMEOUT;
+        cfg.command_timeout = PROBE_TIMEOUT;
+        let client = Client::connect(cfg).await.map_err(|e| e.to_string())?;
+        client.status(pb::StatusRequest {}).await.map_err(|e| e.to_string())
+    }
+
+    async fn probe(&self) -> std::result::Result<(), String> {
+        let running: Vec<(String, String)> = self
+            .members()
+            .into_iter()
+            .filter(|m| m.state == MemberState::Running)
+            .map(|m| (m.name, m.client_url))
+            .collect();
+        if running.is_empty() {
+            return Err("no member is running".into());
+        }
+        let answers = futures::future::join_all(running.iter().map(|(_, url)| Self::status_of(url))).await;
+        let mut leaders = Vec::new();
+        let mut ids = Vec::new();
+        for ((name, _), a) in running.iter().zip(answers) {
+            let s = a.map_err(|e| format!("{name}: {e}"))?;
+            if s.leader == 0 {
+                return Err(format!("{name} knows no leader"));
+            }
+            leaders.push(s.leader);
+            ids.push(s.header.map(|h| h.member_id).unwrap_or_default());
+        }
+        leaders.dedup();
+        if leaders.len() != 1 {
+            return Err(format!("members disagree on the leader: {leaders:x?}"));
+        }
+        if !ids.contains(&leaders[0]) && running.len() == self.spec.members {
+            return Err(format!("leader {:x} is not a running member", leaders[0]));
+        }
+        Ok(())
+    }
+
+    /// Index of the member that is leader now, by asking the running members.
+    pub async fn leader(&self) -> Result<usize> {
+        let members = self.members();
+        let mut ids = Vec::new();
+        let mut leader = None;
+        let mut last_err = String::from("no member is running");
+        for m in &members {
+            if m.state != MemberState::Running {
+                ids.push(None);
+                continue;
+            }
+            match Self::status_of(&m.client_url).await {
+                Ok(s) => {
+                    ids.push(s.header.map(|h| h.member_id));
+                    if s.leader != 0 {
+                        leader = Some(s.leader);
+                    }
+                }
+                Err(e) => {
+                    ids.push(None);
+                    last_err = format!("{}: {e}", m.name);
+                }
+            }
+        }
+        let leader = leader.ok_or_else(|| HarnessError::NotReady { after_ms: 0, detail: format!("no leader known ({last_err})") })?;
+        ids.iter().position(|id| *id == Some(leader)).ok_or_else(|| HarnessError::NotReady {
+            after_ms: 0,
+            detail: format!("leader {leader:x} is not a running member"),
+        })
+    }
+
+    /// Kills and reaps every member now (what `Drop` does).
+    pub fn shutdown(&self) {
+        let mut members = self.lock();
+        for m in members.iter_mut() {
+            kill_group(m);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taken_base_port_is_reported() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut spec = ClusterSpec::new(Target::Reference, 1);
+        spec.base_port = Some(port);
+        let err = allocate_ports(&spec).unwrap_err().to_string();
+        assert_eq!(err, format!("port 127.0.0.1:{port} is already in use"));
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let spec = ClusterSpec::new(Target::Reference, 5);
+        let mut ports = allocate_ports(&spec).unwrap();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn bad_member_counts_are_rejected() {
+        let cache = Cache::at(std::env::temp_dir());
+        for n in [0, MAX_MEMBERS + 1] {
+            let err = Cluster::start(ClusterSpec::new(Target::Reference, n), &cache).await.unwrap_err();
+            assert!(err.to_string().contains("1 to 15 members"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_that_exits_at_start_is_reported_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("fake-etcd");
+        std::fs::write(&bin, "#!/bin/sh\necho \"fatal: cannot start ($1 $2)\" >&2\nexit 3\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let spec = ClusterSpec::new(Target::Exec { path: bin }, 1);
+        let err = Cluster::start(spec, &Cache::at(dir.path().into())).await.unwrap_err().to_string();
+        assert!(err.contains("member m0 exited") && err.contains("fatal: cannot start (--name m0)"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_member_that_never_serves_times_out_and_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("silent");
+        // A forked grandchild with a unique command line, to prove whole groups are killed.
+        let marker = format!("{}.{}", 500 + std::process::id() % 400, dir.path().to_string_lossy().len() * 7919 % 100_000);
+        std::fs::write(&bin, format!("#!/bin/sh\nsleep {marker} &\nwait\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut spec = ClusterSpec::new(Target::Exec { path: bin }, 2);
+        spec.ready_timeout = Duration::from_millis(800);
+        let err = Cluster::start(spec, &Cache::at(dir.path().into())).await.unwrap_err().to_string();
+        assert!(err.contains("not ready after 800 ms"), "{err}");
+        // The half-started cluster was dropped: its `sleep`s must be gone.
+        for pattern in [dir.path().join("silent").display().to_string(), format!("sleep {marker}")] {
+            let out = Command::new("pgrep").args(["-f", &pattern]).output().unwrap();
+            assert!(out.stdout.is_empty(), "leftover {pattern}: {}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+}

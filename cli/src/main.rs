@@ -214,6 +214,7 @@ async fn cluster_up(target: &str, members: usize, base_port: Option<u16>, data_d
     spec.election_timeout_ms = 1000;
     spec.base_port = base_port;
     spec.data_root = data_dir;
+    target.server_binary(&cache)?;
     eprintln!("starting {members} member(s) of {target} ...");
     let cluster = Cluster::start(spec, &cache).await.with_context(|| format!("starting {target}"))?;
     println!("ENDPOINTS={}", cluster.endpoints().join(","));

@@ -7,7 +7,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/v3lockpb/v3lock.proto",
         "proto/v3electionpb/v3election.proto",
     ];
-    for dir in ["proto/etcdserverpb", "proto/mvccpb", "proto/authpb", "proto/v3lockpb", "proto/v3electionpb"] {
+    for dir in [
+        "proto/etcdserverpb",
+        "proto/mvccpb",
+        "proto/authpb",
+        "proto/v3lockpb",
+        "proto/v3electionpb",
+    ] {
         println!("cargo:rerun-if-changed={dir}");
     }
     let files = ROOTS.iter().map(|p| p.trim_start_matches("proto/"));

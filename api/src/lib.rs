@@ -45,7 +45,13 @@
 //! as prost generates them (`range_request::SortOrder`).
 
 mod generated {
-    #![allow(clippy::all, clippy::pedantic, missing_docs, missing_debug_implementations, rust_2018_idioms)]
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        missing_docs,
+        missing_debug_implementations,
+        rust_2018_idioms
+    )]
     pub mod mvccpb {
         tonic::include_proto!("mvccpb");
     }
@@ -81,59 +87,65 @@ pub mod etcdserverpb {
     pub use crate::generated::etcdserverpb::ResponseHeader;
     // KV.
     pub use crate::generated::etcdserverpb::{
-        compare, kv_client, kv_server, range_request, request_op, response_op, Compare, CompactionRequest,
-        CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-        RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+        compare, kv_client, kv_server, range_request, request_op, response_op, CompactionRequest,
+        CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+        PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
     };
     // Watch.
     pub use crate::generated::etcdserverpb::{
-        watch_client, watch_create_request, watch_request, watch_server, WatchCancelRequest, WatchCreateRequest,
-        WatchProgressRequest, WatchRequest, WatchResponse,
+        watch_client, watch_create_request, watch_request, watch_server, WatchCancelRequest,
+        WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
     };
     // Lease.
     pub use crate::generated::etcdserverpb::{
-        lease_client, lease_server, LeaseCheckpoint, LeaseCheckpointRequest, LeaseCheckpointResponse,
-        LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
-        LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
-        LeaseTimeToLiveResponse,
+        lease_client, lease_server, LeaseCheckpoint, LeaseCheckpointRequest,
+        LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+        LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
+        LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
     };
     // Cluster.
     pub use crate::generated::etcdserverpb::{
-        cluster_client, cluster_server, Member, MemberAddRequest, MemberAddResponse, MemberListRequest,
-        MemberListResponse, MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
-        MemberUpdateRequest, MemberUpdateResponse,
+        cluster_client, cluster_server, Member, MemberAddRequest, MemberAddResponse,
+        MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberPromoteResponse,
+        MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
     };
     // Maintenance.
     pub use crate::generated::etcdserverpb::{
-        alarm_request, downgrade_request, maintenance_client, maintenance_server, AlarmMember, AlarmRequest,
-        AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
-        HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-        SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+        alarm_request, downgrade_request, maintenance_client, maintenance_server, AlarmMember,
+        AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
+        DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest,
+        HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse,
+        StatusRequest, StatusResponse,
     };
     // Auth.
     pub use crate::generated::etcdserverpb::{
-        auth_client, auth_server, AuthDisableRequest, AuthDisableResponse, AuthEnableRequest, AuthEnableResponse,
-        AuthRoleAddRequest, AuthRoleAddResponse, AuthRoleDeleteRequest, AuthRoleDeleteResponse, AuthRoleGetRequest,
-        AuthRoleGetResponse, AuthRoleGrantPermissionRequest, AuthRoleGrantPermissionResponse, AuthRoleListRequest,
+        auth_client, auth_server, AuthDisableRequest, AuthDisableResponse, AuthEnableRequest,
+        AuthEnableResponse, AuthRoleAddRequest, AuthRoleAddResponse, AuthRoleDeleteRequest,
+        AuthRoleDeleteResponse, AuthRoleGetRequest, AuthRoleGetResponse,
+        AuthRoleGrantPermissionRequest, AuthRoleGrantPermissionResponse, AuthRoleListRequest,
         AuthRoleListResponse, AuthRoleRevokePermissionRequest, AuthRoleRevokePermissionResponse,
         AuthStatusRequest, AuthStatusResponse, AuthUserAddRequest, AuthUserAddResponse,
         AuthUserChangePasswordRequest, AuthUserChangePasswordResponse, AuthUserDeleteRequest,
         AuthUserDeleteResponse, AuthUserGetRequest, AuthUserGetResponse, AuthUserGrantRoleRequest,
-        AuthUserGrantRoleResponse, AuthUserListRequest, AuthUserListResponse, AuthUserRevokeRoleRequest,
-        AuthUserRevokeRoleResponse, AuthenticateRequest, AuthenticateResponse,
+        AuthUserGrantRoleResponse, AuthUserListRequest, AuthUserListResponse,
+        AuthUserRevokeRoleRequest, AuthUserRevokeRoleResponse, AuthenticateRequest,
+        AuthenticateResponse,
     };
 }
 
 /// Distributed locks (package `v3lockpb`).
 pub mod v3lockpb {
-    pub use crate::generated::v3lockpb::{lock_client, lock_server, LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+    pub use crate::generated::v3lockpb::{
+        lock_client, lock_server, LockRequest, LockResponse, UnlockRequest, UnlockResponse,
+    };
 }
 
 /// Leader election (package `v3electionpb`).
 pub mod v3electionpb {
     pub use crate::generated::v3electionpb::{
-        election_client, election_server, CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest,
-        LeaderResponse, ProclaimRequest, ProclaimResponse, ResignRequest, ResignResponse,
+        election_client, election_server, CampaignRequest, CampaignResponse, LeaderKey,
+        LeaderRequest, LeaderResponse, ProclaimRequest, ProclaimResponse, ResignRequest,
+        ResignResponse,
     };
 }
 
@@ -169,17 +181,54 @@ mod tests {
     /// with bytes computed by hand from etcd's field numbers.
     #[test]
     fn field_numbers_match_etcds_wire_format() {
-        let put = PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), lease: 5, prev_kv: true, ..Default::default() };
+        let put = PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            lease: 5,
+            prev_kv: true,
+            ..Default::default()
+        };
         // key=1 (0x0a), value=2 (0x12), lease=3 varint (0x18), prev_kv=4 varint (0x20)
-        assert_eq!(put.encode_to_vec(), vec![0x0a, 1, b'k', 0x12, 1, b'v', 0x18, 5, 0x20, 1]);
-        let range = RangeRequest { key: b"a".to_vec(), limit: 2, revision: 3, count_only: true, ..Default::default() };
+        assert_eq!(
+            put.encode_to_vec(),
+            vec![0x0a, 1, b'k', 0x12, 1, b'v', 0x18, 5, 0x20, 1]
+        );
+        let range = RangeRequest {
+            key: b"a".to_vec(),
+            limit: 2,
+            revision: 3,
+            count_only: true,
+            ..Default::default()
+        };
         // key=1, limit=3, revision=4, count_only=9
-        assert_eq!(range.encode_to_vec(), vec![0x0a, 1, b'a', 0x18, 2, 0x20, 3, 0x48, 1]);
-        let hdr = ResponseHeader { cluster_id: 1, member_id: 2, revision: 3, raft_term: 4 };
-        assert_eq!(hdr.encode_to_vec(), vec![0x08, 1, 0x10, 2, 0x18, 3, 0x20, 4]);
-        let create = WatchCreateRequest { key: b"w".to_vec(), start_revision: 7, progress_notify: true, prev_kv: true, watch_id: 9, fragment: true, ..Default::default() };
+        assert_eq!(
+            range.encode_to_vec(),
+            vec![0x0a, 1, b'a', 0x18, 2, 0x20, 3, 0x48, 1]
+        );
+        let hdr = ResponseHeader {
+            cluster_id: 1,
+            member_id: 2,
+            revision: 3,
+            raft_term: 4,
+        };
+        assert_eq!(
+            hdr.encode_to_vec(),
+            vec![0x08, 1, 0x10, 2, 0x18, 3, 0x20, 4]
+        );
+        let create = WatchCreateRequest {
+            key: b"w".to_vec(),
+            start_revision: 7,
+            progress_notify: true,
+            prev_kv: true,
+            watch_id: 9,
+            fragment: true,
+            ..Default::default()
+        };
         // key=1, start_revision=3, progress_notify=4, prev_kv=6, watch_id=7, fragment=8
-        assert_eq!(create.encode_to_vec(), vec![0x0a, 1, b'w', 0x18, 7, 0x20, 1, 0x30, 1, 0x38, 9, 0x40, 1]);
+        assert_eq!(
+            create.encode_to_vec(),
+            vec![0x0a, 1, b'w', 0x18, 7, 0x20, 1, 0x30, 1, 0x38, 9, 0x40, 1]
+        );
         let grant = LeaseGrantRequest { ttl: 10, id: 11 };
         assert_eq!(grant.encode_to_vec(), vec![0x08, 10, 0x10, 11]);
     }

@@ -9,12 +9,19 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, Credentials, FetchOutcome, SourceList, Target, TlsFiles};
+use gauntlet_harness::{
+    Cache, Client, ClientConfig, Cluster, ClusterSpec, Credentials, FetchOutcome, SourceList,
+    Target, TlsFiles,
+};
 
 mod check;
 
 #[derive(Parser, Debug)]
-#[command(name = "gauntlet", version, about = "Certify etcd-compatible servers: conformance, linearizability, chaos, benchmarks")]
+#[command(
+    name = "gauntlet",
+    version,
+    about = "Certify etcd-compatible servers: conformance, linearizability, chaos, benchmarks"
+)]
 struct Cli {
     #[command(flatten)]
     conn: ConnFlags,
@@ -104,7 +111,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 2s, 500ms)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 2s, 500ms)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -123,7 +132,11 @@ impl ConnFlags {
         cfg.dial_timeout = self.dial_timeout;
         cfg.command_timeout = self.command_timeout;
         if self.cacert.is_some() || self.cert.is_some() || self.key.is_some() {
-            cfg.tls = Some(TlsFiles { cacert: self.cacert.clone(), cert: self.cert.clone(), key: self.key.clone() });
+            cfg.tls = Some(TlsFiles {
+                cacert: self.cacert.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+            });
         }
         if let Some(u) = &self.user {
             cfg.credentials = Some(Credentials::parse(u)?);
@@ -141,7 +154,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         other => {
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
@@ -162,11 +178,21 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
     match command {
-        Command::Targets { action: TargetsAction::Fetch { targets } } => fetch(&targets),
-        Command::Targets { action: TargetsAction::List } => list(),
-        Command::Cluster { action: ClusterAction::Up { target, members, base_port, data_dir } } => {
-            cluster_up(&target, members, base_port, data_dir).await
-        }
+        Command::Targets {
+            action: TargetsAction::Fetch { targets },
+        } => fetch(&targets),
+        Command::Targets {
+            action: TargetsAction::List,
+        } => list(),
+        Command::Cluster {
+            action:
+                ClusterAction::Up {
+                    target,
+                    members,
+                    base_port,
+                    data_dir,
+                },
+        } => cluster_up(&target, members, base_port, data_dir).await,
         Command::Version => version(&conn).await,
         Command::Check(_) => unreachable!("handled before the runtime starts"),
     }
@@ -181,7 +207,9 @@ fn fetch(targets: &[String]) -> anyhow::Result<()> {
             bail!("only etcd@VERSION targets are fetched; `{t}` needs no fetch");
         }
         match cache.fetch(&sources, &target.to_string())? {
-            FetchOutcome::AlreadyCached(dir) => println!("{target}: already cached in {}", dir.display()),
+            FetchOutcome::AlreadyCached(dir) => {
+                println!("{target}: already cached in {}", dir.display())
+            }
             FetchOutcome::Fetched(dir) => println!("{target}: fetched into {}", dir.display()),
         }
     }
@@ -197,7 +225,13 @@ fn list() -> anyhow::Result<()> {
     }
     for c in &cached {
         let bins: Vec<&str> = c.manifest.binaries.keys().map(String::as_str).collect();
-        println!("  {:<14} {}  from {}  [{}]", c.manifest.target, c.dir.display(), c.manifest.source, bins.join(", "));
+        println!(
+            "  {:<14} {}  from {}  [{}]",
+            c.manifest.target,
+            c.dir.display(),
+            c.manifest.source,
+            bins.join(", ")
+        );
     }
     let sources = SourceList::for_cache(&cache)?;
     let known: Vec<&str> = sources.all().iter().map(|s| s.target.as_str()).collect();
@@ -205,7 +239,12 @@ fn list() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn cluster_up(target: &str, members: usize, base_port: Option<u16>, data_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+async fn cluster_up(
+    target: &str,
+    members: usize,
+    base_port: Option<u16>,
+    data_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let target: Target = target.parse()?;
     let cache = Cache::from_env();
     let mut spec = ClusterSpec::new(target.clone(), members);
@@ -214,18 +253,38 @@ async fn cluster_up(target: &str, members: usize, base_port: Option<u16>, data_d
     spec.election_timeout_ms = 1000;
     spec.base_port = base_port;
     spec.data_root = data_dir;
+    if let Target::Etcd { .. } = &target {
+        if cache.binary(&target.to_string(), "etcd").is_err() {
+            eprintln!("{target} is not cached yet: fetching it first");
+            fetch(&[target.to_string()])?;
+        }
+    }
     target.server_binary(&cache)?;
     eprintln!("starting {members} member(s) of {target} ...");
-    let cluster = Cluster::start(spec, &cache).await.with_context(|| format!("starting {target}"))?;
+    let cluster = Cluster::start(spec, &cache)
+        .await
+        .with_context(|| format!("starting {target}"))?;
     println!("ENDPOINTS={}", cluster.endpoints().join(","));
     for m in cluster.members() {
-        println!("{}  client {}  peer {}  pid {}  log {}", m.name, m.client_url, m.peer_url, m.pid.unwrap_or(0), m.log.display());
+        println!(
+            "{}  client {}  peer {}  pid {}  log {}",
+            m.name,
+            m.client_url,
+            m.peer_url,
+            m.pid.unwrap_or(0),
+            m.log.display()
+        );
     }
     if let Some(etcdctl) = target.etcdctl(&cache) {
-        println!("try: {} --endpoints={} endpoint status -w table", etcdctl.display(), cluster.endpoints().join(","));
+        println!(
+            "try: {} --endpoints={} endpoint status -w table",
+            etcdctl.display(),
+            cluster.endpoints().join(",")
+        );
     }
     println!("cluster is up; Ctrl-C to stop");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = term.recv() => {}

@@ -15,7 +15,7 @@ fn cache_binary(target: &str, name: &str) -> std::path::PathBuf {
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
         .unwrap_or(false)
 }
 
@@ -41,11 +41,18 @@ fn cluster_up_serves_real_etcdctl_and_stops_on_ctrl_c() {
     let mut pids = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("cluster up printed no ready line within 60 s");
+        let line = rx
+            .recv_timeout(left)
+            .expect("cluster up printed no ready line within 60 s");
         if let Some(e) = line.strip_prefix("ENDPOINTS=") {
             endpoints = Some(e.to_string());
         }
-        if let Some(pid) = line.split("  pid ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse::<u32>().ok()) {
+        if let Some(pid) = line
+            .split("  pid ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse::<u32>().ok())
+        {
             pids.push(pid);
         }
         if line.starts_with("cluster is up") {
@@ -60,12 +67,24 @@ fn cluster_up_serves_real_etcdctl_and_stops_on_ctrl_c() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "etcdctl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "etcdctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.lines().all(|l| l.contains("3.5.1")), "{text}");
-    assert_eq!(text.matches("true").count(), 1, "exactly one leader: {text}");
+    assert_eq!(
+        text.matches("true").count(),
+        1,
+        "exactly one leader: {text}"
+    );
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -83,8 +102,16 @@ fn cluster_up_serves_real_etcdctl_and_stops_on_ctrl_c() {
 /// Runs gauntlet with a deadline and returns (exit code, stderr).
 fn run_fails(args: &[&str]) -> (i32, String) {
     let started = Instant::now();
-    let out = Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "{args:?} took {:?}", started.elapsed());
+    let out = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{args:?} took {:?}",
+        started.elapsed()
+    );
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     (out.status.code().unwrap_or(-1), err)
@@ -99,21 +126,42 @@ fn bad_input_gives_one_clear_line() {
 
     let (code, err) = run_fails(&["cluster", "up", "--target", "exec:/nonexistent/etcd"]);
     assert_eq!(code, 2);
-    assert!(err.contains("binary not found") && err.contains("/nonexistent/etcd"), "{err}");
+    assert!(
+        err.contains("binary not found") && err.contains("/nonexistent/etcd"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let ep = format!("127.0.0.1:{dead}");
     let (code, err) = run_fails(&["version", "--endpoints", &ep, "--dial-timeout", "500ms"]);
     assert_eq!(code, 2);
-    assert!(err.contains("cannot reach any endpoint") && err.contains(&ep), "{err}");
+    assert!(
+        err.contains("cannot reach any endpoint") && err.contains(&ep),
+        "{err}"
+    );
 
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port().to_string();
-    let (code, err) = run_fails(&["cluster", "up", "--target", "etcd@3.5.1", "--base-port", &port]);
+    let (code, err) = run_fails(&[
+        "cluster",
+        "up",
+        "--target",
+        "etcd@3.5.1",
+        "--base-port",
+        &port,
+    ]);
     assert_eq!(code, 2);
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: ") && last.contains(&format!("port 127.0.0.1:{port} is already in use")), "{err}");
+    assert!(
+        last.starts_with("error: ")
+            && last.contains(&format!("port 127.0.0.1:{port} is already in use")),
+        "{err}"
+    );
     assert_eq!(err.matches("error:").count(), 1, "{err}");
 
     let (code, err) = run_fails(&["targets", "fetch", "etcd@0.0.1"]);
@@ -123,8 +171,14 @@ fn bad_input_gives_one_clear_line() {
 
 #[test]
 fn targets_list_shows_both_cached_versions() {
-    let out = Command::new(BIN).args(["targets", "list"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["targets", "list"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(text.contains("etcd@3.5.1") && text.contains("etcd@3.4.23"), "{text}");
+    assert!(
+        text.contains("etcd@3.5.1") && text.contains("etcd@3.4.23"),
+        "{text}"
+    );
 }

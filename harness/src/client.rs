@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use gauntlet_api::etcdserverpb as pb;
 use gauntlet_api::etcdserverpb::{
-    auth_client::AuthClient, cluster_client::ClusterClient, kv_client::KvClient, lease_client::LeaseClient,
-    maintenance_client::MaintenanceClient, watch_client::WatchClient,
+    auth_client::AuthClient, cluster_client::ClusterClient, kv_client::KvClient,
+    lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
 use gauntlet_api::v3electionpb::{self as elpb, election_client::ElectionClient};
 use gauntlet_api::v3lockpb::{self as lockpb, lock_client::LockClient};
@@ -39,7 +39,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::record::{classify, now_ns, FailureKind, OpRecord, Outcome, Recordable, Recorder, WatchRecord};
+use crate::record::{
+    classify, now_ns, FailureKind, OpRecord, Outcome, Recordable, Recorder, WatchRecord,
+};
 
 /// etcdctl's default `--dial-timeout`.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,7 +80,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("user", &self.user).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -86,8 +91,14 @@ impl Credentials {
     /// Parses etcdctl's `--user name:password` form.
     pub fn parse(s: &str) -> Result<Credentials, ClientError> {
         match s.split_once(':') {
-            Some((u, p)) if !u.is_empty() => Ok(Credentials { user: u.to_string(), password: p.to_string() }),
-            _ => Err(ClientError::Config(format!("--user takes name:password, got `{}`", s.split(':').next().unwrap_or("")))),
+            Some((u, p)) if !u.is_empty() => Ok(Credentials {
+                user: u.to_string(),
+                password: p.to_string(),
+            }),
+            _ => Err(ClientError::Config(format!(
+                "--user takes name:password, got `{}`",
+                s.split(':').next().unwrap_or("")
+            ))),
         }
     }
 }
@@ -166,7 +177,10 @@ impl ClientError {
     /// What kind of failure this is, for [`classify`].
     pub fn failure_kind(&self) -> FailureKind {
         match self {
-            ClientError::Rpc { code, message, .. } => FailureKind::Status { code: *code, message: message.clone() },
+            ClientError::Rpc { code, message, .. } => FailureKind::Status {
+                code: *code,
+                message: message.clone(),
+            },
             ClientError::Timeout { .. } => FailureKind::Timeout,
             ClientError::Stream { .. } => FailureKind::StreamBroken,
             ClientError::Unreachable { .. } | ClientError::Config(_) => FailureKind::NotSent,
@@ -216,7 +230,10 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("endpoints", &self.inner.urls).field("client_id", &self.inner.client_id).finish()
+        f.debug_struct("Client")
+            .field("endpoints", &self.inner.urls)
+            .field("client_id", &self.inner.client_id)
+            .finish()
     }
 }
 
@@ -233,7 +250,9 @@ fn normalize_url(endpoint: &str, tls: bool) -> Result<String, ClientError> {
         format!("http://{e}")
     };
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(ClientError::Config(format!("endpoint `{e}` must be host:port or http(s)://host:port")));
+        return Err(ClientError::Config(format!(
+            "endpoint `{e}` must be host:port or http(s)://host:port"
+        )));
     }
     Ok(url)
 }
@@ -249,7 +268,12 @@ fn tls_config(files: &TlsFiles) -> Result<ClientTlsConfig, ClientError> {
         None => cfg = cfg.with_native_roots(),
     }
     match (&files.cert, &files.key) {
-        (Some(c), Some(k)) => cfg = cfg.identity(Identity::from_pem(read_file(c, "--cert")?, read_file(k, "--key")?)),
+        (Some(c), Some(k)) => {
+            cfg = cfg.identity(Identity::from_pem(
+                read_file(c, "--cert")?,
+                read_file(k, "--key")?,
+            ))
+        }
         (None, None) => {}
         _ => return Err(ClientError::Config("--cert and --key go together".into())),
     }
@@ -264,7 +288,9 @@ impl Client {
             return Err(ClientError::Config("no endpoints given".into()));
         }
         if config.dial_timeout.is_zero() || config.command_timeout.is_zero() {
-            return Err(ClientError::Config("dial and command timeouts must be positive".into()));
+            return Err(ClientError::Config(
+                "dial and command timeouts must be positive".into(),
+            ));
         }
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let mut urls = Vec::new();
@@ -278,7 +304,9 @@ impl Client {
                 .http2_keep_alive_interval(Duration::from_secs(10))
                 .keep_alive_timeout(Duration::from_secs(5));
             if let Some(tls) = &tls {
-                ep = ep.tls_config(tls.clone()).map_err(|err| ClientError::Config(format!("TLS for `{e}`: {err}")))?;
+                ep = ep
+                    .tls_config(tls.clone())
+                    .map_err(|err| ClientError::Config(format!("TLS for `{e}`: {err}")))?;
             }
             urls.push(url);
             endpoints.push(ep);
@@ -335,8 +363,18 @@ impl Client {
         Ok(client)
     }
 
-    fn derive(&self, urls: Vec<String>, channels: Vec<Channel>, recorder: Option<Arc<dyn Recorder>>) -> Client {
-        let token = self.inner.token.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    fn derive(
+        &self,
+        urls: Vec<String>,
+        channels: Vec<Channel>,
+        recorder: Option<Arc<dyn Recorder>>,
+    ) -> Client {
+        let token = self
+            .inner
+            .token
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         Client {
             inner: Arc::new(Inner {
                 config: self.inner.config.clone(),
@@ -354,15 +392,26 @@ impl Client {
 
     /// A new client (new client id) on the same connections that records into `recorder`.
     pub fn with_recorder(&self, recorder: Arc<dyn Recorder>) -> Client {
-        self.derive(self.inner.urls.clone(), self.inner.channels.clone(), Some(recorder))
+        self.derive(
+            self.inner.urls.clone(),
+            self.inner.channels.clone(),
+            Some(recorder),
+        )
     }
 
     /// A new client (new client id, same recorder) that talks only to endpoint `index`.
     pub fn pinned(&self, index: usize) -> Result<Client, ClientError> {
         let url = self.inner.urls.get(index).cloned().ok_or_else(|| {
-            ClientError::Config(format!("no endpoint {index}: the client has {}", self.inner.urls.len()))
+            ClientError::Config(format!(
+                "no endpoint {index}: the client has {}",
+                self.inner.urls.len()
+            ))
         })?;
-        Ok(self.derive(vec![url], vec![self.inner.channels[index].clone()], self.inner.recorder.clone()))
+        Ok(self.derive(
+            vec![url],
+            vec![self.inner.channels[index].clone()],
+            self.inner.recorder.clone(),
+        ))
     }
 
     /// This client's id in records.
@@ -381,13 +430,24 @@ impl Client {
 
     fn rotate_from(&self, idx: usize) {
         let n = self.inner.channels.len();
-        let _ = self.inner.current.compare_exchange(idx, (idx + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self.inner.current.compare_exchange(
+            idx,
+            (idx + 1) % n,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(self.inner.config.command_timeout);
-        if let Some(tok) = self.inner.token.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_deref() {
+        if let Some(tok) = self
+            .inner
+            .token
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+        {
             if let Ok(v) = tonic::metadata::MetadataValue::try_from(tok) {
                 req.metadata_mut().insert(TOKEN_METADATA_KEY, v);
             }
@@ -396,14 +456,28 @@ impl Client {
     }
 
     async fn refresh_token(&self) -> Result<(), ClientError> {
-        let Some(cred) = self.inner.config.credentials.clone() else { return Ok(()) };
-        *self.inner.token.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let Some(cred) = self.inner.config.credentials.clone() else {
+            return Ok(());
+        };
+        *self
+            .inner
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let resp = self
-            .send(pb::AuthenticateRequest { name: cred.user, password: cred.password }, |ch, r| async move {
-                AuthClient::new(ch).authenticate(r).await
-            })
+            .send(
+                pb::AuthenticateRequest {
+                    name: cred.user,
+                    password: cred.password,
+                },
+                |ch, r| async move { AuthClient::new(ch).authenticate(r).await },
+            )
             .await?;
-        *self.inner.token.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(resp.token);
+        *self
+            .inner
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(resp.token);
         Ok(())
     }
 
@@ -416,9 +490,12 @@ impl Client {
     {
         let first = self.send(msg.clone(), &f).await;
         match first {
-            Err(ClientError::Rpc { code: tonic::Code::Unauthenticated, ref message, .. })
-                if self.inner.config.credentials.is_some()
-                    && message == gauntlet_api::rpctypes::INVALID_AUTH_TOKEN.message =>
+            Err(ClientError::Rpc {
+                code: tonic::Code::Unauthenticated,
+                ref message,
+                ..
+            }) if self.inner.config.credentials.is_some()
+                && message == gauntlet_api::rpctypes::INVALID_AUTH_TOKEN.message =>
             {
                 self.refresh_token().await?;
                 self.send(msg, &f).await
@@ -440,14 +517,20 @@ impl Client {
         let invoke_ns = now_ns();
         let fut = f(self.inner.channels[idx].clone(), self.request(msg));
         let result = match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(ClientError::Timeout { endpoint: endpoint.clone(), after_ms: millis(timeout) }),
+            Err(_) => Err(ClientError::Timeout {
+                endpoint: endpoint.clone(),
+                after_ms: millis(timeout),
+            }),
             Ok(Err(status)) => Err(status_error(&endpoint, &status)),
             Ok(Ok(resp)) => Ok(resp.into_inner()),
         };
         let complete_ns = now_ns();
         if let Err(e) = &result {
             if matches!(e, ClientError::Timeout { .. })
-                || matches!(e.code(), Some(tonic::Code::Unavailable | tonic::Code::Unknown))
+                || matches!(
+                    e.code(),
+                    Some(tonic::Code::Unavailable | tonic::Code::Unknown)
+                )
             {
                 self.rotate_from(idx);
             }
@@ -496,11 +579,19 @@ fn status_error(endpoint: &str, status: &tonic::Status) -> ClientError {
         if let Some(src) = std::error::Error::source(status) {
             let chain = error_chain(src);
             if !message.contains(&chain) {
-                message = if message.is_empty() { chain } else { format!("{message}: {chain}") };
+                message = if message.is_empty() {
+                    chain
+                } else {
+                    format!("{message}: {chain}")
+                };
             }
         }
     }
-    ClientError::Rpc { endpoint: endpoint.to_string(), code: status.code(), message }
+    ClientError::Rpc {
+        endpoint: endpoint.to_string(),
+        code: status.code(),
+        message,
+    }
 }
 
 macro_rules! unary_methods {
@@ -611,43 +702,87 @@ unary_methods! {
 impl Client {
     /// Reads one key (linearizable).
     pub async fn get(&self, key: impl Into<Vec<u8>>) -> Result<pb::RangeResponse, ClientError> {
-        self.range(pb::RangeRequest { key: key.into(), ..Default::default() }).await
+        self.range(pb::RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Reads every key under `prefix` (linearizable).
-    pub async fn get_prefix(&self, prefix: impl Into<Vec<u8>>) -> Result<pb::RangeResponse, ClientError> {
+    pub async fn get_prefix(
+        &self,
+        prefix: impl Into<Vec<u8>>,
+    ) -> Result<pb::RangeResponse, ClientError> {
         let key = prefix.into();
         let range_end = gauntlet_api::prefix_range_end(&key);
-        self.range(pb::RangeRequest { key, range_end, ..Default::default() }).await
+        self.range(pb::RangeRequest {
+            key,
+            range_end,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Writes one key.
-    pub async fn put(&self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<pb::PutResponse, ClientError> {
-        self.put_request(pb::PutRequest { key: key.into(), value: value.into(), ..Default::default() }).await
+    pub async fn put(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<pb::PutResponse, ClientError> {
+        self.put_request(pb::PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Deletes one key.
-    pub async fn delete(&self, key: impl Into<Vec<u8>>) -> Result<pb::DeleteRangeResponse, ClientError> {
-        self.delete_range(pb::DeleteRangeRequest { key: key.into(), ..Default::default() }).await
+    pub async fn delete(
+        &self,
+        key: impl Into<Vec<u8>>,
+    ) -> Result<pb::DeleteRangeResponse, ClientError> {
+        self.delete_range(pb::DeleteRangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Opens a watch stream whose first watcher is `create`; returns the stream and the
     /// server's answer to that create (normally `created`, or a cancel).
-    pub async fn watch(&self, create: pb::WatchCreateRequest) -> Result<(WatchStream, pb::WatchResponse), ClientError> {
+    pub async fn watch(
+        &self,
+        create: pb::WatchCreateRequest,
+    ) -> Result<(WatchStream, pb::WatchResponse), ClientError> {
         let idx = self.pick();
         let endpoint = self.inner.urls[idx].clone();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tx.try_send(watch_create(create)).map_err(|e| ClientError::Config(e.to_string()))?;
+        tx.try_send(watch_create(create))
+            .map_err(|e| ClientError::Config(e.to_string()))?;
         let timeout = self.inner.config.command_timeout;
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
-        if let Some(tok) = self.inner.token.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_deref() {
+        if let Some(tok) = self
+            .inner
+            .token
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+        {
             if let Ok(v) = tonic::metadata::MetadataValue::try_from(tok) {
                 req.metadata_mut().insert(TOKEN_METADATA_KEY, v);
             }
         }
-        let mut wc = WatchClient::new(self.inner.channels[idx].clone()).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let mut wc = WatchClient::new(self.inner.channels[idx].clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let stream = match tokio::time::timeout(timeout, wc.watch(req)).await {
-            Err(_) => return Err(ClientError::Timeout { endpoint, after_ms: millis(timeout) }),
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    endpoint,
+                    after_ms: millis(timeout),
+                })
+            }
             Ok(Err(status)) => {
                 self.rotate_from(idx);
                 return Err(status_error(&endpoint, &status));
@@ -669,53 +804,102 @@ impl Client {
     }
 
     /// Opens a keep-alive stream for `lease_id` and sends the first keep-alive.
-    pub async fn lease_keep_alive(&self, lease_id: i64) -> Result<(LeaseKeeper, pb::LeaseKeepAliveResponse), ClientError> {
+    pub async fn lease_keep_alive(
+        &self,
+        lease_id: i64,
+    ) -> Result<(LeaseKeeper, pb::LeaseKeepAliveResponse), ClientError> {
         let idx = self.pick();
         let endpoint = self.inner.urls[idx].clone();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tx.try_send(pb::LeaseKeepAliveRequest { id: lease_id }).map_err(|e| ClientError::Config(e.to_string()))?;
+        tx.try_send(pb::LeaseKeepAliveRequest { id: lease_id })
+            .map_err(|e| ClientError::Config(e.to_string()))?;
         let timeout = self.inner.config.command_timeout;
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
-        if let Some(tok) = self.inner.token.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_deref() {
+        if let Some(tok) = self
+            .inner
+            .token
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+        {
             if let Ok(v) = tonic::metadata::MetadataValue::try_from(tok) {
                 req.metadata_mut().insert(TOKEN_METADATA_KEY, v);
             }
         }
-        let stream = match tokio::time::timeout(timeout, LeaseClient::new(self.inner.channels[idx].clone()).lease_keep_alive(req)).await {
-            Err(_) => return Err(ClientError::Timeout { endpoint, after_ms: millis(timeout) }),
+        let stream = match tokio::time::timeout(
+            timeout,
+            LeaseClient::new(self.inner.channels[idx].clone()).lease_keep_alive(req),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    endpoint,
+                    after_ms: millis(timeout),
+                })
+            }
             Ok(Err(status)) => return Err(status_error(&endpoint, &status)),
             Ok(Ok(s)) => s.into_inner(),
         };
-        let mut keeper = LeaseKeeper { tx, rx: stream, endpoint, timeout, lease_id };
+        let mut keeper = LeaseKeeper {
+            tx,
+            rx: stream,
+            endpoint,
+            timeout,
+            lease_id,
+        };
         let first = keeper.receive().await?;
         Ok((keeper, first))
     }
 
     /// Maintenance.Snapshot: the whole snapshot stream, up to `max_bytes`, within
     /// `deadline` for the whole transfer.
-    pub async fn snapshot(&self, max_bytes: usize, deadline: Duration) -> Result<Vec<u8>, ClientError> {
+    pub async fn snapshot(
+        &self,
+        max_bytes: usize,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
         let idx = self.pick();
         let endpoint = self.inner.urls[idx].clone();
         let fut = async {
-            let mut mc = MaintenanceClient::new(self.inner.channels[idx].clone()).max_decoding_message_size(MAX_RESPONSE_BYTES);
-            let mut stream = mc.snapshot(self.request(pb::SnapshotRequest {})).await.map_err(|s| status_error(&endpoint, &s))?.into_inner();
+            let mut mc = MaintenanceClient::new(self.inner.channels[idx].clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+            let mut stream = mc
+                .snapshot(self.request(pb::SnapshotRequest {}))
+                .await
+                .map_err(|s| status_error(&endpoint, &s))?
+                .into_inner();
             let mut out = Vec::new();
-            while let Some(part) = stream.message().await.map_err(|s| status_error(&endpoint, &s))? {
+            while let Some(part) = stream
+                .message()
+                .await
+                .map_err(|s| status_error(&endpoint, &s))?
+            {
                 out.extend_from_slice(&part.blob);
                 if out.len() > max_bytes {
-                    return Err(ClientError::Stream { endpoint: endpoint.clone(), reason: format!("snapshot larger than {max_bytes} bytes") });
+                    return Err(ClientError::Stream {
+                        endpoint: endpoint.clone(),
+                        reason: format!("snapshot larger than {max_bytes} bytes"),
+                    });
                 }
             }
             Ok(out)
         };
         tokio::time::timeout(deadline, fut)
             .await
-            .unwrap_or_else(|_| Err(ClientError::Timeout { endpoint: endpoint.clone(), after_ms: millis(deadline) }))
+            .unwrap_or_else(|_| {
+                Err(ClientError::Timeout {
+                    endpoint: endpoint.clone(),
+                    after_ms: millis(deadline),
+                })
+            })
     }
 }
 
 fn watch_create(create: pb::WatchCreateRequest) -> pb::WatchRequest {
-    pb::WatchRequest { request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)) }
+    pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
+    }
 }
 
 /// One watch stream (several watchers may share it).
@@ -736,7 +920,10 @@ pub struct WatchStream {
 
 impl std::fmt::Debug for WatchStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchStream").field("endpoint", &self.endpoint).field("stream_id", &self.stream_id).finish()
+        f.debug_struct("WatchStream")
+            .field("endpoint", &self.endpoint)
+            .field("stream_id", &self.stream_id)
+            .finish()
     }
 }
 
@@ -744,17 +931,33 @@ impl WatchStream {
     async fn send(&self, req: pb::WatchRequest) -> Result<(), ClientError> {
         match tokio::time::timeout(self.timeout, self.tx.send(req)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(ClientError::Stream { endpoint: self.endpoint.clone(), reason: "stream closed".into() }),
-            Err(_) => Err(ClientError::Timeout { endpoint: self.endpoint.clone(), after_ms: millis(self.timeout) }),
+            Ok(Err(_)) => Err(ClientError::Stream {
+                endpoint: self.endpoint.clone(),
+                reason: "stream closed".into(),
+            }),
+            Err(_) => Err(ClientError::Timeout {
+                endpoint: self.endpoint.clone(),
+                after_ms: millis(self.timeout),
+            }),
         }
     }
 
     async fn receive_raw(&mut self, timeout: Duration) -> Result<pb::WatchResponse, ClientError> {
         let endpoint = self.endpoint.clone();
         let resp = match tokio::time::timeout(timeout, self.rx.message()).await {
-            Err(_) => return Err(ClientError::Timeout { endpoint, after_ms: millis(timeout) }),
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    endpoint,
+                    after_ms: millis(timeout),
+                })
+            }
             Ok(Err(status)) => return Err(status_error(&endpoint, &status)),
-            Ok(Ok(None)) => return Err(ClientError::Stream { endpoint, reason: "closed by the server".into() }),
+            Ok(Ok(None)) => {
+                return Err(ClientError::Stream {
+                    endpoint,
+                    reason: "closed by the server".into(),
+                })
+            }
             Ok(Ok(Some(r))) => r,
         };
         if let Some(rec) = &self.recorder {
@@ -777,7 +980,10 @@ impl WatchStream {
     }
 
     /// Waits (command timeout) for the first response matching `pred`, keeping the others for [`recv`](Self::recv).
-    pub async fn wait_for(&mut self, pred: impl Fn(&pb::WatchResponse) -> bool) -> Result<pb::WatchResponse, ClientError> {
+    pub async fn wait_for(
+        &mut self,
+        pred: impl Fn(&pb::WatchResponse) -> bool,
+    ) -> Result<pb::WatchResponse, ClientError> {
         if let Some(pos) = self.buffered.iter().position(&pred) {
             return Ok(self.buffered.remove(pos).unwrap_or_default());
         }
@@ -789,32 +995,49 @@ impl WatchStream {
                 return Ok(r);
             }
             if self.buffered.len() >= WATCH_BUFFER_LIMIT {
-                return Err(ClientError::Stream { endpoint: self.endpoint.clone(), reason: format!("more than {WATCH_BUFFER_LIMIT} responses buffered while waiting") });
+                return Err(ClientError::Stream {
+                    endpoint: self.endpoint.clone(),
+                    reason: format!(
+                        "more than {WATCH_BUFFER_LIMIT} responses buffered while waiting"
+                    ),
+                });
             }
             self.buffered.push_back(r);
         }
     }
 
     /// Adds a watcher to this stream; returns the server's answer to it.
-    pub async fn create(&mut self, create: pb::WatchCreateRequest) -> Result<pb::WatchResponse, ClientError> {
+    pub async fn create(
+        &mut self,
+        create: pb::WatchCreateRequest,
+    ) -> Result<pb::WatchResponse, ClientError> {
         let wanted = create.watch_id;
         self.send(watch_create(create)).await?;
-        self.wait_for(|r| (r.created || (r.canceled && r.events.is_empty())) && (wanted == 0 || r.watch_id == wanted)).await
+        self.wait_for(|r| {
+            (r.created || (r.canceled && r.events.is_empty()))
+                && (wanted == 0 || r.watch_id == wanted)
+        })
+        .await
     }
 
     /// Cancels watcher `watch_id`; returns the server's cancel response.
     pub async fn cancel(&mut self, watch_id: i64) -> Result<pb::WatchResponse, ClientError> {
         self.send(pb::WatchRequest {
-            request_union: Some(pb::watch_request::RequestUnion::CancelRequest(pb::WatchCancelRequest { watch_id })),
+            request_union: Some(pb::watch_request::RequestUnion::CancelRequest(
+                pb::WatchCancelRequest { watch_id },
+            )),
         })
         .await?;
-        self.wait_for(|r| r.canceled && r.watch_id == watch_id).await
+        self.wait_for(|r| r.canceled && r.watch_id == watch_id)
+            .await
     }
 
     /// Asks for a progress notification (etcd 3.4+); it arrives through [`recv`](Self::recv).
     pub async fn request_progress(&mut self) -> Result<(), ClientError> {
         self.send(pb::WatchRequest {
-            request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(pb::WatchProgressRequest {})),
+            request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
+                pb::WatchProgressRequest {},
+            )),
         })
         .await
     }
@@ -831,7 +1054,10 @@ pub struct LeaseKeeper {
 
 impl std::fmt::Debug for LeaseKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaseKeeper").field("endpoint", &self.endpoint).field("lease_id", &self.lease_id).finish()
+        f.debug_struct("LeaseKeeper")
+            .field("endpoint", &self.endpoint)
+            .field("lease_id", &self.lease_id)
+            .finish()
     }
 }
 
@@ -839,19 +1065,41 @@ impl LeaseKeeper {
     async fn receive(&mut self) -> Result<pb::LeaseKeepAliveResponse, ClientError> {
         let endpoint = self.endpoint.clone();
         match tokio::time::timeout(self.timeout, self.rx.message()).await {
-            Err(_) => Err(ClientError::Timeout { endpoint, after_ms: millis(self.timeout) }),
+            Err(_) => Err(ClientError::Timeout {
+                endpoint,
+                after_ms: millis(self.timeout),
+            }),
             Ok(Err(status)) => Err(status_error(&endpoint, &status)),
-            Ok(Ok(None)) => Err(ClientError::Stream { endpoint, reason: "closed by the server".into() }),
+            Ok(Ok(None)) => Err(ClientError::Stream {
+                endpoint,
+                reason: "closed by the server".into(),
+            }),
             Ok(Ok(Some(r))) => Ok(r),
         }
     }
 
     /// Sends one keep-alive and waits for its answer (TTL 0 means the lease is gone).
     pub async fn keep_alive(&mut self) -> Result<pb::LeaseKeepAliveResponse, ClientError> {
-        match tokio::time::timeout(self.timeout, self.tx.send(pb::LeaseKeepAliveRequest { id: self.lease_id })).await {
+        match tokio::time::timeout(
+            self.timeout,
+            self.tx
+                .send(pb::LeaseKeepAliveRequest { id: self.lease_id }),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(ClientError::Stream { endpoint: self.endpoint.clone(), reason: "stream closed".into() }),
-            Err(_) => return Err(ClientError::Timeout { endpoint: self.endpoint.clone(), after_ms: millis(self.timeout) }),
+            Ok(Err(_)) => {
+                return Err(ClientError::Stream {
+                    endpoint: self.endpoint.clone(),
+                    reason: "stream closed".into(),
+                })
+            }
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    after_ms: millis(self.timeout),
+                })
+            }
         }
         self.receive().await
     }
@@ -863,8 +1111,14 @@ mod tests {
 
     #[test]
     fn endpoints_are_normalized() {
-        assert_eq!(normalize_url("127.0.0.1:2379", false).unwrap(), "http://127.0.0.1:2379");
-        assert_eq!(normalize_url("127.0.0.1:2379", true).unwrap(), "https://127.0.0.1:2379");
+        assert_eq!(
+            normalize_url("127.0.0.1:2379", false).unwrap(),
+            "http://127.0.0.1:2379"
+        );
+        assert_eq!(
+            normalize_url("127.0.0.1:2379", true).unwrap(),
+            "https://127.0.0.1:2379"
+        );
         assert_eq!(normalize_url("https://h:1", false).unwrap(), "https://h:1");
         assert!(normalize_url("unix:///x", false).is_err());
         assert!(normalize_url(" ", false).is_err());
@@ -873,27 +1127,44 @@ mod tests {
     #[test]
     fn user_flag_parses_like_etcdctl() {
         let c = Credentials::parse("root:pw:with:colons").unwrap();
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("root", "pw:with:colons"));
+        assert_eq!(
+            (c.user.as_str(), c.password.as_str()),
+            ("root", "pw:with:colons")
+        );
         assert!(Credentials::parse("nopassword").is_err());
         assert!(!format!("{c:?}").contains("pw"));
     }
 
     #[tokio::test]
     async fn unreachable_endpoints_fail_fast_with_one_line() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut cfg = ClientConfig::new([format!("127.0.0.1:{port}")]);
         cfg.dial_timeout = Duration::from_millis(500);
         let started = std::time::Instant::now();
         let err = Client::connect(cfg).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(3));
         let msg = err.to_string();
-        assert!(msg.contains("cannot reach any endpoint") && msg.contains(&port.to_string()) && !msg.contains('\n'), "{msg}");
-        assert_eq!(crate::classify(true, Some(&err.failure_kind())), Outcome::Failed);
+        assert!(
+            msg.contains("cannot reach any endpoint")
+                && msg.contains(&port.to_string())
+                && !msg.contains('\n'),
+            "{msg}"
+        );
+        assert_eq!(
+            crate::classify(true, Some(&err.failure_kind())),
+            Outcome::Failed
+        );
     }
 
     #[tokio::test]
     async fn empty_config_is_rejected() {
-        let err = Client::connect(ClientConfig::new(Vec::<String>::new())).await.unwrap_err();
+        let err = Client::connect(ClientConfig::new(Vec::<String>::new()))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("no endpoints"));
     }
 }

@@ -144,8 +144,11 @@ fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
         Some(base) => {
             let mut ports = Vec::with_capacity(n);
             for i in 0..n {
-                let port = u16::try_from(usize::from(base) + i)
-                    .map_err(|_| HarnessError::Invalid(format!("--base-port {base} leaves no room for {n} ports")))?;
+                let port = u16::try_from(usize::from(base) + i).map_err(|_| {
+                    HarnessError::Invalid(format!(
+                        "--base-port {base} leaves no room for {n} ports"
+                    ))
+                })?;
                 let addr = SocketAddr::new(spec.host, port);
                 TcpListener::bind(addr).map_err(|_| HarnessError::PortInUse { addr })?;
                 ports.push(port);
@@ -157,7 +160,9 @@ fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
             let listeners: Vec<TcpListener> = (0..n)
                 .map(|_| TcpListener::bind(SocketAddr::new(spec.host, 0)))
                 .collect::<std::io::Result<_>>()
-                .map_err(|e| HarnessError::io(format!("binding a free port on {}", spec.host), e))?;
+                .map_err(|e| {
+                    HarnessError::io(format!("binding a free port on {}", spec.host), e)
+                })?;
             listeners
                 .iter()
                 .map(|l| l.local_addr().map(|a| a.port()))
@@ -168,12 +173,21 @@ fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
 }
 
 fn last_log_line(path: &Path) -> String {
-    let Ok(mut f) = File::open(path) else { return "no log".into() };
+    let Ok(mut f) = File::open(path) else {
+        return "no log".into();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
     let mut s = String::new();
     let _ = f.read_to_string(&mut s);
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("empty log").trim().chars().take(400).collect()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("empty log")
+        .trim()
+        .chars()
+        .take(400)
+        .collect()
 }
 
 /// Starts `binary` with `args`, output appended to `log`, in its own process group
@@ -187,9 +201,15 @@ fn spawn_member(binary: &Path, args: &[String], log: &Path) -> Result<Child> {
         .append(true)
         .open(log)
         .map_err(|e| HarnessError::io(format!("opening {}", log.display()), e))?;
-    let err = out.try_clone().map_err(|e| HarnessError::io("duplicating the log handle", e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| HarnessError::io("duplicating the log handle", e))?;
     let mut cmd = Command::new(binary);
-    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
     // SAFETY: the closure runs in the child between fork and exec and only makes the
     // prctl(PR_SET_PDEATHSIG) system call, which is async-signal-safe; it allocates
     // nothing and touches no lock.
@@ -199,7 +219,8 @@ fn spawn_member(binary: &Path, args: &[String], log: &Path) -> Result<Child> {
             Ok(())
         });
     }
-    cmd.spawn().map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))
+    cmd.spawn()
+        .map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))
 }
 
 /// SIGKILLs a member's whole process group (the member and anything it forked) and reaps it.
@@ -220,18 +241,30 @@ impl Cluster {
     /// on a leader.
     pub async fn start(spec: ClusterSpec, cache: &Cache) -> Result<Cluster> {
         if spec.members == 0 || spec.members > MAX_MEMBERS {
-            return Err(HarnessError::Invalid(format!("a cluster has 1 to {MAX_MEMBERS} members, not {}", spec.members)));
+            return Err(HarnessError::Invalid(format!(
+                "a cluster has 1 to {MAX_MEMBERS} members, not {}",
+                spec.members
+            )));
         }
         if !spec.host.is_loopback() {
-            return Err(HarnessError::Invalid(format!("members listen on loopback only, not {}", spec.host)));
+            return Err(HarnessError::Invalid(format!(
+                "members listen on loopback only, not {}",
+                spec.host
+            )));
         }
         let binary = spec.target.server_binary(cache)?;
-        let attempts = if spec.base_port.is_some() { 1 } else { PORT_ATTEMPTS };
+        let attempts = if spec.base_port.is_some() {
+            1
+        } else {
+            PORT_ATTEMPTS
+        };
         let mut last_err = None;
         for _ in 0..attempts {
             match Self::start_once(&spec, &binary).await {
                 Ok(c) => return Ok(c),
-                Err(e @ HarnessError::MemberExited { .. }) if e.to_string().contains("address already in use") => {
+                Err(e @ HarnessError::MemberExited { .. })
+                    if e.to_string().contains("address already in use") =>
+                {
                     last_err = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -243,7 +276,8 @@ impl Cluster {
     async fn start_once(spec: &ClusterSpec, binary: &Path) -> Result<Cluster> {
         let (tmp, root) = match &spec.data_root {
             Some(r) => {
-                std::fs::create_dir_all(r).map_err(|e| HarnessError::io(format!("creating {}", r.display()), e))?;
+                std::fs::create_dir_all(r)
+                    .map_err(|e| HarnessError::io(format!("creating {}", r.display()), e))?;
                 (None, r.clone())
             }
             None => {
@@ -272,8 +306,11 @@ impl Cluster {
                 state: MemberState::Stopped,
             })
             .collect();
-        let initial_cluster =
-            infos.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",");
+        let initial_cluster = infos
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut members = Vec::new();
         for info in infos {
             let mut args: Vec<String> = vec![
@@ -301,7 +338,11 @@ impl Cluster {
                 spec.election_timeout_ms.to_string(),
             ];
             args.extend(spec.extra_args.iter().cloned());
-            members.push(Member { info, args, child: None });
+            members.push(Member {
+                info,
+                args,
+                child: None,
+            });
         }
         let cluster = Cluster {
             spec: spec.clone(),
@@ -318,12 +359,17 @@ impl Cluster {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Member>> {
-        self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn spawn(&self, i: usize) -> Result<()> {
         let mut members = self.lock();
-        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
+            index: i,
+            members: self.spec.members,
+        })?;
         let child = spawn_member(&self.binary, &m.args, &m.info.log)?;
         m.info.pid = Some(child.id());
         m.info.state = MemberState::Running;
@@ -357,7 +403,10 @@ impl Cluster {
 
     /// Client URLs of all members, in member order.
     pub fn endpoints(&self) -> Vec<String> {
-        self.lock().iter().map(|m| m.info.client_url.clone()).collect()
+        self.lock()
+            .iter()
+            .map(|m| m.info.client_url.clone())
+            .collect()
     }
 
     /// Process ids of members that are running or paused.
@@ -372,7 +421,11 @@ impl Cluster {
 
     /// A client of member `i` only.
     pub async fn member_client(&self, i: usize) -> std::result::Result<Client, ClientError> {
-        let url = self.endpoints().get(i).cloned().ok_or_else(|| ClientError::Config(format!("no member {i}")))?;
+        let url = self
+            .endpoints()
+            .get(i)
+            .cloned()
+            .ok_or_else(|| ClientError::Config(format!("no member {i}")))?;
         Client::connect(ClientConfig::new([url])).await
     }
 
@@ -387,34 +440,68 @@ impl Cluster {
         }
     }
 
-    fn signal(&self, i: usize, sig: Signal, need: MemberState, then: MemberState, action: &str) -> Result<()> {
+    fn signal(
+        &self,
+        i: usize,
+        sig: Signal,
+        need: MemberState,
+        then: MemberState,
+        action: &str,
+    ) -> Result<()> {
         let mut members = self.lock();
-        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
+            index: i,
+            members: self.spec.members,
+        })?;
         Self::reap(m);
         if m.info.state != need {
-            return Err(HarnessError::MemberState { name: m.info.name.clone(), state: m.info.state.to_string(), action: action.into() });
+            return Err(HarnessError::MemberState {
+                name: m.info.name.clone(),
+                state: m.info.state.to_string(),
+                action: action.into(),
+            });
         }
-        let pid = m.info.pid.ok_or_else(|| HarnessError::Invalid(format!("member {} has no process", m.info.name)))?;
-        let group = Pid::from_raw(-i32::try_from(pid).map_err(|_| HarnessError::Invalid("pid out of range".into()))?);
-        kill(group, sig).map_err(|e| HarnessError::io(format!("{action} {}", m.info.name), e.into()))?;
+        let pid = m.info.pid.ok_or_else(|| {
+            HarnessError::Invalid(format!("member {} has no process", m.info.name))
+        })?;
+        let group = Pid::from_raw(
+            -i32::try_from(pid).map_err(|_| HarnessError::Invalid("pid out of range".into()))?,
+        );
+        kill(group, sig)
+            .map_err(|e| HarnessError::io(format!("{action} {}", m.info.name), e.into()))?;
         m.info.state = then;
         Ok(())
     }
 
     /// SIGSTOP member `i` (it keeps its connections but answers nothing).
     pub fn pause(&self, i: usize) -> Result<()> {
-        self.signal(i, Signal::SIGSTOP, MemberState::Running, MemberState::Paused, "pause")
+        self.signal(
+            i,
+            Signal::SIGSTOP,
+            MemberState::Running,
+            MemberState::Paused,
+            "pause",
+        )
     }
 
     /// SIGCONT a paused member.
     pub fn resume(&self, i: usize) -> Result<()> {
-        self.signal(i, Signal::SIGCONT, MemberState::Paused, MemberState::Running, "resume")
+        self.signal(
+            i,
+            Signal::SIGCONT,
+            MemberState::Paused,
+            MemberState::Running,
+            "resume",
+        )
     }
 
     /// SIGKILL member `i` and reap it. Killing a stopped member is a no-op.
     pub fn kill(&self, i: usize) -> Result<()> {
         let mut members = self.lock();
-        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
+            index: i,
+            members: self.spec.members,
+        })?;
         kill_group(m);
         Ok(())
     }
@@ -423,9 +510,14 @@ impl Cluster {
     pub async fn stop(&self, i: usize) -> Result<()> {
         {
             let mut members = self.lock();
-            let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember { index: i, members: self.spec.members })?;
+            let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
+                index: i,
+                members: self.spec.members,
+            })?;
             Self::reap(m);
-            let Some(child) = m.child.as_ref() else { return Ok(()) };
+            let Some(child) = m.child.as_ref() else {
+                return Ok(());
+            };
             if let Ok(pid) = i32::try_from(child.id()) {
                 if m.info.state == MemberState::Paused {
                     let _ = kill(Pid::from_raw(-pid), Signal::SIGCONT);
@@ -470,7 +562,10 @@ impl Cluster {
                 Err(d) => d,
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(HarnessError::NotReady { after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX), detail });
+                return Err(HarnessError::NotReady {
+                    after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    detail,
+                });
             }
             tokio::time::sleep(READY_POLL).await;
         }
@@ -501,7 +596,10 @@ impl Cluster {
         cfg.dial_timeout = PROBE_TIMEOUT;
         cfg.command_timeout = PROBE_TIMEOUT;
         let client = Client::connect(cfg).await.map_err(|e| e.to_string())?;
-        client.status(pb::StatusRequest {}).await.map_err(|e| e.to_string())
+        client
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn probe(&self) -> std::result::Result<(), String> {
@@ -514,7 +612,8 @@ impl Cluster {
         if running.is_empty() {
             return Err("no member is running".into());
         }
-        let answers = futures::future::join_all(running.iter().map(|(_, url)| Self::status_of(url))).await;
+        let answers =
+            futures::future::join_all(running.iter().map(|(_, url)| Self::status_of(url))).await;
         let mut leaders = Vec::new();
         let mut ids = Vec::new();
         for ((name, _), a) in running.iter().zip(answers) {
@@ -559,11 +658,16 @@ impl Cluster {
                 }
             }
         }
-        let leader = leader.ok_or_else(|| HarnessError::NotReady { after_ms: 0, detail: format!("no leader known ({last_err})") })?;
-        ids.iter().position(|id| *id == Some(leader)).ok_or_else(|| HarnessError::NotReady {
+        let leader = leader.ok_or_else(|| HarnessError::NotReady {
             after_ms: 0,
-            detail: format!("leader {leader:x} is not a running member"),
-        })
+            detail: format!("no leader known ({last_err})"),
+        })?;
+        ids.iter()
+            .position(|id| *id == Some(leader))
+            .ok_or_else(|| HarnessError::NotReady {
+                after_ms: 0,
+                detail: format!("leader {leader:x} is not a running member"),
+            })
     }
 
     /// Kills and reaps every member now (what `Drop` does).
@@ -608,7 +712,9 @@ mod tests {
     async fn bad_member_counts_are_rejected() {
         let cache = Cache::at(std::env::temp_dir());
         for n in [0, MAX_MEMBERS + 1] {
-            let err = Cluster::start(ClusterSpec::new(Target::Reference, n), &cache).await.unwrap_err();
+            let err = Cluster::start(ClusterSpec::new(Target::Reference, n), &cache)
+                .await
+                .unwrap_err();
             assert!(err.to_string().contains("1 to 15 members"), "{err}");
         }
     }
@@ -617,12 +723,22 @@ mod tests {
     async fn a_member_that_exits_at_start_is_reported_with_its_log() {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("fake-etcd");
-        std::fs::write(&bin, "#!/bin/sh\necho \"fatal: cannot start ($1 $2)\" >&2\nexit 3\n").unwrap();
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\necho \"fatal: cannot start ($1 $2)\" >&2\nexit 3\n",
+        )
+        .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let spec = ClusterSpec::new(Target::Exec { path: bin }, 1);
-        let err = Cluster::start(spec, &Cache::at(dir.path().into())).await.unwrap_err().to_string();
-        assert!(err.contains("member m0 exited") && err.contains("fatal: cannot start (--name m0)"), "{err}");
+        let err = Cluster::start(spec, &Cache::at(dir.path().into()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("member m0 exited") && err.contains("fatal: cannot start (--name m0)"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -630,18 +746,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("silent");
         // A forked grandchild with a unique command line, to prove whole groups are killed.
-        let marker = format!("{}.{}", 500 + std::process::id() % 400, dir.path().to_string_lossy().len() * 7919 % 100_000);
+        let marker = format!(
+            "{}.{}",
+            500 + std::process::id() % 400,
+            dir.path().to_string_lossy().len() * 7919 % 100_000
+        );
         std::fs::write(&bin, format!("#!/bin/sh\nsleep {marker} &\nwait\n")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut spec = ClusterSpec::new(Target::Exec { path: bin }, 2);
         spec.ready_timeout = Duration::from_millis(800);
-        let err = Cluster::start(spec, &Cache::at(dir.path().into())).await.unwrap_err().to_string();
+        let err = Cluster::start(spec, &Cache::at(dir.path().into()))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not ready after 800 ms"), "{err}");
         // The half-started cluster was dropped: its `sleep`s must be gone.
-        for pattern in [dir.path().join("silent").display().to_string(), format!("sleep {marker}")] {
-            let out = Command::new("pgrep").args(["-f", &pattern]).output().unwrap();
-            assert!(out.stdout.is_empty(), "leftover {pattern}: {}", String::from_utf8_lossy(&out.stdout));
+        for pattern in [
+            dir.path().join("silent").display().to_string(),
+            format!("sleep {marker}"),
+        ] {
+            let out = Command::new("pgrep")
+                .args(["-f", &pattern])
+                .output()
+                .unwrap();
+            assert!(
+                out.stdout.is_empty(),
+                "leftover {pattern}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
     }
 }

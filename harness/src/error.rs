@@ -116,7 +116,10 @@ pub enum HarnessError {
 impl HarnessError {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        HarnessError::Io { context: context.into(), source }
+        HarnessError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

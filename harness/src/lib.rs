@@ -39,17 +39,17 @@ mod record;
 mod target;
 
 pub use client::{
-    Client, ClientConfig, ClientError, Credentials, LeaseKeeper, TlsFiles, WatchStream, DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_DIAL_TIMEOUT, MAX_RESPONSE_BYTES,
+    Client, ClientConfig, ClientError, Credentials, LeaseKeeper, TlsFiles, WatchStream,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIAL_TIMEOUT, MAX_RESPONSE_BYTES,
 };
 pub use cluster::{Cluster, ClusterSpec, MemberInfo, MemberState};
 pub use error::{HarnessError, Result};
 pub use provision::{
-    sha256_file, verify, Cache, CachedTarget, DebPackage, FetchOutcome, Manifest, Source, SourceKind, SourceList,
-    BUILTIN_SOURCES, CACHE_ENV,
+    sha256_file, verify, Cache, CachedTarget, DebPackage, FetchOutcome, Manifest, Source,
+    SourceKind, SourceList, BUILTIN_SOURCES, CACHE_ENV,
 };
 pub use record::{
-    classify, now_ns, Call, FailureKind, MemoryRecorder, OpRecord, Outcome, Recordable, Recorder, Return,
-    WatchRecord, MEMORY_RECORDER_LIMIT,
+    classify, now_ns, Call, FailureKind, MemoryRecorder, OpRecord, Outcome, Recordable, Recorder,
+    Return, WatchRecord, MEMORY_RECORDER_LIMIT,
 };
 pub use target::{Target, REFERENCE_SERVER_BIN, REFERENCE_SERVER_ENV};

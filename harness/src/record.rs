@@ -56,8 +56,13 @@ pub enum FailureKind {
 
 /// Transport-level messages tonic/hyper use when a connection was never established,
 /// so the request cannot have reached a server.
-const NOT_CONNECTED_MARKERS: &[&str] =
-    &["tcp connect error", "error trying to connect", "connection refused", "dns error", "invalid uri"];
+const NOT_CONNECTED_MARKERS: &[&str] = &[
+    "tcp connect error",
+    "error trying to connect",
+    "connection refused",
+    "dns error",
+    "invalid uri",
+];
 
 /// The single choke point: maps a call's result to its [`Outcome`].
 ///
@@ -74,7 +79,9 @@ const NOT_CONNECTED_MARKERS: &[&str] =
 ///   "request timed out", `Unknown`, `Internal`, `Canceled`, a broken stream) → `Unknown`.
 pub fn classify(mutating: bool, failure: Option<&FailureKind>) -> Outcome {
     use tonic::Code;
-    let Some(failure) = failure else { return Outcome::Ok };
+    let Some(failure) = failure else {
+        return Outcome::Ok;
+    };
     if !mutating {
         return Outcome::Failed;
     }
@@ -93,7 +100,10 @@ pub fn classify(mutating: bool, failure: Option<&FailureKind>) -> Outcome {
             | Code::Unimplemented => Outcome::Failed,
             Code::Unavailable => {
                 let m = message.to_ascii_lowercase();
-                if NOT_CONNECTED_MARKERS.iter().any(|needle| m.contains(needle)) {
+                if NOT_CONNECTED_MARKERS
+                    .iter()
+                    .any(|needle| m.contains(needle))
+                {
                     Outcome::Failed
                 } else {
                     Outcome::Unknown
@@ -145,11 +155,14 @@ impl Call {
     /// Txns and ranges are mutating only if they contain a write.
     fn txn_is_mutating(t: &pb::TxnRequest) -> bool {
         use pb::request_op::Request;
-        t.success.iter().chain(&t.failure).any(|op| match &op.request {
-            Some(Request::RequestRange(_)) | None => false,
-            Some(Request::RequestTxn(inner)) => Self::txn_is_mutating(inner),
-            Some(_) => true,
-        })
+        t.success
+            .iter()
+            .chain(&t.failure)
+            .any(|op| match &op.request {
+                Some(Request::RequestRange(_)) | None => false,
+                Some(Request::RequestTxn(inner)) => Self::txn_is_mutating(inner),
+                Some(_) => true,
+            })
     }
 }
 
@@ -271,23 +284,35 @@ pub const MEMORY_RECORDER_LIMIT: usize = 10_000_000;
 impl MemoryRecorder {
     /// The operations recorded so far, in completion order.
     pub fn operations(&self) -> Vec<OpRecord> {
-        self.ops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.ops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
     /// The watch responses recorded so far, in arrival order.
     pub fn watch_responses(&self) -> Vec<WatchRecord> {
-        self.watches.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
 impl Recorder for MemoryRecorder {
     fn operation(&self, record: OpRecord) {
-        let mut v = self.ops.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v = self
+            .ops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if v.len() < MEMORY_RECORDER_LIMIT {
             v.push(record);
         }
     }
     fn watch_response(&self, record: WatchRecord) {
-        let mut v = self.watches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v = self
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if v.len() < MEMORY_RECORDER_LIMIT {
             v.push(record);
         }
@@ -300,14 +325,26 @@ mod tests {
     use tonic::Code;
 
     fn status(code: Code, message: &str) -> FailureKind {
-        FailureKind::Status { code, message: message.to_string() }
+        FailureKind::Status {
+            code,
+            message: message.to_string(),
+        }
     }
 
     #[test]
     fn success_is_ok_and_failed_reads_are_definite() {
         assert_eq!(classify(true, None), Outcome::Ok);
-        assert_eq!(classify(false, Some(&FailureKind::Timeout)), Outcome::Failed);
-        assert_eq!(classify(false, Some(&status(Code::Unavailable, "etcdserver: leader changed"))), Outcome::Failed);
+        assert_eq!(
+            classify(false, Some(&FailureKind::Timeout)),
+            Outcome::Failed
+        );
+        assert_eq!(
+            classify(
+                false,
+                Some(&status(Code::Unavailable, "etcdserver: leader changed"))
+            ),
+            Outcome::Failed
+        );
     }
 
     #[test]
@@ -330,13 +367,25 @@ mod tests {
     fn writes_rejected_up_front_are_definite_failures() {
         for f in [
             FailureKind::NotSent,
-            status(Code::Unavailable, "tcp connect error: Connection refused (os error 111)"),
+            status(
+                Code::Unavailable,
+                "tcp connect error: Connection refused (os error 111)",
+            ),
             status(Code::InvalidArgument, "etcdserver: key is not provided"),
-            status(Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
+            status(
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
             status(Code::NotFound, "etcdserver: requested lease not found"),
             status(Code::PermissionDenied, "etcdserver: permission denied"),
-            status(Code::FailedPrecondition, "etcdserver: authentication is not enabled"),
-            status(Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
+            status(
+                Code::FailedPrecondition,
+                "etcdserver: authentication is not enabled",
+            ),
+            status(
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
         ] {
             assert_eq!(classify(true, Some(&f)), Outcome::Failed, "{f:?}");
         }
@@ -345,12 +394,24 @@ mod tests {
     #[test]
     fn read_only_txns_do_not_mutate() {
         use pb::request_op::Request;
-        let read = pb::RequestOp { request: Some(Request::RequestRange(pb::RangeRequest::default())) };
-        let write = pb::RequestOp { request: Some(Request::RequestPut(pb::PutRequest::default())) };
-        let ro = pb::TxnRequest { success: vec![read.clone()], ..Default::default() };
+        let read = pb::RequestOp {
+            request: Some(Request::RequestRange(pb::RangeRequest::default())),
+        };
+        let write = pb::RequestOp {
+            request: Some(Request::RequestPut(pb::PutRequest::default())),
+        };
+        let ro = pb::TxnRequest {
+            success: vec![read.clone()],
+            ..Default::default()
+        };
         assert!(!Call::Txn(ro.clone()).may_mutate());
         let nested = pb::TxnRequest {
-            failure: vec![pb::RequestOp { request: Some(Request::RequestTxn(pb::TxnRequest { success: vec![write], ..Default::default() })) }],
+            failure: vec![pb::RequestOp {
+                request: Some(Request::RequestTxn(pb::TxnRequest {
+                    success: vec![write],
+                    ..Default::default()
+                })),
+            }],
             ..ro
         };
         assert!(Call::Txn(nested).may_mutate());

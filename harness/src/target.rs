@@ -44,14 +44,20 @@ impl FromStr for Target {
             let version = version.trim_start_matches('v');
             let valid = !version.is_empty()
                 && version.split('.').count() >= 2
-                && version.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+                && version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
             if valid {
-                return Ok(Target::Etcd { version: version.to_string() });
+                return Ok(Target::Etcd {
+                    version: version.to_string(),
+                });
             }
         }
         if let Some(path) = s.strip_prefix("exec:") {
             if !path.is_empty() {
-                return Ok(Target::Exec { path: PathBuf::from(path) });
+                return Ok(Target::Exec {
+                    path: PathBuf::from(path),
+                });
             }
         }
         Err(HarnessError::UnknownTarget(s.to_string()))
@@ -102,7 +108,8 @@ fn find_reference_server() -> Result<PathBuf> {
         return Ok(p);
     }
     let hint = "build it with `cargo build --release -p gauntlet-reference-server` or set GAUNTLET_SERVER_BIN";
-    let exe = std::env::current_exe().map_err(|e| HarnessError::io("locating the running executable", e))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| HarnessError::io("locating the running executable", e))?;
     let mut dir = exe.parent().map(Path::to_path_buf);
     for _ in 0..2 {
         let Some(d) = dir else { break };
@@ -113,8 +120,14 @@ fn find_reference_server() -> Result<PathBuf> {
         }
         dir = d.parent().map(Path::to_path_buf);
     }
-    let looked = exe.parent().map(|p| p.join(REFERENCE_SERVER_BIN)).unwrap_or_default();
-    Err(HarnessError::MissingBinary { path: looked, hint: hint.to_string() })
+    let looked = exe
+        .parent()
+        .map(|p| p.join(REFERENCE_SERVER_BIN))
+        .unwrap_or_default();
+    Err(HarnessError::MissingBinary {
+        path: looked,
+        hint: hint.to_string(),
+    })
 }
 
 /// Errors unless `path` is a regular file with an executable bit.
@@ -122,7 +135,10 @@ pub(crate) fn check_executable(path: &Path, hint: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
-        _ => Err(HarnessError::MissingBinary { path: path.to_path_buf(), hint: hint.to_string() }),
+        _ => Err(HarnessError::MissingBinary {
+            path: path.to_path_buf(),
+            hint: hint.to_string(),
+        }),
     }
 }
 
@@ -133,16 +149,43 @@ mod tests {
     #[test]
     fn parses_every_form() {
         assert_eq!("reference".parse::<Target>().unwrap(), Target::Reference);
-        assert_eq!("etcd@3.5.1".parse::<Target>().unwrap(), Target::Etcd { version: "3.5.1".into() });
-        assert_eq!("etcd@v3.4.23".parse::<Target>().unwrap(), Target::Etcd { version: "3.4.23".into() });
-        assert_eq!("exec:/bin/x".parse::<Target>().unwrap(), Target::Exec { path: "/bin/x".into() });
+        assert_eq!(
+            "etcd@3.5.1".parse::<Target>().unwrap(),
+            Target::Etcd {
+                version: "3.5.1".into()
+            }
+        );
+        assert_eq!(
+            "etcd@v3.4.23".parse::<Target>().unwrap(),
+            Target::Etcd {
+                version: "3.4.23".into()
+            }
+        );
+        assert_eq!(
+            "exec:/bin/x".parse::<Target>().unwrap(),
+            Target::Exec {
+                path: "/bin/x".into()
+            }
+        );
     }
 
     #[test]
     fn rejects_nonsense_with_the_forms_it_takes() {
-        for bad in ["", "etcd", "etcd@", "etcd@3", "etcd@3.5;rm", "exec:", "xline", "Reference"] {
+        for bad in [
+            "",
+            "etcd",
+            "etcd@",
+            "etcd@3",
+            "etcd@3.5;rm",
+            "exec:",
+            "xline",
+            "Reference",
+        ] {
             let err = bad.parse::<Target>().unwrap_err().to_string();
-            assert!(err.contains("unknown target") && err.contains("etcd@VERSION"), "{bad}: {err}");
+            assert!(
+                err.contains("unknown target") && err.contains("etcd@VERSION"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -14,12 +14,18 @@ const TARGET: &str = "etcd@3.5.1";
 fn alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; check its state too.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
         .unwrap_or(false)
 }
 
 async fn serializable_get(c: &gauntlet_harness::Client, key: &str) -> pb::RangeResponse {
-    c.range(pb::RangeRequest { key: key.into(), serializable: true, ..Default::default() }).await.unwrap()
+    c.range(pb::RangeRequest {
+        key: key.into(),
+        serializable: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +55,10 @@ async fn kill_and_restart_the_leader() {
         if before.count == 1 && after.count == 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "restarted member did not catch up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "restarted member did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -66,7 +75,13 @@ async fn pause_and_resume_a_follower() {
     // The paused member answers nothing: a short call times out.
     let mut cfg = gauntlet_harness::ClientConfig::new([cluster.endpoints()[follower].clone()]);
     cfg.command_timeout = Duration::from_millis(300);
-    let err = paused.range(pb::RangeRequest { key: b"x".to_vec(), serializable: true, ..Default::default() }).await;
+    let err = paused
+        .range(pb::RangeRequest {
+            key: b"x".to_vec(),
+            serializable: true,
+            ..Default::default()
+        })
+        .await;
     assert!(err.is_err(), "a SIGSTOPped member answered");
     // The majority still commits.
     let writer = cluster.member_client(leader).await.unwrap();
@@ -74,8 +89,15 @@ async fn pause_and_resume_a_follower() {
     cluster.resume(follower).unwrap();
     cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while serializable_get(&paused, "/faults/during-pause").await.count != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "resumed follower did not catch up");
+    while serializable_get(&paused, "/faults/during-pause")
+        .await
+        .count
+        != 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "resumed follower did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -87,7 +109,10 @@ async fn graceful_stop_then_restart() {
     assert_eq!(cluster.members()[2].state, MemberState::Stopped);
     cluster.restart(2).unwrap();
     cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
-    assert!(cluster.members().iter().all(|m| m.state == MemberState::Running));
+    assert!(cluster
+        .members()
+        .iter()
+        .all(|m| m.state == MemberState::Running));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +131,10 @@ async fn drop_leaves_no_process() {
 fn panic_leaves_no_process() {
     let (tx, rx) = std::sync::mpsc::channel();
     let result = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let cluster = common::start(TARGET, 1).await;
             tx.send(cluster.pids()).unwrap();
@@ -125,6 +153,13 @@ fn panic_leaves_no_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_operations_check_their_arguments() {
     let cluster = common::start(TARGET, 1).await;
-    assert_eq!(cluster.kill(7).unwrap_err().to_string(), "no member 7: the cluster has 1 members");
-    assert!(cluster.resume(0).unwrap_err().to_string().contains("member m0 is running, cannot resume"));
+    assert_eq!(
+        cluster.kill(7).unwrap_err().to_string(),
+        "no member 7: the cluster has 1 members"
+    );
+    assert!(cluster
+        .resume(0)
+        .unwrap_err()
+        .to_string()
+        .contains("member m0 is running, cannot resume"));
 }

@@ -15,6 +15,9 @@ use gauntlet_harness::{Client, ClientConfig, Cluster, Credentials, MemoryRecorde
 
 const EVENT_WAIT: Duration = Duration::from_secs(5);
 
+/// An event as a watcher saw it: (type, value, mod_revision, prev_kv value).
+type SeenEvent = (i32, Vec<u8>, i64, Option<Vec<u8>>);
+
 fn put_op(key: &str, value: &str) -> pb::RequestOp {
     pb::RequestOp {
         request: Some(request_op::Request::RequestPut(pb::PutRequest {
@@ -26,7 +29,12 @@ fn put_op(key: &str, value: &str) -> pb::RequestOp {
 }
 
 fn get_op(key: &str) -> pb::RequestOp {
-    pb::RequestOp { request: Some(request_op::Request::RequestRange(pb::RangeRequest { key: key.into(), ..Default::default() })) }
+    pb::RequestOp {
+        request: Some(request_op::Request::RequestRange(pb::RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })),
+    }
 }
 
 async fn put_get(cluster: Cluster) {
@@ -37,19 +45,40 @@ async fn put_get(cluster: Cluster) {
     let got = c.get(k.clone()).await.unwrap();
     assert_eq!(got.count, 1);
     let kv = &got.kvs[0];
-    assert_eq!((kv.key.as_slice(), kv.value.as_slice()), (k.as_bytes(), b"v1".as_slice()));
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (rev1, rev1, 1));
+    assert_eq!(
+        (kv.key.as_slice(), kv.value.as_slice()),
+        (k.as_bytes(), b"v1".as_slice())
+    );
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (rev1, rev1, 1)
+    );
     let p2 = c
-        .put_request(pb::PutRequest { key: k.clone().into(), value: b"v2".to_vec(), prev_kv: true, ..Default::default() })
+        .put_request(pb::PutRequest {
+            key: k.clone().into(),
+            value: b"v2".to_vec(),
+            prev_kv: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(p2.prev_kv.unwrap().value, b"v1");
     let rev2 = p2.header.unwrap().revision;
     assert_eq!(rev2, rev1 + 1);
     let kv = c.get(k.clone()).await.unwrap().kvs.remove(0);
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (rev1, rev2, 2));
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (rev1, rev2, 2)
+    );
     // Reading at the older revision still sees v1.
-    let old = c.range(pb::RangeRequest { key: k.into(), revision: rev1, ..Default::default() }).await.unwrap();
+    let old = c
+        .range(pb::RangeRequest {
+            key: k.into(),
+            revision: rev1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(old.kvs[0].value, b"v1");
     // Every member's header names the same cluster.
     let h = old.header.unwrap();
@@ -64,11 +93,18 @@ async fn prefix_range_with_limit(cluster: Cluster) {
     for i in 0..5 {
         c.put(format!("{p}{i}"), format!("v{i}")).await.unwrap();
     }
-    c.put(format!("{}x", p.trim_end_matches('/')), "outside").await.unwrap();
+    c.put(format!("{}x", p.trim_end_matches('/')), "outside")
+        .await
+        .unwrap();
     let key = p.clone().into_bytes();
     let range_end = gauntlet_api::prefix_range_end(&key);
     let limited = c
-        .range(pb::RangeRequest { key: key.clone(), range_end: range_end.clone(), limit: 2, ..Default::default() })
+        .range(pb::RangeRequest {
+            key: key.clone(),
+            range_end: range_end.clone(),
+            limit: 2,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(limited.kvs.len(), 2);
@@ -87,9 +123,25 @@ async fn prefix_range_with_limit(cluster: Cluster) {
         .await
         .unwrap();
     assert_eq!(desc.kvs[0].key, format!("{p}4").into_bytes());
-    let count = c.range(pb::RangeRequest { key: key.clone(), range_end: range_end.clone(), count_only: true, ..Default::default() }).await.unwrap();
+    let count = c
+        .range(pb::RangeRequest {
+            key: key.clone(),
+            range_end: range_end.clone(),
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!((count.count, count.kvs.len()), (5, 0));
-    let keys = c.range(pb::RangeRequest { key, range_end, keys_only: true, ..Default::default() }).await.unwrap();
+    let keys = c
+        .range(pb::RangeRequest {
+            key,
+            range_end,
+            keys_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(keys.kvs.iter().all(|kv| kv.value.is_empty()) && keys.kvs.len() == 5);
 }
 
@@ -105,7 +157,11 @@ async fn delete(cluster: Cluster) {
     assert_eq!(missing.deleted, 0);
     let key = p.clone().into_bytes();
     let all = c
-        .delete_range(pb::DeleteRangeRequest { range_end: gauntlet_api::prefix_range_end(&key), key, prev_kv: true })
+        .delete_range(pb::DeleteRangeRequest {
+            range_end: gauntlet_api::prefix_range_end(&key),
+            key,
+            prev_kv: true,
+        })
         .await
         .unwrap();
     assert_eq!(all.deleted, 2);
@@ -118,7 +174,9 @@ async fn txn_with_compares(cluster: Cluster) {
     let k = format!("{}k", common::prefix("txn"));
     let put = c.put(k.clone(), "a").await.unwrap();
     let mod_rev = put.header.unwrap().revision;
-    let cmp = |target: compare::CompareTarget, result: compare::CompareResult, u: compare::TargetUnion| pb::Compare {
+    let cmp = |target: compare::CompareTarget,
+               result: compare::CompareResult,
+               u: compare::TargetUnion| pb::Compare {
         result: result as i32,
         target: target as i32,
         key: k.clone().into(),
@@ -128,7 +186,10 @@ async fn txn_with_compares(cluster: Cluster) {
     use compare::{CompareResult as R, CompareTarget as T, TargetUnion as U};
     // Optimistic concurrency on mod_revision, as Kubernetes does it: succeeds once.
     let txn = pb::TxnRequest {
-        compare: vec![cmp(T::Mod, R::Equal, U::ModRevision(mod_rev)), cmp(T::Value, R::Equal, U::Value(b"a".to_vec()))],
+        compare: vec![
+            cmp(T::Mod, R::Equal, U::ModRevision(mod_rev)),
+            cmp(T::Value, R::Equal, U::Value(b"a".to_vec())),
+        ],
         success: vec![put_op(&k, "b"), get_op(&k)],
         failure: vec![get_op(&k)],
     };
@@ -160,10 +221,18 @@ async fn txn_with_compares(cluster: Cluster) {
     };
     assert!(c.txn(create.clone()).await.unwrap().succeeded);
     assert!(!c.txn(create).await.unwrap().succeeded);
-    let ver = pb::TxnRequest { compare: vec![cmp(T::Version, R::Greater, U::Version(1))], success: vec![], failure: vec![] };
+    let ver = pb::TxnRequest {
+        compare: vec![cmp(T::Version, R::Greater, U::Version(1))],
+        success: vec![],
+        failure: vec![],
+    };
     assert!(c.txn(ver).await.unwrap().succeeded);
     // Two puts of one key in one txn are rejected with etcd's exact error.
-    let dup = pb::TxnRequest { compare: vec![], success: vec![put_op(&k, "x"), put_op(&k, "y")], failure: vec![] };
+    let dup = pb::TxnRequest {
+        compare: vec![],
+        success: vec![put_op(&k, "x"), put_op(&k, "y")],
+        failure: vec![],
+    };
     let err = c.txn(dup).await.unwrap_err();
     assert!(err.is(rpctypes::DUPLICATE_KEY), "{err}");
 }
@@ -171,49 +240,99 @@ async fn txn_with_compares(cluster: Cluster) {
 async fn watch_many_watchers(cluster: Cluster) {
     let c = cluster.client().await.unwrap();
     let p = common::prefix("watch");
-    let before = c.put(format!("{p}old"), "o").await.unwrap().header.unwrap().revision;
+    let before = c
+        .put(format!("{p}old"), "o")
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .revision;
     let key = |s: &str| format!("{p}{s}").into_bytes();
     let (mut stream, created) = c
-        .watch(pb::WatchCreateRequest { key: key("a"), watch_id: 0, ..Default::default() })
+        .watch(pb::WatchCreateRequest {
+            key: key("a"),
+            watch_id: 0,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(created.created);
     let w_key = created.watch_id;
     let prefix_key = p.clone().into_bytes();
     let w_prefix = stream
-        .create(pb::WatchCreateRequest { range_end: gauntlet_api::prefix_range_end(&prefix_key), key: prefix_key.clone(), prev_kv: true, ..Default::default() })
+        .create(pb::WatchCreateRequest {
+            range_end: gauntlet_api::prefix_range_end(&prefix_key),
+            key: prefix_key.clone(),
+            prev_kv: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(w_prefix.created);
     let w_past = stream
-        .create(pb::WatchCreateRequest { key: key("old"), start_revision: before, ..Default::default() })
+        .create(pb::WatchCreateRequest {
+            key: key("old"),
+            start_revision: before,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let ids = [w_key, w_prefix.watch_id, w_past.watch_id];
-    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 3, "watch ids must differ: {ids:?}");
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "watch ids must differ: {ids:?}"
+    );
     c.put(format!("{p}a"), "1").await.unwrap();
     c.put(format!("{p}a"), "2").await.unwrap();
-    let del_rev = c.delete(format!("{p}a")).await.unwrap().header.unwrap().revision;
+    let del_rev = c
+        .delete(format!("{p}a"))
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .revision;
 
-    let mut events: std::collections::HashMap<i64, Vec<(i32, Vec<u8>, i64, Option<Vec<u8>>)>> = Default::default();
+    let mut events: std::collections::HashMap<i64, Vec<SeenEvent>> = Default::default();
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while events.get(&w_key).map_or(0, Vec::len) < 3 || events.get(&w_prefix.watch_id).map_or(0, Vec::len) < 3 || events.get(&w_past.watch_id).map_or(0, Vec::len) < 1 {
+    while events.get(&w_key).map_or(0, Vec::len) < 3
+        || events.get(&w_prefix.watch_id).map_or(0, Vec::len) < 3
+        || events.get(&w_past.watch_id).map_or(0, Vec::len) < 1
+    {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let r = stream.recv(left).await.unwrap_or_else(|e| panic!("waiting for events, have {events:?}: {e}"));
+        let r = stream
+            .recv(left)
+            .await
+            .unwrap_or_else(|e| panic!("waiting for events, have {events:?}: {e}"));
         for e in r.events {
             let kv = e.kv.unwrap_or_default();
-            events.entry(r.watch_id).or_default().push((e.r#type, kv.value, kv.mod_revision, e.prev_kv.map(|p| p.value)));
+            events.entry(r.watch_id).or_default().push((
+                e.r#type,
+                kv.value,
+                kv.mod_revision,
+                e.prev_kv.map(|p| p.value),
+            ));
         }
     }
     let put = EventType::Put as i32;
     let del = EventType::Delete as i32;
     let on_key = &events[&w_key];
-    assert_eq!(on_key.iter().map(|e| e.0).collect::<Vec<_>>(), vec![put, put, del]);
+    assert_eq!(
+        on_key.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![put, put, del]
+    );
     assert_eq!(on_key[2].2, del_rev);
     let on_prefix = &events[&w_prefix.watch_id];
-    assert_eq!(on_prefix[1].3.as_deref(), Some(b"1".as_slice()), "prev_kv of the second put");
+    assert_eq!(
+        on_prefix[1].3.as_deref(),
+        Some(b"1".as_slice()),
+        "prev_kv of the second put"
+    );
     let on_past = &events[&w_past.watch_id];
-    assert_eq!((on_past[0].1.as_slice(), on_past[0].2), (b"o".as_slice(), before));
+    assert_eq!(
+        (on_past[0].1.as_slice(), on_past[0].2),
+        (b"o".as_slice(), before)
+    );
     // Cancel one watcher; the others keep working.
     let canceled = stream.cancel(w_key).await.unwrap();
     assert!(canceled.canceled);
@@ -225,32 +344,68 @@ async fn watch_many_watchers(cluster: Cluster) {
 async fn lease_grant_keepalive_revoke(cluster: Cluster) {
     let c = cluster.client().await.unwrap();
     let k = format!("{}k", common::prefix("lease"));
-    let grant = c.lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 }).await.unwrap();
+    let grant = c
+        .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
+        .await
+        .unwrap();
     assert!(grant.id != 0 && grant.ttl == 30 && grant.error.is_empty());
-    c.put_request(pb::PutRequest { key: k.clone().into(), value: b"v".to_vec(), lease: grant.id, ..Default::default() }).await.unwrap();
+    c.put_request(pb::PutRequest {
+        key: k.clone().into(),
+        value: b"v".to_vec(),
+        lease: grant.id,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let (mut keeper, first) = c.lease_keep_alive(grant.id).await.unwrap();
     assert_eq!((first.id, first.ttl), (grant.id, 30));
     assert_eq!(keeper.keep_alive().await.unwrap().ttl, 30);
-    let ttl = c.lease_time_to_live(pb::LeaseTimeToLiveRequest { id: grant.id, keys: true }).await.unwrap();
+    let ttl = c
+        .lease_time_to_live(pb::LeaseTimeToLiveRequest {
+            id: grant.id,
+            keys: true,
+        })
+        .await
+        .unwrap();
     assert_eq!(ttl.granted_ttl, 30);
     assert!(ttl.ttl > 0 && ttl.ttl <= 30);
     assert_eq!(ttl.keys, vec![k.clone().into_bytes()]);
     let leases = c.lease_leases(pb::LeaseLeasesRequest {}).await.unwrap();
     assert!(leases.leases.iter().any(|l| l.id == grant.id));
-    c.lease_revoke(pb::LeaseRevokeRequest { id: grant.id }).await.unwrap();
-    assert_eq!(c.get(k).await.unwrap().count, 0, "revoking deletes attached keys");
-    assert_eq!(keeper.keep_alive().await.unwrap().ttl, 0, "keep-alive of a revoked lease answers TTL 0");
-    let err = c.lease_revoke(pb::LeaseRevokeRequest { id: grant.id }).await.unwrap_err();
+    c.lease_revoke(pb::LeaseRevokeRequest { id: grant.id })
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get(k).await.unwrap().count,
+        0,
+        "revoking deletes attached keys"
+    );
+    assert_eq!(
+        keeper.keep_alive().await.unwrap().ttl,
+        0,
+        "keep-alive of a revoked lease answers TTL 0"
+    );
+    let err = c
+        .lease_revoke(pb::LeaseRevokeRequest { id: grant.id })
+        .await
+        .unwrap_err();
     assert!(err.is(rpctypes::LEASE_NOT_FOUND), "{err}");
 }
 
 async fn member_list(cluster: Cluster) {
     let c = cluster.client().await.unwrap();
-    let list = c.member_list(pb::MemberListRequest::default()).await.unwrap();
+    let list = c
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap();
     let mut names: Vec<_> = list.members.iter().map(|m| m.name.clone()).collect();
     names.sort();
     assert_eq!(names, ["m0", "m1", "m2"]);
-    let mut urls: Vec<_> = list.members.iter().flat_map(|m| m.client_ur_ls.clone()).collect();
+    let mut urls: Vec<_> = list
+        .members
+        .iter()
+        .flat_map(|m| m.client_ur_ls.clone())
+        .collect();
     urls.sort();
     let mut want = cluster.endpoints();
     want.sort();
@@ -266,23 +421,46 @@ async fn status(cluster: Cluster) {
     };
     let mut leaders = Vec::new();
     for i in 0..3 {
-        let s = c.pinned(i).unwrap().status(pb::StatusRequest {}).await.unwrap();
-        assert!(s.version.starts_with(&version), "{} vs {version}", s.version);
+        let s = c
+            .pinned(i)
+            .unwrap()
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap();
+        assert!(
+            s.version.starts_with(&version),
+            "{} vs {version}",
+            s.version
+        );
         assert!(s.db_size > 0 && s.raft_index > 0 && s.raft_term > 0);
         leaders.push(s.leader);
     }
     leaders.dedup();
     assert_eq!(leaders.len(), 1);
     let hkv: Vec<_> = futures_join(&c).await;
-    assert!(hkv.windows(2).all(|w| w[0] == w[1]), "HashKV differs across members: {hkv:?}");
+    assert!(
+        hkv.windows(2).all(|w| w[0] == w[1]),
+        "HashKV differs across members: {hkv:?}"
+    );
 }
 
 async fn futures_join(c: &Client) -> Vec<u32> {
     c.put("/gauntlet-test/status/k", "v").await.unwrap();
-    let rev = c.get("/gauntlet-test/status/k").await.unwrap().header.unwrap().revision;
+    let rev = c
+        .get("/gauntlet-test/status/k")
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .revision;
     let mut out = Vec::new();
     for i in 0..3 {
-        let h = c.pinned(i).unwrap().hash_kv(pb::HashKvRequest { revision: rev }).await.unwrap();
+        let h = c
+            .pinned(i)
+            .unwrap()
+            .hash_kv(pb::HashKvRequest { revision: rev })
+            .await
+            .unwrap();
         out.push(h.hash);
     }
     out
@@ -294,25 +472,63 @@ async fn errors_are_etcds(cluster: Cluster) {
     let err = c.put("", "v").await.unwrap_err();
     assert!(err.is(rpctypes::EMPTY_KEY), "{err}");
     let k = format!("{}k", common::prefix("errors"));
-    let r1 = c.put(k.clone(), "1").await.unwrap().header.unwrap().revision;
+    let r1 = c
+        .put(k.clone(), "1")
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .revision;
     c.put(k.clone(), "2").await.unwrap();
-    c.compact(pb::CompactionRequest { revision: r1 + 1, physical: true }).await.unwrap();
-    let err = c.range(pb::RangeRequest { key: k.clone().into(), revision: r1, ..Default::default() }).await.unwrap_err();
+    c.compact(pb::CompactionRequest {
+        revision: r1 + 1,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    let err = c
+        .range(pb::RangeRequest {
+            key: k.clone().into(),
+            revision: r1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert!(err.is(rpctypes::COMPACTED), "{err}");
-    let err = c.range(pb::RangeRequest { key: k.into(), revision: 1 << 40, ..Default::default() }).await.unwrap_err();
+    let err = c
+        .range(pb::RangeRequest {
+            key: k.into(),
+            revision: 1 << 40,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert!(err.is(rpctypes::FUTURE_REV), "{err}");
     // The recorder saw every call, with outcomes from the one classifier.
     let ops = rec.operations();
     assert_eq!(ops.len(), 6);
     assert_eq!(ops[0].outcome, Outcome::Failed);
     assert_eq!(ops[1].outcome, Outcome::Ok);
-    assert!(ops.iter().all(|o| o.complete_ns >= o.invoke_ns && o.client_id == c.client_id()));
+    assert!(ops
+        .iter()
+        .all(|o| o.complete_ns >= o.invoke_ns && o.client_id == c.client_id()));
 }
 
 async fn auth_token_flow(cluster: Cluster) {
     let c = cluster.client().await.unwrap();
-    c.user_add(pb::AuthUserAddRequest { name: "root".into(), password: "rootpw".into(), ..Default::default() }).await.unwrap();
-    c.user_grant_role(pb::AuthUserGrantRoleRequest { user: "root".into(), role: "root".into() }).await.unwrap();
+    c.user_add(pb::AuthUserAddRequest {
+        name: "root".into(),
+        password: "rootpw".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.user_grant_role(pb::AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .unwrap();
     c.auth_enable(pb::AuthEnableRequest {}).await.unwrap();
     let err = c.put("/gauntlet-test/auth/k", "v").await.unwrap_err();
     assert_eq!(err.code(), Some(tonic::Code::InvalidArgument), "{err}");

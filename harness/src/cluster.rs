@@ -22,7 +22,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::client::{Client, ClientConfig, ClientError};
+use crate::client::{Client, ClientConfig, ClientError, TlsFiles};
 use crate::error::{HarnessError, Result};
 use crate::provision::Cache;
 use crate::target::Target;
@@ -61,6 +61,21 @@ pub struct ClusterSpec {
     pub data_root: Option<PathBuf>,
     /// How long [`Cluster::start`] waits for readiness.
     pub ready_timeout: Duration,
+    /// TLS on the client URLs; `None` serves plain HTTP/2.
+    pub tls: Option<ClusterTls>,
+}
+
+/// TLS for the members' client URLs, and the files the harness itself connects with.
+#[derive(Debug, Clone)]
+pub struct ClusterTls {
+    /// etcd's `--cert-file`.
+    pub server_cert: PathBuf,
+    /// etcd's `--key-file`.
+    pub server_key: PathBuf,
+    /// etcd's `--trusted-ca-file`; when set, `--client-cert-auth` is on too.
+    pub client_ca: Option<PathBuf>,
+    /// What the harness's own clients (readiness probes, [`Cluster::client`]) present.
+    pub client: TlsFiles,
 }
 
 impl ClusterSpec {
@@ -77,6 +92,7 @@ impl ClusterSpec {
             extra_args: Vec::new(),
             data_root: None,
             ready_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -295,10 +311,11 @@ impl Cluster {
             IpAddr::V4(v4) => v4.to_string(),
         };
         let token = format!("gauntlet-{}-{}", std::process::id(), ports[0]);
+        let scheme = if spec.tls.is_some() { "https" } else { "http" };
         let infos: Vec<MemberInfo> = (0..spec.members)
             .map(|i| MemberInfo {
                 name: format!("m{i}"),
-                client_url: format!("http://{host}:{}", ports[2 * i]),
+                client_url: format!("{scheme}://{host}:{}", ports[2 * i]),
                 peer_url: format!("http://{host}:{}", ports[2 * i + 1]),
                 data_dir: root.join(format!("m{i}.data")),
                 log: root.join(format!("m{i}.log")),
@@ -337,6 +354,17 @@ impl Cluster {
                 "--election-timeout".into(),
                 spec.election_timeout_ms.to_string(),
             ];
+            if let Some(tls) = &spec.tls {
+                args.extend(["--cert-file".into(), tls.server_cert.display().to_string()]);
+                args.extend(["--key-file".into(), tls.server_key.display().to_string()]);
+                if let Some(ca) = &tls.client_ca {
+                    args.extend([
+                        "--trusted-ca-file".into(),
+                        ca.display().to_string(),
+                        "--client-cert-auth".into(),
+                    ]);
+                }
+            }
             args.extend(spec.extra_args.iter().cloned());
             members.push(Member {
                 info,
@@ -414,9 +442,17 @@ impl Cluster {
         self.members().iter().filter_map(|m| m.pid).collect()
     }
 
+    /// The client configuration for these endpoints (TLS files included when the
+    /// cluster serves TLS).
+    pub fn client_config(&self, endpoints: Vec<String>) -> ClientConfig {
+        let mut cfg = ClientConfig::new(endpoints);
+        cfg.tls = self.spec.tls.as_ref().map(|t| t.client.clone());
+        cfg
+    }
+
     /// A client over every member.
     pub async fn client(&self) -> std::result::Result<Client, ClientError> {
-        Client::connect(ClientConfig::new(self.endpoints())).await
+        Client::connect(self.client_config(self.endpoints())).await
     }
 
     /// A client of member `i` only.
@@ -426,7 +462,7 @@ impl Cluster {
             .get(i)
             .cloned()
             .ok_or_else(|| ClientError::Config(format!("no member {i}")))?;
-        Client::connect(ClientConfig::new([url])).await
+        Client::connect(self.client_config(vec![url])).await
     }
 
     /// Notices a member that exited on its own.
@@ -591,8 +627,8 @@ impl Cluster {
         Ok(())
     }
 
-    async fn status_of(url: &str) -> std::result::Result<pb::StatusResponse, String> {
-        let mut cfg = ClientConfig::new([url.to_string()]);
+    async fn status_of(&self, url: &str) -> std::result::Result<pb::StatusResponse, String> {
+        let mut cfg = self.client_config(vec![url.to_string()]);
         cfg.dial_timeout = PROBE_TIMEOUT;
         cfg.command_timeout = PROBE_TIMEOUT;
         let client = Client::connect(cfg).await.map_err(|e| e.to_string())?;
@@ -613,7 +649,7 @@ impl Cluster {
             return Err("no member is running".into());
         }
         let answers =
-            futures::future::join_all(running.iter().map(|(_, url)| Self::status_of(url))).await;
+            futures::future::join_all(running.iter().map(|(_, url)| self.status_of(url))).await;
         let mut leaders = Vec::new();
         let mut ids = Vec::new();
         for ((name, _), a) in running.iter().zip(answers) {
@@ -645,7 +681,7 @@ impl Cluster {
                 ids.push(None);
                 continue;
             }
-            match Self::status_of(&m.client_url).await {
+            match self.status_of(&m.client_url).await {
                 Ok(s) => {
                     ids.push(s.header.map(|h| h.member_id));
                     if s.leader != 0 {

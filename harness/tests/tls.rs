@@ -1,0 +1,142 @@
+//! TLS through rustls against real etcd 3.5.1 with client-certificate auth:
+//! `--cacert/--cert/--key` work, and a client without a certificate, or one that does
+//! not trust the server's CA, is refused with one clear error.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, ClusterTls, TlsFiles};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+
+struct Pki {
+    ca: std::path::PathBuf,
+    other_ca: std::path::PathBuf,
+    server_cert: std::path::PathBuf,
+    server_key: std::path::PathBuf,
+    client_cert: std::path::PathBuf,
+    client_key: std::path::PathBuf,
+}
+
+fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    (p.self_signed(&key).unwrap(), key)
+}
+
+fn pki(dir: &Path) -> Pki {
+    let (ca_cert, ca_key) = ca("gauntlet test CA");
+    let (other, _) = ca("some other CA");
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "gauntlet-client");
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+    let write = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    Pki {
+        ca: write("ca.pem", ca_cert.pem()),
+        other_ca: write("other-ca.pem", other.pem()),
+        server_cert: write("server.pem", server_cert.pem()),
+        server_key: write("server-key.pem", server_key.serialize_pem()),
+        client_cert: write("client.pem", client_cert.pem()),
+        client_key: write("client-key.pem", client_key.serialize_pem()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let client_files = TlsFiles {
+        cacert: Some(pki.ca.clone()),
+        cert: Some(pki.client_cert.clone()),
+        key: Some(pki.client_key.clone()),
+    };
+    let mut spec = ClusterSpec::new("etcd@3.5.1".parse().unwrap(), 1);
+    spec.tls = Some(ClusterTls {
+        server_cert: pki.server_cert.clone(),
+        server_key: pki.server_key.clone(),
+        client_ca: Some(pki.ca.clone()),
+        client: client_files.clone(),
+    });
+    spec.ready_timeout = Duration::from_secs(60);
+    let cluster = Cluster::start(spec, &Cache::from_env())
+        .await
+        .unwrap_or_else(|e| panic!("{e} (run `cargo xtask test`)"));
+    let endpoint = cluster.endpoints()[0].clone();
+    assert!(endpoint.starts_with("https://"));
+
+    let c = cluster.client().await.unwrap();
+    c.put("/tls/k", "v").await.unwrap();
+    assert_eq!(c.get("/tls/k").await.unwrap().kvs[0].value, b"v");
+
+    // host:port without a scheme means https when TLS files are given, as in etcdctl.
+    let mut bare = ClientConfig::new([endpoint.trim_start_matches("https://").to_string()]);
+    bare.tls = Some(client_files);
+    Client::connect(bare)
+        .await
+        .unwrap()
+        .get("/tls/k")
+        .await
+        .unwrap();
+
+    for (what, expected, files) in [
+        (
+            "no client certificate",
+            "Certificate",
+            TlsFiles {
+                cacert: Some(pki.ca.clone()),
+                cert: None,
+                key: None,
+            },
+        ),
+        (
+            "untrusted server CA",
+            "UnknownIssuer",
+            TlsFiles {
+                cacert: Some(pki.other_ca.clone()),
+                cert: Some(pki.client_cert.clone()),
+                key: Some(pki.client_key.clone()),
+            },
+        ),
+    ] {
+        let mut cfg = ClientConfig::new([endpoint.clone()]);
+        cfg.tls = Some(files);
+        cfg.dial_timeout = Duration::from_secs(2);
+        cfg.command_timeout = Duration::from_secs(2);
+        let refused = match Client::connect(cfg).await {
+            Err(e) => e.to_string(),
+            Ok(c) => match c.get("/tls/k").await {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{what}: the server answered"),
+            },
+        };
+        assert!(
+            !refused.contains('\n') && refused.contains(expected),
+            "{what}: {refused}"
+        );
+    }
+
+    let mut half = ClientConfig::new([endpoint]);
+    half.tls = Some(TlsFiles {
+        cacert: Some(pki.ca.clone()),
+        cert: Some(pki.client_cert.clone()),
+        key: None,
+    });
+    assert_eq!(
+        Client::connect(half).await.unwrap_err().to_string(),
+        "invalid client configuration: --cert and --key go together"
+    );
+}

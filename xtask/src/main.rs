@@ -135,19 +135,15 @@ fn test(filter: &[String]) -> anyhow::Result<()> {
             cargo().args(["install", "--locked", "cargo-nextest"]),
         )?;
     }
-    let mut nextest = cargo();
-    nextest
-        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-        .args(filter);
-    let tests = run("running every test", &mut nextest);
+    // Doctests first, so the run closes on nextest's summary of every test.
     let doctests = if filter.is_empty() {
-        run(
-            "running doctests",
-            cargo().args(["test", "--workspace", "--doc", "--quiet"]),
-        )
+        run("running doctests", cargo().args(["test", "--workspace", "--doc", "--quiet"]))
     } else {
         Ok(())
     };
+    let mut nextest = cargo();
+    nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(filter);
+    let tests = run("running every test", &mut nextest);
     let leftovers: Vec<_> = server_pids().difference(&before).cloned().collect();
     for (pid, _) in &leftovers {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();

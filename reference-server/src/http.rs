@@ -1,0 +1,77 @@
+//! `/health`, `/version` and `/metrics` over HTTP/1 on the client URLs, as etcd serves them.
+
+use std::sync::atomic::Ordering;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+use crate::config::API_VERSION;
+use crate::node::NodeHandle;
+
+/// The HTTP routes.
+pub fn routes(node: NodeHandle) -> Router {
+    let health_node = node.clone();
+    let metrics_node = node;
+    Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let node = health_node.clone();
+                async move {
+                    if node.status.leader.load(Ordering::Relaxed) != 0 {
+                        (StatusCode::OK, r#"{"health":"true","reason":""}"#)
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            r#"{"health":"false","reason":"RAFT NO LEADER"}"#,
+                        )
+                    }
+                }
+            }),
+        )
+        .route(
+            "/version",
+            get(|| async {
+                format!(r#"{{"etcdserver":"{API_VERSION}","etcdcluster":"{API_VERSION}"}}"#)
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let node = metrics_node.clone();
+                async move { metrics(&node) }
+            }),
+        )
+}
+
+fn metrics(node: &NodeHandle) -> String {
+    let s = &node.status;
+    let (revision, compact, db) = {
+        let st = node
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (st.revision(), st.compact_revision(), st.db_size_bytes())
+    };
+    let has_leader = u8::from(s.leader.load(Ordering::Relaxed) != 0);
+    let is_leader = u8::from(s.is_leader.load(Ordering::Relaxed));
+    format!(
+        "# HELP etcd_server_has_leader Whether or not a leader exists. 1 is existence, 0 is not.\n\
+         # TYPE etcd_server_has_leader gauge\netcd_server_has_leader {has_leader}\n\
+         # HELP etcd_server_is_leader Whether or not this member is a leader. 1 if is, 0 otherwise.\n\
+         # TYPE etcd_server_is_leader gauge\netcd_server_is_leader {is_leader}\n\
+         # HELP etcd_server_proposals_applied_total The total number of consensus proposals applied.\n\
+         # TYPE etcd_server_proposals_applied_total gauge\netcd_server_proposals_applied_total {}\n\
+         # HELP etcd_server_proposals_committed_total The total number of consensus proposals committed.\n\
+         # TYPE etcd_server_proposals_committed_total gauge\netcd_server_proposals_committed_total {}\n\
+         # HELP etcd_mvcc_db_total_size_in_bytes Total size of the underlying database physically allocated in bytes.\n\
+         # TYPE etcd_mvcc_db_total_size_in_bytes gauge\netcd_mvcc_db_total_size_in_bytes {db}\n\
+         # HELP etcd_debugging_mvcc_current_revision The current revision of store.\n\
+         # TYPE etcd_debugging_mvcc_current_revision gauge\netcd_debugging_mvcc_current_revision {revision}\n\
+         # HELP etcd_debugging_mvcc_compact_revision The revision of the last compaction in store.\n\
+         # TYPE etcd_debugging_mvcc_compact_revision gauge\netcd_debugging_mvcc_compact_revision {compact}\n",
+        s.applied.load(Ordering::Relaxed),
+        s.raft_index.load(Ordering::Relaxed),
+    )
+}

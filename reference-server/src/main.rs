@@ -1,0 +1,383 @@
+//! `gauntlet-server`: an etcd-compatible server, Gauntlet's reference target.
+//!
+//! A member is a raft node ([`node`]) over a log persisted in sled ([`raftlog`]),
+//! applying commands to a replicated state machine ([`state`]: MVCC store, leases,
+//! watch hub), with etcd's gRPC services on the client URLs ([`services`], plus
+//! `/health`, `/version`, `/metrics` from [`http`]) and a peer protocol on the peer
+//! URLs ([`transport`], [`peer`]). Lease expiry belongs to the leader ([`lease`]).
+//!
+//! Start it exactly like etcd: it takes etcd's flag names ([`config`]).
+
+mod config;
+mod http;
+mod lease;
+mod node;
+mod peer;
+mod raftlog;
+mod services;
+mod state;
+mod transport;
+
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms
+)]
+mod peerpb {
+    tonic::include_proto!("gauntletpeer");
+}
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use gauntlet_api::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
+};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::config::{Config, Flags};
+use crate::services::{Ctx, MemberRecord, GRPC_OVERHEAD_BYTES};
+
+fn main() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::from_flags(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gauntlet-server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let level = match config.flags.log_level.as_str() {
+        "debug" => "debug",
+        "info" => "info",
+        "warn" => "warn",
+        _ => "error",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "gauntlet_server={level},warn"
+        )))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gauntlet-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gauntlet-server: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn raft_logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let db_dir = config.data_dir.join("member").join("gauntlet.db");
+    std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
+    let db = sled::Config::new()
+        .path(&db_dir)
+        .cache_capacity(512 << 20)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(None)
+        .open()
+        .with_context(|| {
+            format!(
+                "opening the database in {} (is another member using this --data-dir?)",
+                db_dir.display()
+            )
+        })?;
+    let state = state::StateMachine::open(db.clone()).context("opening the state machine")?;
+    let state = Arc::new(RwLock::new(state));
+
+    let node_cell: Arc<OnceLock<node::NodeHandle>> = Arc::new(OnceLock::new());
+    let peer_urls: HashMap<u64, String> = config
+        .peers
+        .values()
+        .filter(|p| p.id != config.member_id)
+        .filter_map(|p| p.peer_urls.first().map(|u| (p.id, u.clone())))
+        .collect();
+    let transport = transport::Transport::start(
+        &tokio::runtime::Handle::current(),
+        config.cluster_id,
+        config.member_id,
+        &peer_urls,
+        node_cell.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let request_timeout =
+        Duration::from_secs(5) + 2 * Duration::from_millis(config.flags.election_timeout);
+    let node_cfg = node::NodeConfig {
+        id: config.member_id,
+        voters: config.peers.keys().copied().collect(),
+        tick: config.tick(),
+        election_ticks: config.election_ticks,
+        snapshot_count: config.flags.snapshot_count,
+        request_timeout,
+    };
+    let node =
+        node::start(db, state, node_cfg, transport, raft_logger()).context("starting raft")?;
+    let _ = node_cell.set(node.clone());
+
+    // etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.
+    let min_ttl_s = i64::try_from((3 * config.flags.election_timeout).div_ceil(2000))
+        .unwrap_or(1)
+        .max(1);
+    let lessor = lease::Lessor::new(node.clone(), min_ttl_s);
+    let lessor_cell = Arc::new(OnceLock::new());
+    let _ = lessor_cell.set(lessor.clone());
+    tokio::spawn(lessor.clone().run());
+
+    let members: HashMap<u64, MemberRecord> = config
+        .peers
+        .values()
+        .map(|p| {
+            let me = p.id == config.member_id;
+            (
+                p.id,
+                MemberRecord {
+                    name: if me { p.name.clone() } else { String::new() },
+                    peer_urls: p.peer_urls.clone(),
+                    client_urls: if me {
+                        config.flags.advertise_client_urls.clone()
+                    } else {
+                        Vec::new()
+                    },
+                },
+            )
+        })
+        .collect();
+    let members = Arc::new(RwLock::new(members));
+    let mut peer_clients = HashMap::new();
+    for (id, url) in &peer_urls {
+        let ch = transport::peer_channel(url).map_err(anyhow::Error::msg)?;
+        peer_clients.insert(*id, peerpb::peer_client::PeerClient::new(ch));
+    }
+    let peer_clients = Arc::new(peer_clients);
+    tokio::spawn(learn_members(peer_clients.clone(), members.clone()));
+
+    let ctx = Ctx {
+        node: node.clone(),
+        cluster_id: config.cluster_id,
+        member_id: config.member_id,
+        max_txn_ops: config.flags.max_txn_ops as usize,
+        max_request_bytes: config.flags.max_request_bytes as usize,
+        lessor,
+        members,
+        peers: peer_clients,
+        progress_interval: config
+            .flags
+            .watch_progress_notify_interval
+            .max(Duration::from_millis(100)),
+        quota_bytes: config.quota_bytes,
+    };
+    spawn_auto_compaction(&config, ctx.clone());
+
+    // Peer listeners.
+    let me = peerpb::MemberInfoResponse {
+        id: config.member_id,
+        name: config.flags.name.clone(),
+        client_urls: config.flags.advertise_client_urls.clone(),
+        peer_urls: config.flags.initial_advertise_peer_urls.clone(),
+    };
+    let peer_svc = peer::PeerService {
+        node: node_cell.clone(),
+        lessor: lessor_cell,
+        cluster_id: config.cluster_id,
+        me,
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    for addr in &config.peer_addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--listen-peer-urls: cannot listen on {addr}"))?;
+        let svc = peerpb::peer_server::PeerServer::new(peer_svc.clone())
+            .max_decoding_message_size(transport::MAX_PEER_MESSAGE)
+            .max_encoding_message_size(transport::MAX_PEER_MESSAGE);
+        servers.spawn(async move {
+            Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+                .map_err(|e| anyhow::anyhow!("peer server: {e}"))
+        });
+    }
+
+    // Client listeners.
+    let max_decode = config.flags.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    for addr in &config.client_addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--listen-client-urls: cannot listen on {addr}"))?;
+        let grpc = tonic::service::Routes::new(
+            KvServer::new(services::KvService(ctx.clone())).max_decoding_message_size(max_decode),
+        )
+        .add_service(
+            WatchServer::new(services::WatchService(ctx.clone()))
+                .max_decoding_message_size(max_decode),
+        )
+        .add_service(
+            LeaseServer::new(services::LeaseService(ctx.clone()))
+                .max_decoding_message_size(max_decode),
+        )
+        .add_service(
+            ClusterServer::new(services::ClusterService(ctx.clone()))
+                .max_decoding_message_size(max_decode),
+        )
+        .add_service(
+            MaintenanceServer::new(services::MaintenanceService(ctx.clone()))
+                .max_decoding_message_size(max_decode),
+        );
+        let router = grpc.into_axum_router().merge(http::routes(node.clone()));
+        let mut builder = Server::builder().accept_http1(true);
+        if let (Some(cert), Some(key)) = (&config.flags.cert_file, &config.flags.key_file) {
+            let cert =
+                std::fs::read(cert).with_context(|| format!("--cert-file {}", cert.display()))?;
+            let key =
+                std::fs::read(key).with_context(|| format!("--key-file {}", key.display()))?;
+            let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+            if let Some(ca) = &config.flags.trusted_ca_file {
+                let ca = std::fs::read(ca)
+                    .with_context(|| format!("--trusted-ca-file {}", ca.display()))?;
+                tls = tls
+                    .client_ca_root(Certificate::from_pem(ca))
+                    .client_auth_optional(!config.flags.client_cert_auth);
+            }
+            builder = builder.tls_config(tls).context("TLS configuration")?;
+        }
+        let routes = tonic::service::Routes::from(router);
+        servers.spawn(async move {
+            builder
+                .add_routes(routes)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+                .map_err(|e| anyhow::anyhow!("client server: {e}"))
+        });
+    }
+    tracing::info!(name = %config.flags.name, id = %format!("{:x}", config.member_id), "serving");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = servers.join_next() => match r {
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(e)) => return Err(anyhow::anyhow!("server task failed: {e}")),
+            _ => {}
+        },
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    // Make what was applied durable before exiting on a graceful stop.
+    let _ = node
+        .state
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .flush();
+    Ok(())
+}
+
+/// Asks every peer who it is until all have answered (MemberList shows names and
+/// client URLs of members once heard from, as etcd does for started members).
+async fn learn_members(
+    peers: Arc<HashMap<u64, peerpb::peer_client::PeerClient<tonic::transport::Channel>>>,
+    members: Arc<RwLock<HashMap<u64, MemberRecord>>>,
+) {
+    let mut pending: Vec<u64> = peers.keys().copied().collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for id in pending {
+            let mut c = peers[&id].clone();
+            match tokio::time::timeout(
+                Duration::from_secs(1),
+                c.member_info(peerpb::MemberInfoRequest {}),
+            )
+            .await
+            {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    if let Some(m) = members
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_mut(&id)
+                    {
+                        m.name = r.name;
+                        m.client_urls = r.client_urls;
+                    }
+                }
+                _ => still.push(id),
+            }
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// etcd's auto compaction: keep `retention` revisions (revision mode) or compact
+/// every period to the revision seen one period ago (periodic mode). Leader only.
+fn spawn_auto_compaction(config: &Config, ctx: Ctx) {
+    let revisions = config.auto_compaction_revisions;
+    let period = config.auto_compaction_period;
+    if revisions.is_none() && period.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let interval = period
+            .unwrap_or(Duration::from_secs(300))
+            .max(Duration::from_secs(1));
+        let check = if revisions.is_some() {
+            Duration::from_secs(300)
+        } else {
+            interval
+        };
+        let mut ticker = tokio::time::interval(check);
+        ticker.tick().await;
+        let mut seen_rev: Option<i64> = None;
+        loop {
+            ticker.tick().await;
+            if !ctx
+                .node
+                .status
+                .is_leader
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                continue;
+            }
+            let (rev, compacted) = {
+                let st = ctx
+                    .node
+                    .state
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                (st.revision(), st.compact_revision())
+            };
+            let target = match revisions {
+                Some(keep) => rev - keep,
+                None => seen_rev.replace(rev).unwrap_or(0),
+            };
+            if target > compacted && target > 0 {
+                let op = state::Op::Compaction(gauntlet_api::etcdserverpb::CompactionRequest {
+                    revision: target,
+                    physical: false,
+                });
+                if let Err(e) = ctx.node.propose(state::Command { op: Some(op) }).await {
+                    tracing::warn!(target, "auto compaction failed: {}", e.message);
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,532 @@
+//! The raft loop: one thread owns the `RawNode`, the log and (for writing) the state
+//! machine. Everything else talks to it through a [`NodeHandle`].
+//!
+//! Each turn of the loop drains every queued input (proposals, reads, peer messages)
+//! before handling one `Ready`, so all proposals that arrived meanwhile share one
+//! fsync: that is the group commit. Order within a `Ready` follows raft-rs's
+//! contract: send messages, install a snapshot, apply committed entries, persist
+//! entries and hard state, **fsync**, send the messages that had to wait for
+//! persistence, advance.
+//!
+//! A proposal carries its proposer (`member id`, `sequence`) in the entry context;
+//! only the proposer answers the waiting client when the entry is applied. A
+//! proposal that is dropped (leader change) is answered with a timeout by
+//! [`NodeHandle::propose`]'s deadline, never left waiting.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use gauntlet_api::rpctypes::{self, EtcdError};
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole};
+use tokio::sync::oneshot;
+
+use crate::raftlog::LogStore;
+use crate::state::{ApplyOutcome, Command, StateMachine};
+
+/// Most inputs handled before a `Ready` is processed (bounds one group commit).
+const MAX_INPUTS_PER_TURN: usize = 4096;
+/// Capacity of the input queue; a full queue answers "too many requests".
+const INPUT_QUEUE: usize = 65_536;
+/// Entries kept behind the compaction point so slow followers catch up from the log.
+const CATCH_UP_ENTRIES: u64 = 5_000;
+
+/// The answer to an applied proposal.
+#[derive(Debug)]
+pub struct Applied {
+    /// What the state machine answered.
+    pub outcome: ApplyOutcome,
+    /// Store revision right after applying it (for the response header).
+    pub revision: i64,
+    /// Raft term of the entry.
+    pub term: u64,
+}
+
+/// Inputs of the raft loop.
+pub enum Input {
+    /// Propose a command.
+    Propose(Command, oneshot::Sender<Result<Applied, EtcdError>>),
+    /// Linearizable read barrier: answered once the state machine has applied
+    /// everything committed when the read was requested.
+    ReadIndex(oneshot::Sender<Result<(), EtcdError>>),
+    /// Messages from peers.
+    Raft(Vec<Message>),
+    /// A peer could not be reached.
+    Unreachable(u64),
+    /// Outcome of sending a snapshot.
+    SnapshotStatus(u64, SnapshotStatus),
+}
+
+/// Where outgoing raft messages go.
+pub trait Outbox: Send + 'static {
+    /// Sends messages (non-blocking; may drop, raft retries).
+    fn send(&self, msgs: Vec<Message>);
+}
+
+/// What the rest of the server can see of the node, updated by the loop.
+#[derive(Debug, Default)]
+pub struct NodeStatus {
+    /// Current leader id (0 = none).
+    pub leader: AtomicU64,
+    /// Current term.
+    pub term: AtomicU64,
+    /// Last log index.
+    pub raft_index: AtomicU64,
+    /// Applied index.
+    pub applied: AtomicU64,
+    /// Whether this member is leader.
+    pub is_leader: AtomicBool,
+}
+
+/// A cheap handle to the raft loop.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: SyncSender<Input>,
+    /// Observable status.
+    pub status: Arc<NodeStatus>,
+    /// The state machine (read access for serializable reads).
+    pub state: Arc<RwLock<StateMachine>>,
+    /// How long a proposal or read may wait.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    fn enqueue(&self, input: Input) -> Result<(), EtcdError> {
+        match self.tx.try_send(input) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(rpctypes::REQUEST_TOO_MANY_REQUESTS),
+            Err(TrySendError::Disconnected(_)) => Err(rpctypes::STOPPED),
+        }
+    }
+
+    /// Proposes `cmd` and waits until it is applied (or the request timeout passes,
+    /// answered with etcd's "request timed out").
+    pub async fn propose(&self, cmd: Command) -> Result<Applied, EtcdError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Input::Propose(cmd, tx))?;
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(rpctypes::STOPPED),
+            Err(_) => Err(rpctypes::TIMEOUT),
+        }
+    }
+
+    /// Waits until this member may serve a linearizable read.
+    pub async fn read_index(&self) -> Result<(), EtcdError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Input::ReadIndex(tx))?;
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(rpctypes::STOPPED),
+            Err(_) => Err(rpctypes::TIMEOUT),
+        }
+    }
+
+    /// Hands peer messages to the loop (dropped when the queue is full).
+    pub fn step(&self, msgs: Vec<Message>) {
+        let _ = self.tx.try_send(Input::Raft(msgs));
+    }
+
+    /// Reports an unreachable peer.
+    pub fn report_unreachable(&self, id: u64) {
+        let _ = self.tx.try_send(Input::Unreachable(id));
+    }
+
+    /// Reports the outcome of a snapshot send.
+    pub fn report_snapshot(&self, id: u64, ok: bool) {
+        let status = if ok {
+            SnapshotStatus::Finish
+        } else {
+            SnapshotStatus::Failure
+        };
+        let _ = self.tx.try_send(Input::SnapshotStatus(id, status));
+    }
+}
+
+/// Settings of the loop.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This member's id.
+    pub id: u64,
+    /// All voters of the initial cluster.
+    pub voters: Vec<u64>,
+    /// One tick.
+    pub tick: Duration,
+    /// Ticks per election timeout.
+    pub election_ticks: usize,
+    /// Applied entries between log compactions.
+    pub snapshot_count: u64,
+    /// Deadline for proposals and reads.
+    pub request_timeout: Duration,
+}
+
+/// Fatal errors of the node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] crate::raftlog::LogError),
+    /// The state machine failed.
+    #[error("state machine: {0}")]
+    State(#[from] crate::state::StateError),
+    /// raft failed.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// The database failed.
+    #[error("database: {0}")]
+    Sled(#[from] sled::Error),
+}
+
+struct Loop<O: Outbox> {
+    raw: RawNode<LogStore>,
+    db: sled::Db,
+    state: Arc<RwLock<StateMachine>>,
+    status: Arc<NodeStatus>,
+    outbox: O,
+    cfg: NodeConfig,
+    seq: u64,
+    proposals: HashMap<u64, (Instant, oneshot::Sender<Result<Applied, EtcdError>>)>,
+    reads_requested: HashMap<u64, (Instant, oneshot::Sender<Result<(), EtcdError>>)>,
+    reads_waiting: BTreeMap<u64, Vec<oneshot::Sender<Result<(), EtcdError>>>>,
+    reads_before_leader: VecDeque<oneshot::Sender<Result<(), EtcdError>>>,
+    last_compaction: u64,
+}
+
+fn context(id: u64, seq: u64) -> Vec<u8> {
+    let mut c = Vec::with_capacity(16);
+    c.extend_from_slice(&id.to_be_bytes());
+    c.extend_from_slice(&seq.to_be_bytes());
+    c
+}
+
+fn parse_context(c: &[u8]) -> Option<(u64, u64)> {
+    if c.len() != 16 {
+        return None;
+    }
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&c[..8]);
+    b.copy_from_slice(&c[8..]);
+    Some((u64::from_be_bytes(a), u64::from_be_bytes(b)))
+}
+
+/// Opens the log and starts the raft loop on its own thread.
+pub fn start<O: Outbox>(
+    db: sled::Db,
+    state: Arc<RwLock<StateMachine>>,
+    cfg: NodeConfig,
+    outbox: O,
+    logger: slog::Logger,
+) -> Result<NodeHandle, NodeError> {
+    let store = LogStore::open(&db, state.clone(), &cfg.voters)?;
+    let applied = state
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .applied_index();
+    let raft_cfg = raft::Config {
+        id: cfg.id,
+        election_tick: cfg.election_ticks,
+        heartbeat_tick: 1,
+        applied,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        read_only_option: raft::ReadOnlyOption::Safe,
+        ..Default::default()
+    };
+    raft_cfg.validate()?;
+    let raw = RawNode::new(&raft_cfg, store, &logger)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(INPUT_QUEUE);
+    let status = Arc::new(NodeStatus::default());
+    status.applied.store(applied, Ordering::Relaxed);
+    let handle = NodeHandle {
+        tx,
+        status: status.clone(),
+        state: state.clone(),
+        request_timeout: cfg.request_timeout,
+    };
+    let mut lp = Loop {
+        raw,
+        db,
+        state,
+        status,
+        outbox,
+        last_compaction: applied,
+        cfg,
+        seq: 0,
+        proposals: HashMap::new(),
+        reads_requested: HashMap::new(),
+        reads_waiting: BTreeMap::new(),
+        reads_before_leader: VecDeque::new(),
+    };
+    std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            if let Err(e) = lp.run(rx) {
+                tracing::error!("raft loop stopped: {e}");
+                eprintln!("fatal: raft loop stopped: {e}");
+                std::process::exit(1);
+            }
+        })
+        .map_err(|e| NodeError::Sled(sled::Error::Io(e)))?;
+    Ok(handle)
+}
+
+impl<O: Outbox> Loop<O> {
+    fn run(&mut self, rx: Receiver<Input>) -> Result<(), NodeError> {
+        let mut next_tick = Instant::now() + self.cfg.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(input) => {
+                    self.handle(input)?;
+                    for _ in 0..MAX_INPUTS_PER_TURN {
+                        match rx.try_recv() {
+                            Ok(i) => self.handle(i)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raw.tick();
+                next_tick = now + self.cfg.tick;
+                self.expire(now);
+            }
+            if self.raw.has_ready() {
+                self.on_ready()?;
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) -> Result<(), NodeError> {
+        match input {
+            Input::Propose(cmd, reply) => {
+                self.seq += 1;
+                let ctx = context(self.cfg.id, self.seq);
+                match self.raw.propose(ctx, cmd.encode_to_vec()) {
+                    Ok(()) => {
+                        self.proposals
+                            .insert(self.seq, (Instant::now() + self.cfg.request_timeout, reply));
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(rpctypes::NO_LEADER));
+                    }
+                }
+            }
+            Input::ReadIndex(reply) => {
+                if self.raw.raft.leader_id == raft::INVALID_ID {
+                    self.reads_before_leader.push_back(reply);
+                } else {
+                    self.seq += 1;
+                    self.raw.read_index(context(self.cfg.id, self.seq));
+                    self.reads_requested
+                        .insert(self.seq, (Instant::now() + self.cfg.request_timeout, reply));
+                }
+            }
+            Input::Raft(msgs) => {
+                for m in msgs {
+                    // Messages from unknown or removed peers are ignored by raft itself.
+                    let _ = self.raw.step(m);
+                }
+            }
+            Input::Unreachable(id) => self.raw.report_unreachable(id),
+            Input::SnapshotStatus(id, s) => self.raw.report_snapshot(id, s),
+        }
+        Ok(())
+    }
+
+    /// Answers requests that waited past their deadline; retries reads queued while no leader was known.
+    fn expire(&mut self, now: Instant) {
+        self.proposals.retain(|_, (deadline, _)| *deadline > now);
+        let expired: Vec<u64> = self
+            .reads_requested
+            .iter()
+            .filter(|(_, (d, _))| *d <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some((_, reply)) = self.reads_requested.remove(&k) {
+                let _ = reply.send(Err(rpctypes::TIMEOUT));
+            }
+        }
+        if self.raw.raft.leader_id != raft::INVALID_ID {
+            while let Some(reply) = self.reads_before_leader.pop_front() {
+                self.seq += 1;
+                self.raw.read_index(context(self.cfg.id, self.seq));
+                self.reads_requested
+                    .insert(self.seq, (now + self.cfg.request_timeout, reply));
+            }
+        }
+    }
+
+    fn on_ready(&mut self) -> Result<(), NodeError> {
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            self.status.leader.store(ss.leader_id, Ordering::Relaxed);
+            self.status
+                .is_leader
+                .store(ss.raft_state == StateRole::Leader, Ordering::Relaxed);
+        }
+        if !rd.messages().is_empty() {
+            self.outbox.send(rd.take_messages());
+        }
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(rd.snapshot().clone())?;
+        }
+        let committed = rd.take_committed_entries();
+        self.apply(committed)?;
+        if !rd.entries().is_empty() {
+            self.raw.store().append(rd.entries())?;
+        }
+        if let Some(hs) = rd.hs() {
+            self.status.term.store(hs.term, Ordering::Relaxed);
+            self.raw.store().set_hardstate(hs)?;
+        }
+        for rs in rd.take_read_states() {
+            if let Some((_, seq)) = parse_context(&rs.request_ctx) {
+                if let Some((_, reply)) = self.reads_requested.remove(&seq) {
+                    self.reads_waiting.entry(rs.index).or_default().push(reply);
+                }
+            }
+        }
+        if rd.must_sync() {
+            self.db.flush()?;
+        }
+        if !rd.persisted_messages().is_empty() {
+            self.outbox.send(rd.take_persisted_messages());
+        }
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.raw.store().set_commit(commit)?;
+        }
+        if !light.messages().is_empty() {
+            self.outbox.send(light.take_messages());
+        }
+        let committed = light.take_committed_entries();
+        self.apply(committed)?;
+        self.raw.advance_apply();
+        self.status
+            .raft_index
+            .store(self.raw.raft.raft_log.last_index(), Ordering::Relaxed);
+        self.release_reads();
+        self.maybe_compact()?;
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), NodeError> {
+        let index = snap.get_metadata().index;
+        tracing::info!(index, "installing snapshot from the leader");
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .restore(index, &snap.data)?;
+        self.raw.store().apply_snapshot(&snap)?;
+        self.status.applied.store(index, Ordering::Relaxed);
+        self.last_compaction = index;
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for e in entries {
+            match e.get_entry_type() {
+                EntryType::EntryNormal if !e.data.is_empty() => {
+                    let outcome = match Command::decode(e.data.as_ref()) {
+                        Ok(cmd) => state.apply(e.index, &cmd)?,
+                        Err(err) => {
+                            // Every member decodes the same bytes the same way, so skipping stays consistent.
+                            tracing::error!(index = e.index, "undecodable command skipped: {err}");
+                            state.apply_noop(e.index)?;
+                            None
+                        }
+                    };
+                    if let (Some(outcome), Some((id, seq))) = (outcome, parse_context(&e.context)) {
+                        if id == self.cfg.id {
+                            if let Some((_, reply)) = self.proposals.remove(&seq) {
+                                let _ = reply.send(Ok(Applied {
+                                    outcome,
+                                    revision: state.revision(),
+                                    term: e.term,
+                                }));
+                            }
+                        }
+                    }
+                }
+                EntryType::EntryNormal => state.apply_noop(e.index)?,
+                EntryType::EntryConfChange => {
+                    let cc = ConfChange::parse_from_bytes(&e.data)
+                        .map_err(|err| NodeError::Raft(raft::Error::CodecError(err)))?;
+                    let cs = self.raw.apply_conf_change(&cc)?;
+                    self.raw.store().set_conf_state(&cs)?;
+                    state.apply_noop(e.index)?;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let cc = ConfChangeV2::parse_from_bytes(&e.data)
+                        .map_err(|err| NodeError::Raft(raft::Error::CodecError(err)))?;
+                    let cs = self.raw.apply_conf_change(&cc)?;
+                    self.raw.store().set_conf_state(&cs)?;
+                    state.apply_noop(e.index)?;
+                }
+            }
+        }
+        drop(state);
+        self.status.applied.store(last, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn release_reads(&mut self) {
+        let applied = self.status.applied.load(Ordering::Relaxed);
+        while let Some(entry) = self.reads_waiting.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            for reply in entry.remove() {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    /// Compacts the log once `snapshot_count` entries were applied since the last time,
+    /// keeping [`CATCH_UP_ENTRIES`] (at most half the count) for slow followers. The state
+    /// machine is flushed first: the log may only forget what the state durably holds.
+    fn maybe_compact(&mut self) -> Result<(), NodeError> {
+        let applied = self.status.applied.load(Ordering::Relaxed);
+        if applied < self.last_compaction + self.cfg.snapshot_count {
+            return Ok(());
+        }
+        let keep = CATCH_UP_ENTRIES.min(self.cfg.snapshot_count / 2);
+        let to = applied.saturating_sub(keep);
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .flush()?;
+        self.raw.store().compact(to)?;
+        self.last_compaction = applied;
+        tracing::debug!(applied, compacted_to = to, "raft log compacted");
+        Ok(())
+    }
+}

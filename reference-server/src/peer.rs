@@ -1,0 +1,92 @@
+//! The peer gRPC service: raft messages in, member info and lease requests for the leader.
+
+use std::sync::{Arc, OnceLock};
+
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use tonic::{Request, Response, Status};
+
+use crate::lease::Lessor;
+use crate::node::NodeHandle;
+use crate::peerpb::{self, peer_server::Peer};
+
+/// Serves peers.
+#[derive(Debug, Clone)]
+pub struct PeerService {
+    /// The raft node (set once it runs).
+    pub node: Arc<OnceLock<NodeHandle>>,
+    /// Lease timers (set once they run).
+    pub lessor: Arc<OnceLock<Arc<Lessor>>>,
+    /// This cluster's id: batches from another cluster are refused.
+    pub cluster_id: u64,
+    /// What MemberInfo answers.
+    pub me: peerpb::MemberInfoResponse,
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn raft(
+        &self,
+        request: Request<peerpb::RaftBatch>,
+    ) -> Result<Response<peerpb::RaftAck>, Status> {
+        let batch = request.into_inner();
+        if batch.cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "raft batch for cluster {:x} reached cluster {:x}",
+                batch.cluster_id, self.cluster_id
+            )));
+        }
+        let node = self
+            .node
+            .get()
+            .ok_or_else(|| Status::unavailable("member is starting"))?;
+        let mut msgs = Vec::with_capacity(batch.messages.len());
+        for m in &batch.messages {
+            msgs.push(
+                Message::parse_from_bytes(m).map_err(|e| {
+                    Status::invalid_argument(format!("undecodable raft message: {e}"))
+                })?,
+            );
+        }
+        node.step(msgs);
+        Ok(Response::new(peerpb::RaftAck {}))
+    }
+
+    async fn member_info(
+        &self,
+        _request: Request<peerpb::MemberInfoRequest>,
+    ) -> Result<Response<peerpb::MemberInfoResponse>, Status> {
+        Ok(Response::new(self.me.clone()))
+    }
+
+    async fn lease_renew(
+        &self,
+        request: Request<peerpb::LeaseRenewRequest>,
+    ) -> Result<Response<peerpb::LeaseRenewResponse>, Status> {
+        let lessor = self
+            .lessor
+            .get()
+            .ok_or_else(|| Status::unavailable("member is starting"))?;
+        let ttl = lessor
+            .renew(request.into_inner().id)
+            .map_err(|e| e.status())?;
+        Ok(Response::new(peerpb::LeaseRenewResponse { ttl }))
+    }
+
+    async fn lease_remaining(
+        &self,
+        request: Request<peerpb::LeaseRemainingRequest>,
+    ) -> Result<Response<peerpb::LeaseRemainingResponse>, Status> {
+        let lessor = self
+            .lessor
+            .get()
+            .ok_or_else(|| Status::unavailable("member is starting"))?;
+        let r = lessor
+            .remaining(request.into_inner().id)
+            .map_err(|e| e.status())?;
+        Ok(Response::new(peerpb::LeaseRemainingResponse {
+            ttl: r.unwrap_or(-1),
+            found: r.is_some(),
+        }))
+    }
+}

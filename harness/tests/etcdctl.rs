@@ -25,26 +25,48 @@ impl Ctl {
         let bin = Cache::from_env()
             .binary(&format!("etcd@{version}"), "etcdctl")
             .unwrap_or_else(|e| panic!("{e} (run `cargo xtask test`)"));
-        Ctl { bin, endpoints: cluster.endpoints().join(","), one: cluster.endpoints()[0].clone() }
+        Ctl {
+            bin,
+            endpoints: cluster.endpoints().join(","),
+            one: cluster.endpoints()[0].clone(),
+        }
     }
 
     fn command(&self, endpoints: &str, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
-        c.env("ETCDCTL_API", "3").arg("--endpoints").arg(endpoints).arg("--command-timeout=10s").args(args);
+        c.env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(endpoints)
+            .arg("--command-timeout=10s")
+            .args(args);
         c
     }
 
     /// Runs etcdctl with a deadline; returns (success, stdout, stderr).
-    fn run_on(&self, endpoints: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    fn run_on(
+        &self,
+        endpoints: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> (bool, String, String) {
         let mut child = self
             .command(endpoints, args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         let started = Instant::now();
         loop {
@@ -58,7 +80,11 @@ impl Ctl {
             std::thread::sleep(Duration::from_millis(10));
         }
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -70,7 +96,8 @@ impl Ctl {
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut full = args.to_vec();
         full.extend(["-w", "json"]);
-        serde_json::from_str(&self.ok(&full)).unwrap_or_else(|e| panic!("etcdctl {args:?}: not JSON: {e}"))
+        serde_json::from_str(&self.ok(&full))
+            .unwrap_or_else(|e| panic!("etcdctl {args:?}: not JSON: {e}"))
     }
 }
 
@@ -85,36 +112,70 @@ fn everyday_commands(cluster: Cluster, ctl_version: &str) {
     let first = revision(&ctl.json(&["get", "foo"]));
     assert_eq!(ctl.ok(&["get", "foo"]), "foo\nbar\n");
     assert_eq!(ctl.ok(&["put", "foo", "baz"]).trim(), "OK");
-    assert_eq!(ctl.ok(&["get", "foo", &format!("--rev={first}")]), "foo\nbar\n");
+    assert_eq!(
+        ctl.ok(&["get", "foo", &format!("--rev={first}")]),
+        "foo\nbar\n"
+    );
     assert_eq!(ctl.ok(&["get", "foo", "--consistency=s"]), "foo\nbaz\n");
     // prefix with limit
     for i in 1..=5 {
         ctl.ok(&["put", &format!("pre/{i}"), &format!("v{i}")]);
     }
-    assert_eq!(ctl.ok(&["get", "pre/", "--prefix", "--limit=2"]), "pre/1\nv1\npre/2\nv2\n");
+    assert_eq!(
+        ctl.ok(&["get", "pre/", "--prefix", "--limit=2"]),
+        "pre/1\nv1\npre/2\nv2\n"
+    );
     let j = ctl.json(&["get", "pre/", "--prefix", "--limit=2"]);
     assert_eq!(j["count"].as_i64(), Some(5));
     assert_eq!(j["more"].as_bool(), Some(true));
-    assert_eq!(ctl.ok(&["get", "pre/", "--prefix", "--keys-only"]).lines().filter(|l| !l.is_empty()).count(), 5);
+    assert_eq!(
+        ctl.ok(&["get", "pre/", "--prefix", "--keys-only"])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count(),
+        5
+    );
     if ctl_version.starts_with("3.5") {
         // --count-only arrived with etcdctl 3.5.
         let fields = ctl.ok(&["get", "pre/", "--prefix", "--count-only", "-w", "fields"]);
-        assert!(fields.lines().any(|l| l.trim() == "\"Count\" : 5"), "{fields}");
+        assert!(
+            fields.lines().any(|l| l.trim() == "\"Count\" : 5"),
+            "{fields}"
+        );
     }
     // del
     assert_eq!(ctl.ok(&["del", "pre/1"]).trim(), "1");
     assert_eq!(ctl.ok(&["del", "pre/", "--prefix"]).trim(), "4");
     // txn
-    let (ok, out, err) = ctl.run_on(&ctl.endpoints, &["txn", "--interactive=false"], Some("value(\"foo\") = \"baz\"\n\nput foo qux\n\nput foo never\n\n"));
+    let (ok, out, err) = ctl.run_on(
+        &ctl.endpoints,
+        &["txn", "--interactive=false"],
+        Some("value(\"foo\") = \"baz\"\n\nput foo qux\n\nput foo never\n\n"),
+    );
     assert!(ok, "{err}");
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["SUCCESS", "OK"], "{out}");
-    let (_, out, _) = ctl.run_on(&ctl.endpoints, &["txn", "--interactive=false"], Some("value(\"foo\") = \"baz\"\n\nput foo never\n\nget foo\n\n"));
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["FAILURE", "foo", "qux"], "{out}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["SUCCESS", "OK"],
+        "{out}"
+    );
+    let (_, out, _) = ctl.run_on(
+        &ctl.endpoints,
+        &["txn", "--interactive=false"],
+        Some("value(\"foo\") = \"baz\"\n\nput foo never\n\nget foo\n\n"),
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["FAILURE", "foo", "qux"],
+        "{out}"
+    );
     // watch from a past revision with prev-kv
     let rev_before = revision(&ctl.json(&["put", "w", "1"]));
     ctl.ok(&["put", "w", "2"]);
     let mut watch = ctl
-        .command(&ctl.one, &["watch", "w", &format!("--rev={rev_before}"), "--prev-kv"])
+        .command(
+            &ctl.one,
+            &["watch", "w", &format!("--rev={rev_before}"), "--prev-kv"],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -140,46 +201,104 @@ fn everyday_commands(cluster: Cluster, ctl_version: &str) {
     let _ = watch.kill();
     let _ = watch.wait();
     // PUT w 1 (no prev), PUT w 1 2 (prev then new), PUT w 2 3
-    assert_eq!(lines, ["PUT", "w", "1", "PUT", "w", "1", "w", "2", "PUT", "w"], "watch output");
+    assert_eq!(
+        lines,
+        ["PUT", "w", "1", "PUT", "w", "1", "w", "2", "PUT", "w"],
+        "watch output"
+    );
     // leases
     let grant = ctl.ok(&["lease", "grant", "60"]);
-    let id = grant.split_whitespace().nth(1).unwrap_or_else(|| panic!("lease grant printed {grant}")).to_string();
+    let id = grant
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("lease grant printed {grant}"))
+        .to_string();
     assert!(grant.contains("granted with TTL(60s)"), "{grant}");
     ctl.ok(&["put", "leased", "v", &format!("--lease={id}")]);
     let ka = ctl.ok(&["lease", "keep-alive", "--once", &id]);
-    assert!(ka.contains(&format!("lease {id} keepalived with TTL(60)")), "{ka}");
+    assert!(
+        ka.contains(&format!("lease {id} keepalived with TTL(60)")),
+        "{ka}"
+    );
     let ttl = ctl.ok(&["lease", "timetolive", &id, "--keys"]);
-    assert!(ttl.contains(&format!("lease {id} granted with TTL(60s)")) && ttl.contains("attached keys([leased])"), "{ttl}");
+    assert!(
+        ttl.contains(&format!("lease {id} granted with TTL(60s)"))
+            && ttl.contains("attached keys([leased])"),
+        "{ttl}"
+    );
     let list = ctl.ok(&["lease", "list"]);
-    assert!(list.contains("found 1 leases") && list.contains(&id), "{list}");
-    assert!(ctl.ok(&["lease", "revoke", &id]).contains(&format!("lease {id} revoked")));
+    assert!(
+        list.contains("found 1 leases") && list.contains(&id),
+        "{list}"
+    );
+    assert!(ctl
+        .ok(&["lease", "revoke", &id])
+        .contains(&format!("lease {id} revoked")));
     assert_eq!(ctl.ok(&["get", "leased"]), "");
     // compaction
     let now = revision(&ctl.json(&["get", "foo"]));
-    assert_eq!(ctl.ok(&["compaction", &now.to_string()]).trim(), format!("compacted revision {now}"));
-    let (ok, _, err) = ctl.run_on(&ctl.endpoints, &["get", "foo", &format!("--rev={first}")], None);
-    assert!(!ok && err.contains("required revision has been compacted"), "{err}");
+    assert_eq!(
+        ctl.ok(&["compaction", &now.to_string()]).trim(),
+        format!("compacted revision {now}")
+    );
+    let (ok, _, err) = ctl.run_on(
+        &ctl.endpoints,
+        &["get", "foo", &format!("--rev={first}")],
+        None,
+    );
+    assert!(
+        !ok && err.contains("required revision has been compacted"),
+        "{err}"
+    );
     // endpoints and members
     let status = ctl.json(&["endpoint", "status"]);
     assert_eq!(status.as_array().map(Vec::len), Some(3));
-    let leaders: std::collections::BTreeSet<u64> = status.as_array().unwrap().iter().map(|s| s["Status"]["leader"].as_u64().unwrap()).collect();
+    let leaders: std::collections::BTreeSet<u64> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Status"]["leader"].as_u64().unwrap())
+        .collect();
     assert_eq!(leaders.len(), 1);
     let health = ctl.run_on(&ctl.endpoints, &["endpoint", "health"], None);
     assert!(health.0, "{}", health.2);
-    assert_eq!(format!("{}{}", health.1, health.2).matches("is healthy").count(), 3, "{health:?}");
+    assert_eq!(
+        format!("{}{}", health.1, health.2)
+            .matches("is healthy")
+            .count(),
+        3,
+        "{health:?}"
+    );
     // HashKV at a revision after the compaction, once every member applied it.
     let latest = revision(&ctl.json(&["put", "after-compaction", "x"]));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (ok, out, err) = ctl.run_on(&ctl.endpoints, &["endpoint", "hashkv", &format!("--rev={latest}"), "-w", "json"], None);
+        let (ok, out, err) = ctl.run_on(
+            &ctl.endpoints,
+            &[
+                "endpoint",
+                "hashkv",
+                &format!("--rev={latest}"),
+                "-w",
+                "json",
+            ],
+            None,
+        );
         if ok {
             let hashes: serde_json::Value = serde_json::from_str(&out).unwrap();
-            let distinct: std::collections::BTreeSet<u64> =
-                hashes.as_array().unwrap().iter().map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0)).collect();
+            let distinct: std::collections::BTreeSet<u64> = hashes
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0))
+                .collect();
             assert_eq!(distinct.len(), 1, "hashkv differs: {hashes}");
             break;
         }
-        assert!(Instant::now() < deadline && err.contains("future revision"), "endpoint hashkv: {err}");
+        assert!(
+            Instant::now() < deadline && err.contains("future revision"),
+            "endpoint hashkv: {err}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let members = ctl.ok(&["member", "list"]);

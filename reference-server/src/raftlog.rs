@@ -1,7 +1,15 @@
 //! The raft log, persisted in sled and mirrored in raft's `MemStorage` for reads.
 //!
 //! Layout of the `raft` tree: `hs` → HardState, `cs` → ConfState, `base` → the
-//! (index, term) of the last entry compacted away, `e` + big-endian index → Entry.
+//! (index, term) of the last entry compacted away, `e` + big-endian index → Entry,
+//! `pending-snapshot` → metadata of a snapshot being installed.
+//!
+//! Installing a snapshot touches the state machine and the log, which sled cannot
+//! update in one atomic step, so it goes in three durable steps: record the snapshot's
+//! metadata as pending, restore the state machine, then move the log and clear the
+//! pending record. [`LogStore::open`] finishes an install that a crash interrupted
+//! after the state machine was restored, and forgets one interrupted before (the
+//! leader sends the snapshot again).
 //! Writes go to sled first and to memory second; nothing is flushed here: the raft
 //! loop flushes the whole database once per `Ready` (group commit).
 //!

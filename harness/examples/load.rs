@@ -29,14 +29,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, value, next, errors) = (client.clone(), value.clone(), next.clone(), errors.clone());
+        let (client, value, next, errors) =
+            (client.clone(), value.clone(), next.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= keys {
                     return;
                 }
-                if client.put(format!("/load/{i:010}"), value.clone()).await.is_err() {
+                if client
+                    .put(format!("/load/{i:010}"), value.clone())
+                    .await
+                    .is_err()
+                {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -46,6 +51,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.await?;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{keys} puts of {value_bytes} B in {secs:.1} s: {:.0} puts/s, {} errors", keys as f64 / secs, errors.load(Ordering::Relaxed));
+    println!(
+        "{keys} puts of {value_bytes} B in {secs:.1} s: {:.0} puts/s, {} errors",
+        keys as f64 / secs,
+        errors.load(Ordering::Relaxed)
+    );
     Ok(())
 }

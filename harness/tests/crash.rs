@@ -153,3 +153,8 @@ async fn crash_and_verify(cluster: Cluster, test: &str) {
 async fn etcd_3_5_1() {
     crash_and_verify(common::start("etcd@3.5.1", 3).await, "etcd_3_5_1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference() {
+    crash_and_verify(common::start("reference", 3).await, "reference").await;
+}

@@ -546,35 +546,25 @@ async fn auth_token_flow(cluster: Cluster) {
 }
 
 macro_rules! wire_cases {
-    ($($module:ident => $target:literal),* $(,)?) => {$(
+    ($($module:ident => $target:literal: [$($case:ident),* $(,)?]),* $(,)?) => {$(
         mod $module {
             use super::*;
             async fn cluster() -> Cluster { common::start($target, 3).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn put_get() { super::put_get(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn prefix_range_with_limit() { super::prefix_range_with_limit(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn delete() { super::delete(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn txn_with_compares() { super::txn_with_compares(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn watch_many_watchers() { super::watch_many_watchers(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn lease_grant_keepalive_revoke() { super::lease_grant_keepalive_revoke(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn member_list() { super::member_list(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn status() { super::status(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn errors_are_etcds() { super::errors_are_etcds(cluster().await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn auth_token_flow() { super::auth_token_flow(cluster().await).await }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() { super::$case(cluster().await).await }
+            )*
         }
     )*};
 }
 
 wire_cases! {
-    etcd_3_5_1 => "etcd@3.5.1",
-    etcd_3_4_23 => "etcd@3.4.23",
+    etcd_3_5_1 => "etcd@3.5.1": [put_get, prefix_range_with_limit, delete, txn_with_compares, watch_many_watchers,
+        lease_grant_keepalive_revoke, member_list, status, errors_are_etcds, auth_token_flow],
+    etcd_3_4_23 => "etcd@3.4.23": [put_get, prefix_range_with_limit, delete, txn_with_compares, watch_many_watchers,
+        lease_grant_keepalive_revoke, member_list, status, errors_are_etcds, auth_token_flow],
+    // The Auth service is not in the reference server yet (it answers Unimplemented until
+    // the later server issue), so `auth_token_flow` is not listed for it.
+    reference => "reference": [put_get, prefix_range_with_limit, delete, txn_with_compares, watch_many_watchers,
+        lease_grant_keepalive_revoke, member_list, status, errors_are_etcds],
 }

@@ -47,12 +47,19 @@ pub fn routes(node: NodeHandle) -> Router {
 
 fn metrics(node: &NodeHandle) -> String {
     let s = &node.status;
-    let (revision, compact, db) = {
+    let (revision, compact, db, keys, revisions, watchers) = {
         let st = node
             .state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (st.revision(), st.compact_revision(), st.db_size_bytes())
+        (
+            st.revision(),
+            st.compact_revision(),
+            st.db_size_bytes(),
+            st.keys_total(),
+            st.revisions_stored(),
+            st.watch_hub().watchers_total(),
+        )
     };
     let has_leader = u8::from(s.leader.load(Ordering::Relaxed) != 0);
     let is_leader = u8::from(s.is_leader.load(Ordering::Relaxed));
@@ -70,7 +77,13 @@ fn metrics(node: &NodeHandle) -> String {
          # HELP etcd_debugging_mvcc_current_revision The current revision of store.\n\
          # TYPE etcd_debugging_mvcc_current_revision gauge\netcd_debugging_mvcc_current_revision {revision}\n\
          # HELP etcd_debugging_mvcc_compact_revision The revision of the last compaction in store.\n\
-         # TYPE etcd_debugging_mvcc_compact_revision gauge\netcd_debugging_mvcc_compact_revision {compact}\n",
+         # TYPE etcd_debugging_mvcc_compact_revision gauge\netcd_debugging_mvcc_compact_revision {compact}\n\
+         # HELP etcd_debugging_mvcc_keys_total Total number of keys.\n\
+         # TYPE etcd_debugging_mvcc_keys_total gauge\netcd_debugging_mvcc_keys_total {keys}\n\
+         # HELP gauntlet_mvcc_revisions_stored Revision records kept (history not yet compacted).\n\
+         # TYPE gauntlet_mvcc_revisions_stored gauge\ngauntlet_mvcc_revisions_stored {revisions}\n\
+         # HELP etcd_debugging_mvcc_watcher_total Total number of watchers.\n\
+         # TYPE etcd_debugging_mvcc_watcher_total gauge\netcd_debugging_mvcc_watcher_total {watchers}\n",
         s.applied.load(Ordering::Relaxed),
         s.raft_index.load(Ordering::Relaxed),
     )

@@ -64,6 +64,7 @@ fn main() -> std::process::ExitCode {
             "gauntlet_server={level},warn"
         )))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -103,7 +104,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 db_dir.display()
             )
         })?;
-    let state = state::StateMachine::open(db.clone()).context("opening the state machine")?;
+    // etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.
+    let min_ttl_s = i64::try_from((3 * config.flags.election_timeout).div_ceil(2000))
+        .unwrap_or(1)
+        .max(1);
+    let state = state::StateMachine::open_with(
+        db.clone(),
+        state::Config {
+            min_lease_ttl_secs: min_ttl_s,
+        },
+    )
+    .context("opening the state machine")?;
     let state = Arc::new(RwLock::new(state));
 
     let node_cell: Arc<OnceLock<node::NodeHandle>> = Arc::new(OnceLock::new());

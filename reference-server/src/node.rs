@@ -434,11 +434,17 @@ impl<O: Outbox> Loop<O> {
     fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), NodeError> {
         let index = snap.get_metadata().index;
         tracing::info!(index, "installing snapshot from the leader");
+        // Three durable steps; see raftlog's module docs for why.
+        self.raw.store().begin_snapshot(&snap)?;
+        self.db.flush()?;
         self.state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .restore(index, &snap.data)?;
+        self.db.flush()?;
         self.raw.store().apply_snapshot(&snap)?;
+        self.db.flush()?;
+        tracing::info!(index, "applied snapshot");
         self.status.applied.store(index, Ordering::Relaxed);
         self.last_compaction = index;
         Ok(())

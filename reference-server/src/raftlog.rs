@@ -86,6 +86,23 @@ impl LogStore {
                 mem.initialize_with_conf_state(cs);
             }
             Some(bytes) => {
+                if let Some(pending) = tree.get("pending-snapshot")? {
+                    let meta = SnapshotMetadata::parse_from_bytes(&pending)
+                        .map_err(|e| LogError::Corrupt(format!("pending snapshot: {e}")))?;
+                    let applied = state
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .applied_index();
+                    if applied >= meta.index {
+                        // The state machine was restored before the crash: finish moving the log.
+                        persist_snapshot_meta(&tree, &meta)?;
+                    } else {
+                        // Interrupted before the state machine changed: forget it, the leader resends.
+                        tree.remove("pending-snapshot")?;
+                    }
+                    db.flush()?;
+                }
+                let bytes = tree.get("cs")?.unwrap_or(bytes);
                 let cs = ConfState::parse_from_bytes(&bytes)
                     .map_err(|e| LogError::Corrupt(format!("conf state: {e}")))?;
                 if let Some(base) = tree.get("base")? {
@@ -185,23 +202,21 @@ impl LogStore {
             .unwrap_or_default()
     }
 
-    /// Installs a snapshot received from the leader: the log restarts after it.
-    /// (The state machine is restored by the caller.)
+    /// Step 1 of installing a snapshot: records its metadata as pending (the caller flushes).
+    pub fn begin_snapshot(&self, snap: &Snapshot) -> Result<(), LogError> {
+        let meta = snap
+            .get_metadata()
+            .write_to_bytes()
+            .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        self.tree.insert("pending-snapshot", meta)?;
+        Ok(())
+    }
+
+    /// Step 3 of installing a snapshot, after the state machine was restored and flushed:
+    /// the log restarts after the snapshot and the pending record goes.
     pub fn apply_snapshot(&self, snap: &Snapshot) -> Result<(), LogError> {
         let meta = snap.get_metadata();
-        let mut batch = sled::Batch::default();
-        for item in self.tree.scan_prefix(b"e") {
-            let (k, _) = item?;
-            batch.remove(k);
-        }
-        batch.insert("base", encode_base(meta.index, meta.term).to_vec());
-        batch.insert(
-            "cs",
-            meta.get_conf_state()
-                .write_to_bytes()
-                .map_err(|e| LogError::Corrupt(e.to_string()))?,
-        );
-        self.tree.apply_batch(batch)?;
+        persist_snapshot_meta(&self.tree, meta)?;
         let mut light = Snapshot::default();
         light.set_metadata(meta.clone());
         self.mem.wl().apply_snapshot(light)?;
@@ -225,6 +240,25 @@ impl LogStore {
         self.mem.wl().compact(index)?;
         Ok(())
     }
+}
+
+/// Empties the persisted log and records `meta` as its base, in one batch.
+fn persist_snapshot_meta(tree: &sled::Tree, meta: &SnapshotMetadata) -> Result<(), LogError> {
+    let mut batch = sled::Batch::default();
+    for item in tree.scan_prefix(b"e") {
+        let (k, _) = item?;
+        batch.remove(k);
+    }
+    batch.insert("base", encode_base(meta.index, meta.term).to_vec());
+    batch.insert(
+        "cs",
+        meta.get_conf_state()
+            .write_to_bytes()
+            .map_err(|e| LogError::Corrupt(e.to_string()))?,
+    );
+    batch.remove("pending-snapshot");
+    tree.apply_batch(batch)?;
+    Ok(())
 }
 
 fn encode_base(index: u64, term: u64) -> [u8; 16] {
@@ -288,8 +322,10 @@ impl Storage for LogStore {
         let data = state
             .snapshot()
             .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
+        let mut snap = Snapshot {
+            data: data.into(),
+            ..Default::default()
+        };
         let meta: &mut SnapshotMetadata = snap.mut_metadata();
         meta.index = index;
         meta.term = term;

@@ -137,12 +137,17 @@ fn test(filter: &[String]) -> anyhow::Result<()> {
     }
     // Doctests first, so the run closes on nextest's summary of every test.
     let doctests = if filter.is_empty() {
-        run("running doctests", cargo().args(["test", "--workspace", "--doc", "--quiet"]))
+        run(
+            "running doctests",
+            cargo().args(["test", "--workspace", "--doc", "--quiet"]),
+        )
     } else {
         Ok(())
     };
     let mut nextest = cargo();
-    nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(filter);
+    nextest
+        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+        .args(filter);
     let tests = run("running every test", &mut nextest);
     let leftovers: Vec<_> = server_pids().difference(&before).cloned().collect();
     for (pid, _) in &leftovers {

@@ -1,15 +1,99 @@
-//! TEMPORARY stand-in for the state machine (replaced by the real MVCC store).
-#![allow(missing_docs, dead_code, clippy::all)]
-use gauntlet_api::etcdserverpb::*;
-use gauntlet_api::mvccpb::{Event, KeyValue};
-use gauntlet_api::rpctypes::{self, EtcdError};
-use std::collections::BTreeMap;
+//! The replicated state machine of `gauntlet-server`: an etcd-compatible MVCC key-value
+//! store, its leases and its watch hub, persisted in one sled tree.
+//!
+//! # How the server drives it
+//!
+//! 1. Before proposing a client request, call [`validate`] (or [`validate_range`] for a
+//!    read): it rejects what etcd rejects without looking at any state.
+//! 2. Every committed raft entry goes to [`StateMachine::apply`] (or
+//!    [`StateMachine::apply_noop`] for entries without a command), in index order, on every
+//!    member. `apply` answers `Ok(Some(Ok(response)))`, or `Ok(Some(Err(etcd_error)))` for a
+//!    deterministic rejection (the same on every member; the entry is still consumed), or
+//!    `Ok(None)` for a replayed index. Responses carry no top-level header: the caller fills
+//!    it, taking the revision from [`StateMachine::revision`] after the apply.
+//! 3. Call [`StateMachine::flush`] when the applied entries must be durable (group commit).
+//!    Whatever was flushed reopens with the applied index that produced it: the applied
+//!    index is written in the same atomic sled batch as the effects of its entry.
+//! 4. Reads ([`StateMachine::range`], [`StateMachine::hash_kv`], leases) need only `&self`.
+//! 5. Watchers register on the [`WatchHub`] ([`StateMachine::watch_hub`]); `apply` feeds it
+//!    without ever blocking.
+//!
+//! (This crate is a binary, so the example is not compiled as a doctest; `tests_kv`
+//! runs the same steps.)
+//!
+//! ```text
+//! use state::{Command, Op, Response, StateMachine};
+//! use gauntlet_api::etcdserverpb::{PutRequest, RangeRequest};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut sm = StateMachine::open(sled::open(dir.path()).unwrap()).unwrap();
+//! assert_eq!(sm.revision(), 1); // an empty etcd answers revision 1
+//! let put = Command { op: Some(Op::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() })) };
+//! state::validate(&put, 128).unwrap();
+//! let out = sm.apply(1, &put).unwrap().expect("index 1 is new");
+//! assert!(matches!(out, Ok(Response::Put(_))));
+//! assert_eq!(sm.apply(1, &put).unwrap(), None); // replay: ignored
+//! let got = sm.range(&RangeRequest { key: b"k".to_vec(), ..Default::default() }).unwrap();
+//! assert_eq!(got.kvs[0].mod_revision, 2);
+//! ```
+//!
+//! # Invariants
+//!
+//! - Invariant: `apply` is deterministic: the same commands at the same raft indexes give
+//!   the same responses, the same revisions and the same `hash_kv` on every member (records
+//!   carry the index that wrote them, so the hash covers it too).
+//! - Invariant: the persisted applied index always describes exactly the persisted state
+//!   (one sled batch per apply, restore and compaction).
+//! - Invariant: `apply` never waits for a watcher; a watcher never misses or repeats an event.
+//! - Invariant: after a [`StateError`] the `StateMachine` must be dropped and reopened: its
+//!   memory may be ahead of the disk.
+//!
+//! Where this deliberately follows etcd rather than intuition is documented at the item
+//! (e.g. reading exactly at the compact revision is allowed, as in etcd).
 
+mod codec;
+mod index;
+mod store;
+mod validate;
+mod watch;
+
+#[cfg(test)]
+mod tests_kv;
+#[cfg(test)]
+mod tests_model;
+#[cfg(test)]
+mod tests_persist;
+#[cfg(test)]
+mod tests_watch;
+
+use gauntlet_api::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, TxnRequest, TxnResponse,
+};
+use gauntlet_api::rpctypes::EtcdError;
+
+pub use self::store::StateMachine;
+pub use self::validate::{validate, validate_range};
+#[allow(unused_imports)]
+pub use self::watch::WatchHub;
+pub use self::watch::{WatchSpec, WatchUpdate, WatcherId};
+
+/// etcd's `MaxLeaseTTL`: a grant with a larger TTL fails with `LEASE_TTL_TOO_LARGE`.
+pub const MAX_LEASE_TTL_SECS: i64 = 9_000_000_000;
+
+/// The smallest lease TTL etcd grants with its default timing (election 1 s, heartbeat
+/// 100 ms): `ceil(1.5 * election timeout)` = 2 s. Shorter grants are raised to it.
+pub const DEFAULT_MIN_LEASE_TTL_SECS: i64 = 2;
+
+/// A replicated command (raft entry payload), encoded with prost.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Command {
     #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub op: Option<Op>,
 }
+
+/// The commands. `LeaseGrant` always carries a non-zero id (the proposer picks it).
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum Op {
     #[prost(message, tag = "1")]
@@ -27,7 +111,10 @@ pub enum Op {
     #[prost(message, tag = "7")]
     LeaseCheckpoint(LeaseCheckpointRequest),
 }
-#[derive(Debug)]
+
+/// What an applied command answered. Top-level responses have `header: None` (the caller
+/// fills it); responses nested in a txn carry a header with only `revision` set, as etcd's.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Response {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
@@ -37,164 +124,48 @@ pub enum Response {
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
 }
+
+/// A deterministic result: the same on every member.
 pub type ApplyOutcome = Result<Response, EtcdError>;
+
+/// Storage failures. Fatal for the member: drop the `StateMachine` and reopen (or stop).
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// sled failed (I/O, or its own corruption checks).
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[from] sled::Error),
+    /// A record of ours did not decode: the data dir was damaged or written by something else.
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+    /// `restore` was handed data that is not a snapshot of ours (or was damaged in transit).
+    #[error("bad snapshot: {0}")]
+    BadSnapshot(String),
 }
-pub fn validate(cmd: &Command, _max: usize) -> Result<(), EtcdError> {
-    if let Some(Op::Put(p)) = &cmd.op {
-        if p.key.is_empty() {
-            return Err(rpctypes::EMPTY_KEY);
-        }
-    }
-    Ok(())
-}
-pub fn validate_range(_req: &RangeRequest) -> Result<(), EtcdError> {
-    Ok(())
-}
-#[derive(Debug, Clone)]
+
+/// A lease as the state machine knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseInfo {
     pub id: i64,
+    /// The TTL granted (after raising it to the minimum TTL).
     pub granted_ttl: i64,
+    /// The last checkpointed remaining TTL, or `granted_ttl` when there is none (a
+    /// checkpoint of 0 or less clears it, as etcd's renew does).
     pub remaining_ttl: i64,
+    /// Attached keys, ascending.
     pub keys: Vec<Vec<u8>>,
 }
-#[derive(Debug, Clone, Default)]
-pub struct WatchHub;
-pub struct StateMachine {
-    tree: sled::Tree,
-    applied: u64,
-    rev: i64,
-    kv: BTreeMap<Vec<u8>, KeyValue>,
+
+/// Settings that must be equal on every member (they influence apply results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Grants with a smaller TTL get this one (etcd: `ceil(1.5 * election timeout)`).
+    pub min_lease_ttl_secs: i64,
 }
-impl StateMachine {
-    pub fn open(db: sled::Db) -> Result<Self, StateError> {
-        let tree = db
-            .open_tree("stub")
-            .map_err(|e| StateError::Storage(e.to_string()))?;
-        let applied = tree
-            .get("applied")
-            .ok()
-            .flatten()
-            .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap()))
-            .unwrap_or(0);
-        Ok(Self {
-            tree,
-            applied,
-            rev: 1,
-            kv: BTreeMap::new(),
-        })
-    }
-    pub fn applied_index(&self) -> u64 {
-        self.applied
-    }
-    pub fn revision(&self) -> i64 {
-        self.rev
-    }
-    pub fn compact_revision(&self) -> i64 {
-        0
-    }
-    pub fn apply(&mut self, index: u64, cmd: &Command) -> Result<Option<ApplyOutcome>, StateError> {
-        if index <= self.applied {
-            return Ok(None);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            min_lease_ttl_secs: DEFAULT_MIN_LEASE_TTL_SECS,
         }
-        self.applied = index;
-        self.tree
-            .insert("applied", &index.to_be_bytes())
-            .map_err(|e| StateError::Storage(e.to_string()))?;
-        Ok(Some(match &cmd.op {
-            Some(Op::Put(p)) => {
-                self.rev += 1;
-                let prev = self.kv.get(&p.key).cloned();
-                let kv = KeyValue {
-                    key: p.key.clone(),
-                    value: p.value.clone(),
-                    create_revision: prev.as_ref().map(|k| k.create_revision).unwrap_or(self.rev),
-                    mod_revision: self.rev,
-                    version: prev.as_ref().map(|k| k.version).unwrap_or(0) + 1,
-                    lease: p.lease,
-                };
-                self.kv.insert(p.key.clone(), kv);
-                Ok(Response::Put(PutResponse {
-                    header: None,
-                    prev_kv: if p.prev_kv { prev } else { None },
-                }))
-            }
-            _ => Err(rpctypes::NOT_CAPABLE),
-        }))
-    }
-    pub fn apply_noop(&mut self, index: u64) -> Result<(), StateError> {
-        if index > self.applied {
-            self.applied = index;
-        }
-        Ok(())
-    }
-    pub fn flush(&self) -> Result<(), StateError> {
-        self.tree
-            .flush()
-            .map(|_| ())
-            .map_err(|e| StateError::Storage(e.to_string()))
-    }
-    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
-        let kvs: Vec<KeyValue> = self.kv.get(&req.key).cloned().into_iter().collect();
-        Ok(RangeResponse {
-            header: None,
-            count: kvs.len() as i64,
-            kvs,
-            more: false,
-        })
-    }
-    pub fn hash_kv(&self, _revision: i64) -> Result<HashKvResponse, EtcdError> {
-        Ok(HashKvResponse::default())
-    }
-    pub fn lease(&self, _id: i64) -> Option<LeaseInfo> {
-        None
-    }
-    pub fn leases(&self) -> Vec<LeaseInfo> {
-        vec![]
-    }
-    pub fn db_size_bytes(&self) -> u64 {
-        1
-    }
-    pub fn snapshot(&self) -> Result<Vec<u8>, StateError> {
-        Ok(vec![])
-    }
-    pub fn restore(&mut self, index: u64, _data: &[u8]) -> Result<(), StateError> {
-        self.applied = index;
-        Ok(())
-    }
-    pub fn watch_hub(&self) -> WatchHub {
-        WatchHub
-    }
-}
-pub fn _unused(_: Event) {}
-pub struct WatchSpec {
-    pub key: Vec<u8>,
-    pub range_end: Vec<u8>,
-    pub start_revision: i64,
-    pub prev_kv: bool,
-    pub no_put: bool,
-    pub no_delete: bool,
-}
-#[derive(Debug)]
-pub enum WatchUpdate {
-    Events { revision: i64, events: Vec<Event> },
-    Compacted { compact_revision: i64 },
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct WatcherId(pub u64);
-impl WatchHub {
-    pub fn watch(
-        &self,
-        _spec: WatchSpec,
-        _tx: tokio::sync::mpsc::Sender<WatchUpdate>,
-    ) -> WatcherId {
-        WatcherId(0)
-    }
-    pub fn cancel(&self, _id: WatcherId) {}
-    pub fn progress(&self, _id: WatcherId) -> Option<i64> {
-        None
     }
 }

@@ -1,0 +1,5 @@
+//! The models Gauntlet checks against.
+
+pub mod etcd;
+pub mod kv;
+pub mod register;

@@ -1,0 +1,349 @@
+//! Persistence: reopen, crash copies, hashes, snapshots.
+
+use std::path::Path;
+
+use gauntlet_api::etcdserverpb::{
+    request_op, CompactionRequest, DeleteRangeRequest, LeaseCheckpoint, LeaseCheckpointRequest,
+    LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
+
+use super::tests_kv::H;
+use super::*;
+
+/// A deterministic command stream (xorshift seeded by `seed`) exercising every command kind.
+pub(super) fn commands(seed: u64, n: usize) -> Vec<Command> {
+    let mut x = seed.max(1);
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut rev_guess = 1i64;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let key = |r: u64| format!("k{:02}", r).into_bytes();
+        let op = match next(10) {
+            0..=3 => {
+                rev_guess += 1;
+                Op::Put(PutRequest {
+                    key: key(next(20)),
+                    value: format!("v{i}").into_bytes(),
+                    lease: if next(4) == 0 {
+                        (next(3) + 1) as i64
+                    } else {
+                        0
+                    },
+                    ..Default::default()
+                })
+            }
+            4 => Op::DeleteRange(DeleteRangeRequest {
+                key: key(next(20)),
+                range_end: if next(2) == 0 { vec![] } else { key(next(20)) },
+                prev_kv: false,
+            }),
+            5 => {
+                let a = next(10);
+                Op::Txn(TxnRequest {
+                    compare: vec![],
+                    success: vec![
+                        RequestOp {
+                            request: Some(request_op::Request::RequestPut(PutRequest {
+                                key: key(a),
+                                value: b"t".to_vec(),
+                                ..Default::default()
+                            })),
+                        },
+                        RequestOp {
+                            request: Some(request_op::Request::RequestPut(PutRequest {
+                                key: key(a + 10),
+                                value: b"t".to_vec(),
+                                ..Default::default()
+                            })),
+                        },
+                    ],
+                    failure: vec![],
+                })
+            }
+            6 => Op::LeaseGrant(LeaseGrantRequest {
+                ttl: 30,
+                id: (next(3) + 1) as i64,
+            }),
+            7 => Op::LeaseRevoke(LeaseRevokeRequest {
+                id: (next(3) + 1) as i64,
+            }),
+            8 => Op::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints: vec![LeaseCheckpoint {
+                    id: (next(3) + 1) as i64,
+                    remaining_ttl: next(30) as i64,
+                }],
+            }),
+            _ => Op::Compaction(CompactionRequest {
+                revision: rev_guess - next(4) as i64,
+                physical: true,
+            }),
+        };
+        out.push(Command { op: Some(op) });
+    }
+    out
+}
+
+/// Everything observable, for comparisons.
+#[derive(Debug, PartialEq)]
+pub(super) struct Observed {
+    applied: u64,
+    revision: i64,
+    compact: i64,
+    hash: u32,
+    all: Vec<gauntlet_api::mvccpb::KeyValue>,
+    leases: Vec<LeaseInfo>,
+}
+
+pub(super) fn observe(sm: &StateMachine) -> Observed {
+    let all = sm
+        .range(&RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        })
+        .unwrap()
+        .kvs;
+    Observed {
+        applied: sm.applied_index(),
+        revision: sm.revision(),
+        compact: sm.compact_revision(),
+        hash: sm.hash_kv(0).unwrap().hash,
+        all,
+        leases: sm.leases(),
+    }
+}
+
+/// Opens the db in `p`, waiting for the previous owner's sled threads to let go of the
+/// directory lock (sled releases it shortly after the `Db` is dropped, not synchronously).
+fn open_dir(p: &Path) -> StateMachine {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(p) {
+            Ok(db) => return StateMachine::open(db).unwrap(),
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("cannot reopen {p:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn reopen_after_every_apply_matches_a_machine_never_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reference = H::new();
+    for (i, cmd) in commands(7, 120).iter().enumerate() {
+        let index = i as u64 + 1;
+        let want = reference.sm.apply(index, cmd).unwrap();
+        let mut sm = open_dir(dir.path());
+        assert_eq!(sm.applied_index(), index - 1);
+        let got = sm.apply(index, cmd).unwrap();
+        assert_eq!(got, want, "command {i}: {cmd:?}");
+        drop(sm);
+        let sm = open_dir(dir.path());
+        assert_eq!(
+            observe(&sm),
+            observe(&reference.sm),
+            "after command {i}: {cmd:?}"
+        );
+        // History at every retained revision survives the reload too.
+        for rev in sm.compact_revision().max(1)..=sm.revision() {
+            let req = RangeRequest {
+                key: vec![0],
+                range_end: vec![0],
+                revision: rev,
+                ..Default::default()
+            };
+            assert_eq!(sm.range(&req), reference.sm.range(&req), "rev {rev}");
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if std::fs::copy(entry.path(), &target).is_err() {
+            // A file sled removed meanwhile: like a crash at that moment.
+        }
+    }
+}
+
+/// Copies the live data dir at many points without flushing (as a crash would leave it):
+/// every copy must open, and its state must be exactly the state the reference machine had
+/// at the copy's applied index: the index never runs ahead of or behind its effects.
+#[test]
+fn crash_copies_hold_state_matching_their_applied_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let copies = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .flush_every_ms(Some(2))
+        .open()
+        .unwrap();
+    let mut sm = StateMachine::open(db).unwrap();
+    let mut reference = H::new();
+    let mut states = vec![observe(&reference.sm)];
+    let cmds = commands(99, 400);
+    let mut copied = 0;
+    for (i, cmd) in cmds.iter().enumerate() {
+        let index = i as u64 + 1;
+        sm.apply(index, cmd).unwrap();
+        reference.sm.apply(index, cmd).unwrap();
+        states.push(observe(&reference.sm));
+        if i % 37 == 5 {
+            copy_dir(dir.path(), &copies.path().join(format!("c{copied}")));
+            copied += 1;
+        }
+    }
+    let mut distinct = std::collections::BTreeSet::new();
+    for c in 0..copied {
+        let sm = open_dir(&copies.path().join(format!("c{c}")));
+        let o = observe(&sm);
+        assert_eq!(o, states[o.applied as usize], "copy {c}");
+        distinct.insert(o.applied);
+    }
+    assert!(
+        distinct.len() > 1,
+        "copies should catch different points: {distinct:?}"
+    );
+}
+
+#[test]
+fn reopen_keeps_leases_compaction_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let mut sm = open_dir(dir.path());
+        let mut cmds = commands(3, 200);
+        cmds.push(Command {
+            op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 50 })),
+        });
+        cmds.push(Command {
+            op: Some(Op::Put(PutRequest {
+                lease: 50,
+                ..super::tests_kv::put("leased", "v")
+            })),
+        });
+        for (i, cmd) in cmds.iter().enumerate() {
+            sm.apply(i as u64 + 1, cmd).unwrap();
+        }
+        sm.flush().unwrap();
+        before = observe(&sm);
+        assert!(sm.compact_revision() > 1, "the stream compacts");
+        assert!(
+            sm.leases().iter().any(|l| !l.keys.is_empty()),
+            "some lease has keys"
+        );
+    }
+    let sm = open_dir(dir.path());
+    assert_eq!(observe(&sm), before);
+}
+
+#[test]
+fn hash_kv_agrees_between_members_and_tracks_history() {
+    let mut a = H::new();
+    let mut b = H::new();
+    let cmds = commands(11, 150);
+    let mut hashes = Vec::new();
+    for (i, cmd) in cmds.iter().enumerate() {
+        a.sm.apply(i as u64 + 1, cmd).unwrap();
+        b.sm.apply(i as u64 + 1, cmd).unwrap();
+        assert_eq!(a.sm.hash_kv(0).unwrap(), b.sm.hash_kv(0).unwrap());
+        hashes.push((
+            a.sm.revision(),
+            a.sm.compact_revision(),
+            a.sm.hash_kv(0).unwrap().hash,
+        ));
+    }
+    // Hashing an older revision equals the hash taken back then, if nothing was compacted since.
+    let (rev, compact, hash) = hashes[hashes.len() - 3];
+    if compact == a.sm.compact_revision() && rev >= compact {
+        assert_eq!(a.sm.hash_kv(rev).unwrap().hash, hash);
+    }
+    // A different write changes the hash.
+    (a.idx, b.idx) = (cmds.len() as u64, cmds.len() as u64);
+    b.put("k00", "different");
+    a.put("k00", "same?");
+    assert_ne!(a.sm.hash_kv(0).unwrap().hash, b.sm.hash_kv(0).unwrap().hash);
+}
+
+#[test]
+fn restore_rejects_garbage_and_keeps_state() {
+    let mut h = H::new();
+    h.put("a", "1");
+    let before = observe(&h.sm);
+    let mut snap = h.sm.snapshot().unwrap();
+    assert!(matches!(
+        h.sm.restore(9, b"nonsense"),
+        Err(StateError::BadSnapshot(_))
+    ));
+    let last = snap.len() - 1;
+    snap[last] ^= 0xff;
+    assert!(matches!(
+        h.sm.restore(9, &snap),
+        Err(StateError::BadSnapshot(_))
+    ));
+    assert_eq!(observe(&h.sm), before);
+}
+
+#[test]
+fn restore_sets_applied_index_and_survives_reopen() {
+    let mut src = H::new();
+    for (i, cmd) in commands(5, 100).iter().enumerate() {
+        src.sm.apply(i as u64 + 1, cmd).unwrap();
+    }
+    let snap = src.sm.snapshot().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut sm = open_dir(dir.path());
+        sm.apply(
+            1,
+            &Command {
+                op: Some(Op::Put(super::tests_kv::put("zzz", "gone"))),
+            },
+        )
+        .unwrap();
+        sm.restore(100, &snap).unwrap();
+        assert_eq!(observe(&sm), observe(&src.sm));
+        sm.flush().unwrap();
+    }
+    let mut sm = open_dir(dir.path());
+    assert_eq!(observe(&sm), observe(&src.sm));
+    // And it keeps applying in step with the source.
+    for (i, cmd) in commands(6, 50).iter().enumerate() {
+        let index = 101 + i as u64;
+        assert_eq!(
+            sm.apply(index, cmd).unwrap(),
+            src.sm.apply(index, cmd).unwrap()
+        );
+    }
+    assert_eq!(observe(&sm), observe(&src.sm));
+}
+
+#[test]
+fn snapshot_of_a_fresh_machine_restores() {
+    let fresh = H::new();
+    let snap = fresh.sm.snapshot().unwrap();
+    let mut other = H::new();
+    other.put("a", "1");
+    other.sm.restore(3, &snap).unwrap();
+    assert_eq!(
+        (
+            other.sm.revision(),
+            other.sm.applied_index(),
+            other.sm.compact_revision()
+        ),
+        (1, 3, -1)
+    );
+    assert_eq!(other.get("a"), None);
+}

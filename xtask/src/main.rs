@@ -131,7 +131,10 @@ fn test(filter: &[String]) -> anyhow::Result<()> {
     provision()?;
     // Tests launch the reference server as a target; build it first (tests find it
     // beside their own binaries).
-    run("building gauntlet-server", cargo().args(["build", "--quiet", "-p", "gauntlet-reference-server"]))?;
+    run(
+        "building gauntlet-server",
+        cargo().args(["build", "--quiet", "-p", "gauntlet-reference-server"]),
+    )?;
     if !nextest_available() {
         run(
             "installing cargo-nextest",

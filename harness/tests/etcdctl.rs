@@ -321,9 +321,5 @@ etcdctl_cases! {
     etcd_3_5_1_with_etcdctl_3_4_23 => "etcd@3.5.1" with "3.4.23",
     etcd_3_4_23_with_etcdctl_3_4_23 => "etcd@3.4.23" with "3.4.23",
     reference_with_etcdctl_3_5_1 => "reference" with "3.5.1",
+    reference_with_etcdctl_3_4_23 => "reference" with "3.4.23",
 }
-
-// Not yet listed: the reference server with etcdctl 3.4.23. etcdctl 3.4's per-endpoint
-// commands (`endpoint status`, `endpoint hashkv`) send the raw endpoint URL as the HTTP/2
-// :authority, which the Rust h2 stack rejects (RST_STREAM PROTOCOL_ERROR) while Go's server
-// accepts it. Tracked as an open point of the reference server issue.

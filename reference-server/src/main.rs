@@ -9,6 +9,7 @@
 //! Start it exactly like etcd: it takes etcd's flag names ([`config`]).
 
 mod config;
+mod h2fix;
 mod http;
 mod lease;
 mod node;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use futures::TryStreamExt;
 use gauntlet_api::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
@@ -276,7 +278,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         servers.spawn(async move {
             builder
                 .add_routes(routes)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .serve_with_incoming(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener)
+                        .map_ok(h2fix::FixAuthority::new),
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("client server: {e}"))
         });

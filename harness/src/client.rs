@@ -438,9 +438,9 @@ impl Client {
         );
     }
 
-    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+    /// A request carrying the auth token (no deadline header: streams are long-lived).
+    fn stream_request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        req.set_timeout(self.inner.config.command_timeout);
         if let Some(tok) = self
             .inner
             .token
@@ -452,6 +452,13 @@ impl Client {
                 req.metadata_mut().insert(TOKEN_METADATA_KEY, v);
             }
         }
+        req
+    }
+
+    /// A unary request: the token and the command timeout as its gRPC deadline.
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = self.stream_request(msg);
+        req.set_timeout(self.inner.config.command_timeout);
         req
     }
 
@@ -762,18 +769,7 @@ impl Client {
         tx.try_send(watch_create(create))
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let timeout = self.inner.config.command_timeout;
-        let mut req = tonic::Request::new(ReceiverStream::new(rx));
-        if let Some(tok) = self
-            .inner
-            .token
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_deref()
-        {
-            if let Ok(v) = tonic::metadata::MetadataValue::try_from(tok) {
-                req.metadata_mut().insert(TOKEN_METADATA_KEY, v);
-            }
-        }
+        let req = self.stream_request(ReceiverStream::new(rx));
         let mut wc = WatchClient::new(self.inner.channels[idx].clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let stream = match tokio::time::timeout(timeout, wc.watch(req)).await {
@@ -814,18 +810,7 @@ impl Client {
         tx.try_send(pb::LeaseKeepAliveRequest { id: lease_id })
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let timeout = self.inner.config.command_timeout;
-        let mut req = tonic::Request::new(ReceiverStream::new(rx));
-        if let Some(tok) = self
-            .inner
-            .token
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_deref()
-        {
-            if let Ok(v) = tonic::metadata::MetadataValue::try_from(tok) {
-                req.metadata_mut().insert(TOKEN_METADATA_KEY, v);
-            }
-        }
+        let req = self.stream_request(ReceiverStream::new(rx));
         let stream = match tokio::time::timeout(
             timeout,
             LeaseClient::new(self.inner.channels[idx].clone()).lease_keep_alive(req),
@@ -896,6 +881,46 @@ impl Client {
     }
 }
 
+/// Queues `item` on a stream's request side, waiting at most `timeout` for room.
+async fn send_bounded<T>(
+    tx: &mpsc::Sender<T>,
+    item: T,
+    timeout: Duration,
+    endpoint: &str,
+) -> Result<(), ClientError> {
+    match tokio::time::timeout(timeout, tx.send(item)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(ClientError::Stream {
+            endpoint: endpoint.to_string(),
+            reason: "stream closed".into(),
+        }),
+        Err(_) => Err(ClientError::Timeout {
+            endpoint: endpoint.to_string(),
+            after_ms: millis(timeout),
+        }),
+    }
+}
+
+/// The next message of a response stream, waiting at most `timeout`.
+async fn recv_bounded<T>(
+    rx: &mut tonic::Streaming<T>,
+    timeout: Duration,
+    endpoint: &str,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(timeout, rx.message()).await {
+        Err(_) => Err(ClientError::Timeout {
+            endpoint: endpoint.to_string(),
+            after_ms: millis(timeout),
+        }),
+        Ok(Err(status)) => Err(status_error(endpoint, &status)),
+        Ok(Ok(None)) => Err(ClientError::Stream {
+            endpoint: endpoint.to_string(),
+            reason: "closed by the server".into(),
+        }),
+        Ok(Ok(Some(r))) => Ok(r),
+    }
+}
+
 fn watch_create(create: pb::WatchCreateRequest) -> pb::WatchRequest {
     pb::WatchRequest {
         request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
@@ -929,37 +954,11 @@ impl std::fmt::Debug for WatchStream {
 
 impl WatchStream {
     async fn send(&self, req: pb::WatchRequest) -> Result<(), ClientError> {
-        match tokio::time::timeout(self.timeout, self.tx.send(req)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(ClientError::Stream {
-                endpoint: self.endpoint.clone(),
-                reason: "stream closed".into(),
-            }),
-            Err(_) => Err(ClientError::Timeout {
-                endpoint: self.endpoint.clone(),
-                after_ms: millis(self.timeout),
-            }),
-        }
+        send_bounded(&self.tx, req, self.timeout, &self.endpoint).await
     }
 
     async fn receive_raw(&mut self, timeout: Duration) -> Result<pb::WatchResponse, ClientError> {
-        let endpoint = self.endpoint.clone();
-        let resp = match tokio::time::timeout(timeout, self.rx.message()).await {
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    endpoint,
-                    after_ms: millis(timeout),
-                })
-            }
-            Ok(Err(status)) => return Err(status_error(&endpoint, &status)),
-            Ok(Ok(None)) => {
-                return Err(ClientError::Stream {
-                    endpoint,
-                    reason: "closed by the server".into(),
-                })
-            }
-            Ok(Ok(Some(r))) => r,
-        };
+        let resp = recv_bounded(&mut self.rx, timeout, &self.endpoint).await?;
         if let Some(rec) = &self.recorder {
             rec.watch_response(WatchRecord {
                 client_id: self.client_id,
@@ -1063,44 +1062,13 @@ impl std::fmt::Debug for LeaseKeeper {
 
 impl LeaseKeeper {
     async fn receive(&mut self) -> Result<pb::LeaseKeepAliveResponse, ClientError> {
-        let endpoint = self.endpoint.clone();
-        match tokio::time::timeout(self.timeout, self.rx.message()).await {
-            Err(_) => Err(ClientError::Timeout {
-                endpoint,
-                after_ms: millis(self.timeout),
-            }),
-            Ok(Err(status)) => Err(status_error(&endpoint, &status)),
-            Ok(Ok(None)) => Err(ClientError::Stream {
-                endpoint,
-                reason: "closed by the server".into(),
-            }),
-            Ok(Ok(Some(r))) => Ok(r),
-        }
+        recv_bounded(&mut self.rx, self.timeout, &self.endpoint).await
     }
 
     /// Sends one keep-alive and waits for its answer (TTL 0 means the lease is gone).
     pub async fn keep_alive(&mut self) -> Result<pb::LeaseKeepAliveResponse, ClientError> {
-        match tokio::time::timeout(
-            self.timeout,
-            self.tx
-                .send(pb::LeaseKeepAliveRequest { id: self.lease_id }),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                return Err(ClientError::Stream {
-                    endpoint: self.endpoint.clone(),
-                    reason: "stream closed".into(),
-                })
-            }
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    endpoint: self.endpoint.clone(),
-                    after_ms: millis(self.timeout),
-                })
-            }
-        }
+        let req = pb::LeaseKeepAliveRequest { id: self.lease_id };
+        send_bounded(&self.tx, req, self.timeout, &self.endpoint).await?;
         self.receive().await
     }
 }

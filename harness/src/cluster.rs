@@ -386,6 +386,15 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Member `i` of the locked list, or the error naming the cluster's size.
+    fn member_mut(members: &mut [Member], i: usize) -> Result<&mut Member> {
+        let total = members.len();
+        members.get_mut(i).ok_or(HarnessError::NoSuchMember {
+            index: i,
+            members: total,
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Member>> {
         self.members
             .lock()
@@ -394,10 +403,7 @@ impl Cluster {
 
     fn spawn(&self, i: usize) -> Result<()> {
         let mut members = self.lock();
-        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
-            index: i,
-            members: self.spec.members,
-        })?;
+        let m = Self::member_mut(&mut members, i)?;
         let child = spawn_member(&self.binary, &m.args, &m.info.log)?;
         m.info.pid = Some(child.id());
         m.info.state = MemberState::Running;
@@ -485,10 +491,7 @@ impl Cluster {
         action: &str,
     ) -> Result<()> {
         let mut members = self.lock();
-        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
-            index: i,
-            members: self.spec.members,
-        })?;
+        let m = Self::member_mut(&mut members, i)?;
         Self::reap(m);
         if m.info.state != need {
             return Err(HarnessError::MemberState {
@@ -534,10 +537,7 @@ impl Cluster {
     /// SIGKILL member `i` and reap it. Killing a stopped member is a no-op.
     pub fn kill(&self, i: usize) -> Result<()> {
         let mut members = self.lock();
-        let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
-            index: i,
-            members: self.spec.members,
-        })?;
+        let m = Self::member_mut(&mut members, i)?;
         kill_group(m);
         Ok(())
     }
@@ -546,10 +546,7 @@ impl Cluster {
     pub async fn stop(&self, i: usize) -> Result<()> {
         {
             let mut members = self.lock();
-            let m = members.get_mut(i).ok_or(HarnessError::NoSuchMember {
-                index: i,
-                members: self.spec.members,
-            })?;
+            let m = Self::member_mut(&mut members, i)?;
             Self::reap(m);
             let Some(child) = m.child.as_ref() else {
                 return Ok(());

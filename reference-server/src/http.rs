@@ -48,10 +48,7 @@ pub fn routes(node: NodeHandle) -> Router {
 fn metrics(node: &NodeHandle) -> String {
     let s = &node.status;
     let (revision, compact, db, keys, revisions, watchers) = {
-        let st = node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = node.read_state();
         (
             st.revision(),
             st.compact_revision(),

@@ -59,9 +59,7 @@ impl Lessor {
         }
         let lease = self
             .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .read_state()
             .lease(id)
             .ok_or(rpctypes::LEASE_NOT_FOUND)?;
         let ttl = lease.granted_ttl;
@@ -80,11 +78,7 @@ impl Lessor {
         if !self.is_leader() {
             return Err(rpctypes::NOT_LEADER);
         }
-        let state = self
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = self.node.read_state();
         let Some(lease) = state.lease(id) else {
             return Ok(None);
         };
@@ -123,12 +117,7 @@ impl Lessor {
                 continue;
             }
             let now = Instant::now();
-            let leases = self
-                .node
-                .state
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .leases();
+            let leases = self.node.read_state().leases();
             let mut expired = Vec::new();
             let mut checkpoints = Vec::new();
             {

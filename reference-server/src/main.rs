@@ -299,11 +299,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     // Make what was applied durable before exiting on a graceful stop.
-    let _ = node
-        .state
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .flush();
+    let _ = node.read_state().flush();
     Ok(())
 }
 
@@ -374,11 +370,7 @@ fn spawn_auto_compaction(config: &Config, ctx: Ctx) {
                 continue;
             }
             let (rev, compacted) = {
-                let st = ctx
-                    .node
-                    .state
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let st = ctx.node.read_state();
                 (st.revision(), st.compact_revision())
             };
             let target = match revisions {

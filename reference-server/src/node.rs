@@ -104,6 +104,13 @@ impl std::fmt::Debug for NodeHandle {
 }
 
 impl NodeHandle {
+    /// Read access to the state machine (serializable reads, status, metrics).
+    pub fn read_state(&self) -> std::sync::RwLockReadGuard<'_, StateMachine> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn enqueue(&self, input: Input) -> Result<(), EtcdError> {
         match self.tx.try_send(input) {
             Ok(()) => Ok(()),

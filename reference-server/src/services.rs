@@ -85,12 +85,7 @@ impl Ctx {
     }
 
     fn current_header(&self) -> Option<pb::ResponseHeader> {
-        let rev = self
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .revision();
+        let rev = self.node.read_state().revision();
         self.header(rev, self.node.status.term.load(Ordering::Relaxed))
     }
 
@@ -105,14 +100,7 @@ impl Ctx {
         let cmd = Command { op: Some(op) };
         self.check_size(cmd.encoded_len())?;
         state::validate(&cmd, self.max_txn_ops).map_err(status)?;
-        if self
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .db_size_bytes()
-            > self.quota_bytes
-        {
+        if self.node.read_state().db_size_bytes() > self.quota_bytes {
             return Err(status(rpctypes::NO_SPACE));
         }
         self.node.propose(cmd).await.map_err(status)
@@ -120,11 +108,7 @@ impl Ctx {
 
     fn read(&self, req: &pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
         state::validate_range(req).map_err(status)?;
-        let st = self
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = self.node.read_state();
         let mut r = st.range(req).map_err(status)?;
         r.header = self.header(st.revision(), self.node.status.term.load(Ordering::Relaxed));
         Ok(r)
@@ -305,13 +289,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
         self.0.node.read_index().await.map_err(status)?;
-        let lease = self
-            .0
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .lease(req.id);
+        let lease = self.0.node.read_state().lease(req.id);
         let header = self.0.current_header();
         let Some(lease) = lease else {
             // etcd answers TTL -1 for a lease that does not exist.
@@ -359,13 +337,7 @@ impl Lease for LeaseService {
         _request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         self.0.node.read_index().await.map_err(status)?;
-        let leases = self
-            .0
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .leases();
+        let leases = self.0.node.read_state().leases();
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.0.current_header(),
             leases: leases
@@ -469,12 +441,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let st = self
-            .0
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = self.0.node.read_state();
         let db = i64::try_from(st.db_size_bytes()).unwrap_or(i64::MAX);
         let s = &self.0.node.status;
         let term = s.term.load(Ordering::Relaxed);
@@ -503,12 +470,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _r: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
-        let st = self
-            .0
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = self.0.node.read_state();
         let h = st.hash_kv(0).map_err(status)?;
         Ok(Response::new(pb::HashResponse {
             header: self.0.header(
@@ -523,12 +485,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        let st = self
-            .0
-            .node
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = self.0.node.read_state();
         let mut h = st.hash_kv(request.into_inner().revision).map_err(status)?;
         h.header = self.0.header(
             st.revision(),
@@ -616,13 +573,7 @@ impl Watch for WatchService {
             mpsc::channel::<Result<pb::WatchResponse, Status>>(WATCH_STREAM_QUEUE);
         let this = self.clone();
         tokio::spawn(async move {
-            let hub = this
-                .0
-                .node
-                .state
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .watch_hub();
+            let hub = this.0.node.read_state().watch_hub();
             let (upd_tx, mut upd_rx) = mpsc::channel::<(i64, WatchUpdate)>(WATCH_STREAM_QUEUE);
             let mut watchers: HashMap<i64, Watcher> = HashMap::new();
             let mut next_id: i64 = 0;

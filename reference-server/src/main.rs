@@ -120,20 +120,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let state = Arc::new(RwLock::new(state));
 
     let node_cell: Arc<OnceLock<node::NodeHandle>> = Arc::new(OnceLock::new());
-    let peer_urls: HashMap<u64, String> = config
-        .peers
-        .values()
-        .filter(|p| p.id != config.member_id)
-        .filter_map(|p| p.peer_urls.first().map(|u| (p.id, u.clone())))
-        .collect();
+    // One connection per peer, shared by raft traffic and the peer RPCs.
+    let mut peer_channels = HashMap::new();
+    for p in config.peers.values().filter(|p| p.id != config.member_id) {
+        if let Some(url) = p.peer_urls.first() {
+            peer_channels.insert(
+                p.id,
+                transport::peer_channel(url).map_err(anyhow::Error::msg)?,
+            );
+        }
+    }
     let transport = transport::Transport::start(
         &tokio::runtime::Handle::current(),
         config.cluster_id,
         config.member_id,
-        &peer_urls,
+        &peer_channels,
         node_cell.clone(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    );
     let request_timeout =
         Duration::from_secs(5) + 2 * Duration::from_millis(config.flags.election_timeout);
     let node_cfg = node::NodeConfig {
@@ -156,6 +159,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let lessor_cell = Arc::new(OnceLock::new());
     let _ = lessor_cell.set(lessor.clone());
     tokio::spawn(lessor.clone().run());
+    let sizer = node.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(node::DB_SIZE_REFRESH);
+        loop {
+            every.tick().await;
+            let size = sizer.read_state().db_size_bytes();
+            sizer
+                .status
+                .db_size_bytes
+                .store(size, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
 
     let members: HashMap<u64, MemberRecord> = config
         .peers
@@ -177,11 +192,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         })
         .collect();
     let members = Arc::new(RwLock::new(members));
-    let mut peer_clients = HashMap::new();
-    for (id, url) in &peer_urls {
-        let ch = transport::peer_channel(url).map_err(anyhow::Error::msg)?;
-        peer_clients.insert(*id, peerpb::peer_client::PeerClient::new(ch));
-    }
+    let peer_clients: HashMap<_, _> = peer_channels
+        .into_iter()
+        .map(|(id, ch)| (id, peerpb::peer_client::PeerClient::new(ch)))
+        .collect();
     let peer_clients = Arc::new(peer_clients);
     tokio::spawn(learn_members(peer_clients.clone(), members.clone()));
 

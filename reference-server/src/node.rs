@@ -81,7 +81,13 @@ pub struct NodeStatus {
     pub applied: AtomicU64,
     /// Whether this member is leader.
     pub is_leader: AtomicBool,
+    /// Database size on disk, refreshed every [`DB_SIZE_REFRESH`] (reading it stats
+    /// files, too slow for every write's quota check).
+    pub db_size_bytes: AtomicU64,
 }
+
+/// How often [`NodeStatus::db_size_bytes`] is refreshed.
+pub const DB_SIZE_REFRESH: Duration = Duration::from_millis(500);
 
 /// A cheap handle to the raft loop.
 #[derive(Clone)]
@@ -362,7 +368,17 @@ impl<O: Outbox> Loop<O> {
 
     /// Answers requests that waited past their deadline; retries reads queued while no leader was known.
     fn expire(&mut self, now: Instant) {
-        self.proposals.retain(|_, (deadline, _)| *deadline > now);
+        let late: Vec<u64> = self
+            .proposals
+            .iter()
+            .filter(|(_, (d, _))| *d <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in late {
+            if let Some((_, reply)) = self.proposals.remove(&k) {
+                let _ = reply.send(Err(rpctypes::TIMEOUT));
+            }
+        }
         let expired: Vec<u64> = self
             .reads_requested
             .iter()

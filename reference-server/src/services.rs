@@ -100,7 +100,7 @@ impl Ctx {
         let cmd = Command { op: Some(op) };
         self.check_size(cmd.encoded_len())?;
         state::validate(&cmd, self.max_txn_ops).map_err(status)?;
-        if self.node.read_state().db_size_bytes() > self.quota_bytes {
+        if self.node.status.db_size_bytes.load(Ordering::Relaxed) > self.quota_bytes {
             return Err(status(rpctypes::NO_SPACE));
         }
         self.node.propose(cmd).await.map_err(status)

@@ -52,28 +52,31 @@ impl Outbox for Transport {
 }
 
 impl Transport {
-    /// Starts a sender task per peer (`peers`: id → peer URL). `node` is filled in once
+    /// Starts a sender task per peer (`peers`: id → connection to its peer URL). `node` is filled in once
     /// the raft loop runs; until then failures are not reported.
     pub fn start(
         rt: &tokio::runtime::Handle,
         cluster_id: u64,
         from: u64,
-        peers: &HashMap<u64, String>,
+        peers: &HashMap<u64, Channel>,
         node: Arc<OnceLock<NodeHandle>>,
-    ) -> Result<Transport, String> {
+    ) -> Transport {
         let mut queues = HashMap::new();
-        for (&id, url) in peers {
+        for (&id, channel) in peers {
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            let channel = {
-                let _guard = rt.enter();
-                peer_channel(url)?
-            };
-            rt.spawn(send_loop(id, channel, rx, cluster_id, from, node.clone()));
+            rt.spawn(send_loop(
+                id,
+                channel.clone(),
+                rx,
+                cluster_id,
+                from,
+                node.clone(),
+            ));
             queues.insert(id, tx);
         }
-        Ok(Transport {
+        Transport {
             queues: Arc::new(queues),
-        })
+        }
     }
 }
 

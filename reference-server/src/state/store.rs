@@ -71,6 +71,20 @@ struct WriteCtx {
 }
 
 impl WriteCtx {
+    /// Stages `rec` at `rev` in the batch and queues its watch event; returns its key-value.
+    fn write_record(&mut self, rev: Rev, rec: Record, kind: EventType) -> KeyValue {
+        self.batch.insert(&codec::rev_key(rev), rec.encode());
+        self.events.push(HubEvent {
+            event: Event {
+                r#type: kind as i32,
+                kv: Some(rec.kv.clone()),
+                prev_kv: None,
+            },
+            prev: rec.prev,
+        });
+        rec.kv
+    }
+
     fn new(index: u64, begin_rev: i64) -> Self {
         WriteCtx {
             batch: sled::Batch::default(),
@@ -578,16 +592,8 @@ impl StateMachine {
             prev: cur.map(|c| c.modified),
             kv,
         };
-        ctx.batch.insert(&codec::rev_key(rev), rec.encode());
-        ctx.events.push(HubEvent {
-            event: Event {
-                r#type: EventType::Put as i32,
-                kv: Some(rec.kv.clone()),
-                prev_kv: None,
-            },
-            prev: rec.prev,
-        });
-        ctx.pending.insert(rev, rec.kv);
+        let kv = ctx.write_record(rev, rec, EventType::Put);
+        ctx.pending.insert(rev, kv);
         Ok(PutResponse {
             header: None,
             prev_kv: if p.prev_kv { prev_kv } else { None },
@@ -642,15 +648,7 @@ impl StateMachine {
             prev: Some(prev),
             kv,
         };
-        ctx.batch.insert(&codec::rev_key(rev), rec.encode());
-        ctx.events.push(HubEvent {
-            event: Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(rec.kv.clone()),
-                prev_kv: None,
-            },
-            prev: Some(prev),
-        });
+        ctx.write_record(rev, rec, EventType::Delete);
     }
 
     fn exec_txn_top(&mut self, ctx: &mut WriteCtx, t: &TxnRequest) -> Result<TxnResponse, Fail> {

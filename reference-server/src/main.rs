@@ -1,8 +1,8 @@
 //! `gauntlet-server`: an etcd-compatible server, Gauntlet's reference target.
 //!
-//! A member is a raft node ([`node`]) over a log persisted in sled ([`raftlog`]),
-//! applying commands to a replicated state machine ([`state`]: MVCC store, leases,
-//! watch hub), with etcd's gRPC services on the client URLs ([`services`], plus
+//! A member is a raft node ([`node`]) over a log kept in a write-ahead log
+//! ([`raftlog`], [`wal`]), applying commands to a replicated state machine on sled
+//! ([`state`]: MVCC store, leases, watch hub), with etcd's gRPC services on the client URLs ([`services`], plus
 //! `/health`, `/version`, `/metrics` from [`http`]) and a peer protocol on the peer
 //! URLs ([`transport`], [`peer`]). Lease expiry belongs to the leader ([`lease`]).
 //!
@@ -18,6 +18,7 @@ mod raftlog;
 mod services;
 mod state;
 mod transport;
+mod wal;
 
 #[allow(
     clippy::all,
@@ -87,6 +88,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// How often sled writes the state machine to disk on its own. The state machine need
+/// not be durable for an acknowledgement (the WAL is); this only bounds the replay after
+/// a crash. The log is compacted only behind an explicit flush.
+const SLED_FLUSH_MS: u64 = 1000;
+
 fn raft_logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
 }
@@ -98,7 +104,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .path(&db_dir)
         .cache_capacity(512 << 20)
         .mode(sled::Mode::HighThroughput)
-        .flush_every_ms(None)
+        .flush_every_ms(Some(SLED_FLUSH_MS))
         .open()
         .with_context(|| {
             format!(
@@ -147,8 +153,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         snapshot_count: config.flags.snapshot_count,
         request_timeout,
     };
-    let node =
-        node::start(db, state, node_cfg, transport, raft_logger()).context("starting raft")?;
+    let node = node::start(
+        db,
+        &config.data_dir.join("member").join("wal"),
+        state,
+        node_cfg,
+        transport,
+        raft_logger(),
+    )
+    .context("starting raft")?;
     let _ = node_cell.set(node.clone());
 
     // etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.

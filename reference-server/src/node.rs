@@ -239,12 +239,13 @@ fn parse_context(c: &[u8]) -> Option<(u64, u64)> {
 /// Opens the log and starts the raft loop on its own thread.
 pub fn start<O: Outbox>(
     db: sled::Db,
+    wal_dir: &std::path::Path,
     state: Arc<RwLock<StateMachine>>,
     cfg: NodeConfig,
     outbox: O,
     logger: slog::Logger,
 ) -> Result<NodeHandle, NodeError> {
-    let store = LogStore::open(&db, state.clone(), &cfg.voters)?;
+    let store = LogStore::open(wal_dir, state.clone(), &cfg.voters)?;
     let applied = state
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -414,8 +415,6 @@ impl<O: Outbox> Loop<O> {
         if !rd.snapshot().is_empty() {
             self.install_snapshot(rd.snapshot().clone())?;
         }
-        let committed = rd.take_committed_entries();
-        self.apply(committed)?;
         if !rd.entries().is_empty() {
             self.raw.store().append(rd.entries())?;
         }
@@ -423,15 +422,21 @@ impl<O: Outbox> Loop<O> {
             self.status.term.store(hs.term, Ordering::Relaxed);
             self.raw.store().set_hardstate(hs)?;
         }
+        if rd.must_sync() {
+            self.raw.store().sync()?;
+        } else {
+            self.raw.store().write()?;
+        }
+        // Applied only after the log is durable, so the state machine (flushed by sled
+        // on its own schedule) never holds an entry the local log could lose.
+        let committed = rd.take_committed_entries();
+        self.apply(committed)?;
         for rs in rd.take_read_states() {
             if let Some((_, seq)) = parse_context(&rs.request_ctx) {
                 if let Some((_, reply)) = self.reads_requested.remove(&seq) {
                     self.reads_waiting.entry(rs.index).or_default().push(reply);
                 }
             }
-        }
-        if rd.must_sync() {
-            self.db.flush()?;
         }
         if !rd.persisted_messages().is_empty() {
             self.outbox.send(rd.take_persisted_messages());
@@ -459,14 +464,12 @@ impl<O: Outbox> Loop<O> {
         tracing::info!(index, "installing snapshot from the leader");
         // Three durable steps; see raftlog's module docs for why.
         self.raw.store().begin_snapshot(&snap)?;
-        self.db.flush()?;
         self.state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .restore(index, &snap.data)?;
         self.db.flush()?;
         self.raw.store().apply_snapshot(&snap)?;
-        self.db.flush()?;
         tracing::info!(index, "applied snapshot");
         self.status.applied.store(index, Ordering::Relaxed);
         self.last_compaction = index;

@@ -4,9 +4,10 @@
 //! Each turn of the loop drains every queued input (proposals, reads, peer messages)
 //! before handling one `Ready`, so all proposals that arrived meanwhile share one
 //! fsync: that is the group commit. Order within a `Ready` follows raft-rs's
-//! contract: send messages, install a snapshot, apply committed entries, persist
-//! entries and hard state, **fsync**, send the messages that had to wait for
-//! persistence, advance.
+//! contract: send messages, install a snapshot, persist entries and hard state,
+//! **fsync**, apply committed entries, send the messages that had to wait for
+//! persistence, advance. All entries applied in one turn go to the state machine as
+//! one group: one sled batch, then their answers and watch events.
 //!
 //! A proposal carries its proposer (`member id`, `sequence`) in the entry context;
 //! only the proposer answers the waiting client when the entry is applied. A
@@ -484,48 +485,55 @@ impl<O: Outbox> Loop<O> {
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Answers wait until the group is committed to sled and published to watchers.
+        let mut answers = Vec::new();
         for e in entries {
             match e.get_entry_type() {
                 EntryType::EntryNormal if !e.data.is_empty() => {
                     let outcome = match Command::decode(e.data.as_ref()) {
-                        Ok(cmd) => state.apply(e.index, &cmd)?,
+                        Ok(cmd) => state.apply_grouped(e.index, &cmd)?,
                         Err(err) => {
                             // Every member decodes the same bytes the same way, so skipping stays consistent.
                             tracing::error!(index = e.index, "undecodable command skipped: {err}");
-                            state.apply_noop(e.index)?;
+                            state.apply_noop_grouped(e.index);
                             None
                         }
                     };
                     if let (Some(outcome), Some((id, seq))) = (outcome, parse_context(&e.context)) {
                         if id == self.cfg.id {
                             if let Some((_, reply)) = self.proposals.remove(&seq) {
-                                let _ = reply.send(Ok(Applied {
+                                let applied = Applied {
                                     outcome,
                                     revision: state.revision(),
                                     term: e.term,
-                                }));
+                                };
+                                answers.push((reply, applied));
                             }
                         }
                     }
                 }
-                EntryType::EntryNormal => state.apply_noop(e.index)?,
+                EntryType::EntryNormal => state.apply_noop_grouped(e.index),
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data)
                         .map_err(|err| NodeError::Raft(raft::Error::CodecError(err)))?;
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.raw.store().set_conf_state(&cs)?;
-                    state.apply_noop(e.index)?;
+                    state.apply_noop_grouped(e.index);
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc = ConfChangeV2::parse_from_bytes(&e.data)
                         .map_err(|err| NodeError::Raft(raft::Error::CodecError(err)))?;
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.raw.store().set_conf_state(&cs)?;
-                    state.apply_noop(e.index)?;
+                    state.apply_noop_grouped(e.index);
                 }
             }
         }
+        state.commit()?;
         drop(state);
+        for (reply, applied) in answers {
+            let _ = reply.send(Ok(applied));
+        }
         self.status.applied.store(last, Ordering::Relaxed);
         Ok(())
     }

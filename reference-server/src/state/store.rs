@@ -33,6 +33,20 @@ struct LeaseState {
     keys: BTreeSet<Vec<u8>>,
 }
 
+/// A staged sled write: key and value, or key and `None` for a removal.
+type StagedOp = (Vec<u8>, Option<Vec<u8>>);
+
+/// Commands applied since the last [`StateMachine::commit`]: their writes go to sled in
+/// one atomic batch, and their watch events are published after it.
+#[derive(Default)]
+struct Group {
+    ops: Vec<StagedOp>,
+    pending: HashMap<Rev, KeyValue>,
+    notifies: Vec<(i64, Vec<HubEvent>)>,
+    /// Whether anything (even only the applied index) changed since the last commit.
+    dirty: bool,
+}
+
 /// The deterministic, persistent state of one member. See the module doc for the contract.
 pub struct StateMachine {
     db: sled::Db,
@@ -42,6 +56,7 @@ pub struct StateMachine {
     meta: Meta,
     config: Config,
     hub: WatchHub,
+    group: Group,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -58,14 +73,15 @@ impl std::fmt::Debug for StateMachine {
 
 /// The effects of one command being applied, not yet committed to sled.
 struct WriteCtx {
-    batch: sled::Batch,
+    /// Writes staged by the group so far (this command's come last).
+    ops: Vec<StagedOp>,
     /// The raft index being applied (stamped into every record written).
     index: u64,
     /// The store revision before this command.
     begin_rev: i64,
     /// Writes so far (the next write gets sub-revision `sub`).
     sub: i64,
-    /// Records written by this command, readable before the batch commits (txn ranges).
+    /// Records written by the group so far, readable before the batch commits.
     pending: HashMap<Rev, KeyValue>,
     events: Vec<HubEvent>,
 }
@@ -73,7 +89,7 @@ struct WriteCtx {
 impl WriteCtx {
     /// Stages `rec` at `rev` in the batch and queues its watch event; returns its key-value.
     fn write_record(&mut self, rev: Rev, rec: Record, kind: EventType) -> KeyValue {
-        self.batch.insert(&codec::rev_key(rev), rec.encode());
+        self.put(codec::rev_key(rev), rec.encode());
         self.events.push(HubEvent {
             event: Event {
                 r#type: kind as i32,
@@ -85,15 +101,26 @@ impl WriteCtx {
         rec.kv
     }
 
-    fn new(index: u64, begin_rev: i64) -> Self {
+    fn new(index: u64, begin_rev: i64, group: &mut Group) -> Self {
         WriteCtx {
-            batch: sled::Batch::default(),
+            ops: std::mem::take(&mut group.ops),
             index,
             begin_rev,
             sub: 0,
-            pending: HashMap::new(),
+            pending: std::mem::take(&mut group.pending),
             events: Vec::new(),
         }
+    }
+
+    /// Stages an insert.
+    fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.ops
+            .push((key.as_ref().to_vec(), Some(value.as_ref().to_vec())));
+    }
+
+    /// Stages a removal.
+    fn del(&mut self, key: impl AsRef<[u8]>) {
+        self.ops.push((key.as_ref().to_vec(), None));
     }
 
     /// The revision reads see: the new one once something was written.
@@ -157,6 +184,7 @@ impl StateMachine {
             meta,
             config,
             hub,
+            group: Group::default(),
         })
     }
 
@@ -201,30 +229,81 @@ impl StateMachine {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    /// Advances the applied index for an entry that carries no command.
+    /// Advances the applied index for an entry that carries no command, durably in
+    /// sled's view (committed at once).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn apply_noop(&mut self, index: u64) -> Result<(), StateError> {
-        if index <= self.meta.applied_index {
+        self.apply_noop_grouped(index);
+        self.commit()
+    }
+
+    /// Like [`StateMachine::apply_noop`], but staged in the current group until
+    /// [`StateMachine::commit`].
+    pub fn apply_noop_grouped(&mut self, index: u64) {
+        if index > self.meta.applied_index {
+            self.meta.applied_index = index;
+            self.group.dirty = true;
+        }
+    }
+
+    /// Applies the committed command at raft `index` and commits it; see the module doc.
+    ///
+    /// A command without an op is applied as a no-op and answers `Ok(None)`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> Result<Option<ApplyOutcome>, StateError> {
+        let outcome = self.apply_grouped(index, cmd)?;
+        self.commit()?;
+        Ok(outcome)
+    }
+
+    /// Writes the commands applied since the last commit to sled in one atomic batch
+    /// (with the applied index), then publishes their watch events in order.
+    ///
+    /// Until it is called, applied commands are visible to this machine (its reads,
+    /// later commands) but not to sled readers such as catching-up watchers, and the
+    /// hub has not heard of them; callers commit before releasing the machine. One
+    /// batch for many commands is the state machine's group commit: sled's cost is
+    /// per batch far more than per key.
+    pub fn commit(&mut self) -> Result<(), StateError> {
+        if !self.group.dirty {
             return Ok(());
         }
-        let mut meta = self.meta;
-        meta.applied_index = index;
-        self.tree.insert(codec::META_KEY, &meta.encode())?;
-        self.meta = meta;
+        let group = std::mem::take(&mut self.group);
+        let mut batch = sled::Batch::default();
+        for (k, v) in group.ops {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        batch.insert(codec::META_KEY, &self.meta.encode());
+        self.tree.apply_batch(batch)?;
+        for (revision, events) in group.notifies {
+            self.hub.notify(revision, events);
+        }
         Ok(())
     }
 
-    /// Applies the committed command at raft `index`; see the module doc.
-    ///
-    /// A command without an op is applied as a no-op and answers `Ok(None)`.
-    pub fn apply(&mut self, index: u64, cmd: &Command) -> Result<Option<ApplyOutcome>, StateError> {
+    /// Applies the committed command at raft `index` into the current group, which
+    /// [`StateMachine::commit`] writes; a compaction commits the group before and
+    /// itself after (the hub must see it between the two).
+    pub fn apply_grouped(
+        &mut self,
+        index: u64,
+        cmd: &Command,
+    ) -> Result<Option<ApplyOutcome>, StateError> {
         if index <= self.meta.applied_index {
             return Ok(None);
         }
         let Some(op) = &cmd.op else {
-            self.apply_noop(index)?;
+            self.apply_noop_grouped(index);
             return Ok(None);
         };
-        let mut ctx = WriteCtx::new(index, self.meta.revision);
+        if matches!(op, Op::Compaction(_)) {
+            self.commit()?;
+        }
+        let mut ctx = WriteCtx::new(index, self.meta.revision, &mut self.group);
+        let mark = ctx.ops.len();
         let mut compacted_to = None;
         let result = match op {
             Op::Put(p) => self.exec_put_checked(&mut ctx, p).map(Response::Put),
@@ -252,7 +331,7 @@ impl StateMachine {
                 ))
             }
             Err(Fail::Etcd(e)) => {
-                ctx.batch = sled::Batch::default();
+                ctx.ops.truncate(mark);
                 Err(e)
             }
             Err(Fail::Storage(e)) => return Err(e),
@@ -266,18 +345,17 @@ impl StateMachine {
             meta.compact_revision = at;
             self.hub.compaction_starting(at);
         }
-        if ctx.sub == 0 || compacted_to.is_some() {
-            // Otherwise the records written carry the index (see the codec module doc).
-            ctx.batch.insert(codec::META_KEY, &meta.encode());
-        }
-        let applied = self.tree.apply_batch(ctx.batch);
-        if compacted_to.is_some() {
-            self.hub.compaction_done();
-        }
-        applied?;
         self.meta = meta;
+        self.group.ops = ctx.ops;
+        self.group.pending = ctx.pending;
+        self.group.dirty = true;
         if !ctx.events.is_empty() {
-            self.hub.notify(meta.revision, ctx.events);
+            self.group.notifies.push((meta.revision, ctx.events));
+        }
+        if compacted_to.is_some() {
+            let committed = self.commit();
+            self.hub.compaction_done();
+            committed?;
         }
         Ok(Some(outcome))
     }
@@ -488,6 +566,7 @@ impl StateMachine {
     /// `index` (the snapshot's applied index), in one atomic batch. Does not flush. Watchers that are behind replay the new history; those
     /// whose next revision was compacted away get `Compacted`.
     pub fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), StateError> {
+        self.commit()?;
         let entries = codec::decode_snapshot(data)?;
         let mut batch = sled::Batch::default();
         let incoming: BTreeSet<&[u8]> = entries.iter().map(|(k, _)| *k).collect();
@@ -807,7 +886,7 @@ impl StateMachine {
             return Err(Fail::Etcd(rpctypes::FUTURE_REV));
         }
         for rev in self.index.compact(c.revision) {
-            ctx.batch.remove(&codec::rev_key(rev));
+            ctx.del(codec::rev_key(rev));
         }
         Ok((CompactionResponse { header: None }, c.revision))
     }
@@ -827,8 +906,7 @@ impl StateMachine {
             return Err(Fail::Etcd(rpctypes::LEASE_EXIST));
         }
         let ttl = g.ttl.max(self.config.min_lease_ttl_secs);
-        ctx.batch
-            .insert(&codec::lease_key(g.id), &codec::encode_lease(ttl, 0));
+        ctx.put(codec::lease_key(g.id), codec::encode_lease(ttl, 0));
         self.leases.insert(
             g.id,
             LeaseState {
@@ -857,7 +935,7 @@ impl StateMachine {
                 self.delete_key(ctx, key, cur.modified);
             }
         }
-        ctx.batch.remove(&codec::lease_key(id));
+        ctx.del(codec::lease_key(id));
         Ok(LeaseRevokeResponse { header: None })
     }
 
@@ -869,9 +947,9 @@ impl StateMachine {
         for cp in &c.checkpoints {
             if let Some(l) = self.leases.get_mut(&cp.id) {
                 l.remaining_ttl = cp.remaining_ttl;
-                ctx.batch.insert(
-                    &codec::lease_key(cp.id),
-                    &codec::encode_lease(l.granted_ttl, l.remaining_ttl),
+                ctx.put(
+                    codec::lease_key(cp.id),
+                    codec::encode_lease(l.granted_ttl, l.remaining_ttl),
                 );
             }
         }

@@ -92,6 +92,9 @@ fn main() -> std::process::ExitCode {
 /// not be durable for an acknowledgement (the WAL is); this only bounds the replay after
 /// a crash. The log is compacted only behind an explicit flush.
 const SLED_FLUSH_MS: u64 = 1000;
+/// sled's page cache. Reads of recent revisions hit it; older ones come from the OS's
+/// page cache. sled's accounting undercounts its real use, so it is kept modest.
+const SLED_CACHE_BYTES: u64 = 128 << 20;
 
 fn raft_logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
@@ -102,7 +105,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
     let db = sled::Config::new()
         .path(&db_dir)
-        .cache_capacity(512 << 20)
+        .cache_capacity(SLED_CACHE_BYTES)
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(Some(SLED_FLUSH_MS))
         .open()

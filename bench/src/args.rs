@@ -175,6 +175,7 @@ pub struct PutArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct RangeArgs {
     /// Key to read.
+    #[arg(id = "range_key", value_name = "KEY")]
     pub key: String,
     /// End of the range (exclusive).
     pub end: Option<String>,
@@ -219,6 +220,7 @@ pub struct TxnPutArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct TxnMixedArgs {
     /// Key prefix of the writes and start of the reads' range.
+    #[arg(id = "txn_key", value_name = "KEY")]
     pub key: String,
     /// End of the reads' range (every key under KEY when absent).
     pub end: Option<String>,

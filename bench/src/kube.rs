@@ -596,11 +596,8 @@ async fn step(ctx: &Ctx, a: &KubeArgs, nodes: u64, step_no: usize) -> Result<Run
     let progress = Arc::new(AtomicU64::new(0));
     let mut watchers = Vec::new();
     for (i, kind) in ["leases", "nodes", "pods", "events"].iter().enumerate() {
-        let mut w = open_watch(&ctx.pool, i).await?;
         let p = k.kind_prefix(kind);
-        w.tx.send(create_req(p.clone(), true, true, prefix_end(&p)))
-            .await
-            .map_err(|_| crate::error::BenchError::Setup("watch stream closed".into()))?;
+        let mut w = open_watch(&ctx.pool, i, create_req(p.clone(), true, true, prefix_end(&p))).await?;
         let (lag, watch_events, progress) = (
             Arc::clone(&lag),
             Arc::clone(&watch_events),

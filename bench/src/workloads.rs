@@ -342,18 +342,21 @@ pub(crate) struct RawWatch {
     pub(crate) rx: tonic::Streaming<pb::WatchResponse>,
 }
 
-pub(crate) async fn open_watch(pool: &Pool, conn: usize) -> Result<RawWatch> {
+/// Opens a watch stream on connection `conn` with `first` as its first request. The
+/// request goes out before the call is awaited: etcd sends the stream's response
+/// headers only with its first response.
+pub(crate) async fn open_watch(pool: &Pool, conn: usize, first: pb::WatchRequest) -> Result<RawWatch> {
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    tx.send(first)
+        .await
+        .map_err(|_| BenchError::Setup("watch stream closed".into()))?;
     let req = pool.stream_request(ReceiverStream::new(rx));
     let mut client = WatchClient::new(pool.channel(conn));
     let resp = tokio::time::timeout(pool.command_timeout(), client.watch(req))
         .await
         .map_err(|_| BenchError::Setup("opening a watch stream timed out".into()))?
         .map_err(|s| BenchError::Setup(format!("opening a watch stream: {}", status_text(&s))))?;
-    Ok(RawWatch {
-        tx,
-        rx: resp.into_inner(),
-    })
+    Ok(RawWatch { tx, rx: resp.into_inner() })
 }
 
 pub(crate) fn create_req(
@@ -484,48 +487,36 @@ async fn watch_run(ctx: &Ctx, p: WatchPlan) -> Result<RunResult> {
     Ok(result)
 }
 
-async fn open_and_create(
-    pool: &Pool,
-    p: &WatchPlan,
-    keys: &KeySpace,
-    rec: &Recorder,
-    deadline: Instant,
-) -> Result<Vec<RawWatch>> {
+async fn open_and_create(pool: &Pool, p: &WatchPlan, keys: &KeySpace, rec: &Recorder, deadline: Instant) -> Result<Vec<RawWatch>> {
     let mut streams = Vec::with_capacity(p.streams);
     for s in 0..p.streams {
-        let w = open_watch(pool, s).await?;
-        streams.push(w);
-    }
-    for (s, w) in streams.iter_mut().enumerate() {
-        for j in 0..p.per_stream {
-            let n = ((s * p.per_stream + j) as u64) % p.space;
-            create_one(pool, w, keys.encode(n), s, rec, deadline).await?;
+        let key = |j: usize| keys.encode(((s * p.per_stream + j) as u64) % p.space);
+        let t = Instant::now();
+        let mut w = open_watch(pool, s, create_req(key(0), false, false, Vec::new())).await?;
+        await_created(pool, &mut w, t, s, rec, deadline).await?;
+        for j in 1..p.per_stream {
+            create_one(pool, &mut w, key(j), s, rec, deadline).await?;
         }
+        streams.push(w);
     }
     Ok(streams)
 }
 
-async fn create_one(
-    pool: &Pool,
-    w: &mut RawWatch,
-    key: Vec<u8>,
-    shard: usize,
-    rec: &Recorder,
-    deadline: Instant,
-) -> Result<()> {
+async fn create_one(pool: &Pool, w: &mut RawWatch, key: Vec<u8>, shard: usize, rec: &Recorder, deadline: Instant) -> Result<()> {
     let t = Instant::now();
     w.tx.send(create_req(key, false, false, Vec::new()))
         .await
         .map_err(|_| BenchError::Setup("watch stream closed".into()))?;
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .min(pool.command_timeout());
+    await_created(pool, w, t, shard, rec, deadline).await
+}
+
+/// Waits for the `created` response of a watcher requested at `t`, recording its latency.
+async fn await_created(pool: &Pool, w: &mut RawWatch, t: Instant, shard: usize, rec: &Recorder, deadline: Instant) -> Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now()).min(pool.command_timeout());
     let created = loop {
         match tokio::time::timeout(left, w.rx.next()).await {
             Ok(Some(Ok(r))) if r.created => break Ok(()),
-            Ok(Some(Ok(r))) if r.canceled => {
-                break Err(format!("watch canceled: {}", r.cancel_reason))
-            }
+            Ok(Some(Ok(r))) if r.canceled => break Err(format!("watch canceled: {}", r.cancel_reason)),
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(s))) => break Err(status_text(&s)),
             Ok(None) => break Err("watch stream ended".to_string()),
@@ -583,20 +574,15 @@ pub async fn watch_get(ctx: &Ctx, a: &WatchGetArgs) -> Result<RunResult> {
     let create = Recorder::new("watch-create", start);
     let cpu = CpuMeter::start(&ctx.target_pids);
     let mut streams = Vec::with_capacity(a.streams);
-    for s in 0..a.streams {
-        streams.push(open_watch(&ctx.pool, s).await?);
+    for s in 0..a.streams.min(a.watchers) {
+        let t = Instant::now();
+        let mut w = open_watch(&ctx.pool, s, create_req(key.clone(), false, false, Vec::new())).await?;
+        await_created(&ctx.pool, &mut w, t, s, &create, deadline).await?;
+        streams.push(w);
     }
-    for i in 0..a.watchers {
-        let s = i % a.streams;
-        create_one(
-            &ctx.pool,
-            &mut streams[s],
-            key.clone(),
-            s,
-            &create,
-            deadline,
-        )
-        .await?;
+    for i in streams.len()..a.watchers {
+        let s = i % streams.len();
+        create_one(&ctx.pool, &mut streams[s], key.clone(), s, &create, deadline).await?;
     }
     let rec = Arc::new(Recorder::new("range", start));
     let req = Arc::new(pb::RangeRequest {
@@ -642,6 +628,10 @@ pub async fn lease_keepalive(ctx: &Ctx, a: &LeaseKeepaliveArgs) -> Result<RunRes
             .await
             .map_err(|e| BenchError::Setup(format!("granting a lease: {e}")))?;
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        // The first keep-alive goes out before the call is awaited (see `open_watch`).
+        tx.send(pb::LeaseKeepAliveRequest { id: lease.id })
+            .await
+            .map_err(|_| BenchError::Setup("keep-alive stream closed".into()))?;
         let mut lc = LeaseClient::new(ctx.pool.channel(c));
         let resp = tokio::time::timeout(
             ctx.pool.command_timeout(),
@@ -652,11 +642,12 @@ pub async fn lease_keepalive(ctx: &Ctx, a: &LeaseKeepaliveArgs) -> Result<RunRes
         .map_err(|s| {
             BenchError::Setup(format!("opening a keep-alive stream: {}", status_text(&s)))
         })?;
-        streams.push(Arc::new(tokio::sync::Mutex::new((
-            lease.id,
-            tx,
-            resp.into_inner(),
-        ))));
+        let mut rx = resp.into_inner();
+        match tokio::time::timeout(ctx.pool.command_timeout(), rx.next()).await {
+            Ok(Some(Ok(_))) => {}
+            _ => return Err(BenchError::Setup("no answer to the first keep-alive".into())),
+        }
+        streams.push(Arc::new(tokio::sync::Mutex::new((lease.id, tx, rx))));
     }
     let rec = Arc::new(Recorder::new("lease-keepalive", Instant::now()));
     let cpu = CpuMeter::start(&ctx.target_pids);

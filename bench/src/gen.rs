@@ -66,6 +66,7 @@ where
     let start = Instant::now();
     let deadline = start + spec.timeout;
     let stop = Arc::new(AtomicBool::new(false));
+    let cut = Arc::new(AtomicBool::new(false));
     let bar = progress::Bar::start(
         rec.name(),
         spec.total,
@@ -75,11 +76,12 @@ where
     );
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..spec.clients {
-        let (op, next, rec, stop) = (
+        let (op, next, rec, stop, cut) = (
             Arc::clone(&op),
             Arc::clone(&next),
             Arc::clone(&rec),
             Arc::clone(&stop),
+            Arc::clone(&cut),
         );
         let (total, rate) = (spec.total, spec.rate);
         tasks.spawn(async move {
@@ -94,6 +96,7 @@ where
                 let intended = if rate > 0.0 {
                     let due = start + Duration::from_secs_f64(i as f64 / rate);
                     if due >= deadline {
+                        cut.store(true, Ordering::Relaxed);
                         break;
                     }
                     tokio::time::sleep_until(due.into()).await;
@@ -102,6 +105,7 @@ where
                     Instant::now()
                 };
                 if Instant::now() >= deadline {
+                    cut.store(true, Ordering::Relaxed);
                     break;
                 }
                 let result = op(i, client).await;
@@ -122,7 +126,7 @@ where
     DriveOutcome {
         elapsed,
         issued,
-        timed_out: timed_out || Instant::now() >= deadline && issued < spec.total,
+        timed_out: timed_out || cut.load(Ordering::Relaxed),
     }
 }
 

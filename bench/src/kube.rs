@@ -597,7 +597,12 @@ async fn step(ctx: &Ctx, a: &KubeArgs, nodes: u64, step_no: usize) -> Result<Run
     let mut watchers = Vec::new();
     for (i, kind) in ["leases", "nodes", "pods", "events"].iter().enumerate() {
         let p = k.kind_prefix(kind);
-        let mut w = open_watch(&ctx.pool, i, create_req(p.clone(), true, true, prefix_end(&p))).await?;
+        let mut w = open_watch(
+            &ctx.pool,
+            i,
+            create_req(p.clone(), true, true, prefix_end(&p)),
+        )
+        .await?;
         let (lag, watch_events, progress) = (
             Arc::clone(&lag),
             Arc::clone(&watch_events),
@@ -649,9 +654,9 @@ async fn step(ctx: &Ctx, a: &KubeArgs, nodes: u64, step_no: usize) -> Result<Run
     let compact_task = (!a.compact_interval.is_zero()).then(|| {
         let (k, every, done) = (Arc::clone(&k), a.compact_interval, Arc::clone(&compactions));
         tokio::spawn(async move {
+            // Like kube-apiserver: compact to the revision seen one interval ago.
             let mut seen = 0i64;
             loop {
-                tokio::time::sleep(every).await;
                 if seen > 0
                     && k.ctx
                         .pool
@@ -674,6 +679,7 @@ async fn step(ctx: &Ctx, a: &KubeArgs, nodes: u64, step_no: usize) -> Result<Run
                 {
                     seen = r.header.map_or(0, |h| h.revision);
                 }
+                tokio::time::sleep(every).await;
             }
         })
     });

@@ -345,7 +345,11 @@ pub(crate) struct RawWatch {
 /// Opens a watch stream on connection `conn` with `first` as its first request. The
 /// request goes out before the call is awaited: etcd sends the stream's response
 /// headers only with its first response.
-pub(crate) async fn open_watch(pool: &Pool, conn: usize, first: pb::WatchRequest) -> Result<RawWatch> {
+pub(crate) async fn open_watch(
+    pool: &Pool,
+    conn: usize,
+    first: pb::WatchRequest,
+) -> Result<RawWatch> {
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     tx.send(first)
         .await
@@ -356,7 +360,10 @@ pub(crate) async fn open_watch(pool: &Pool, conn: usize, first: pb::WatchRequest
         .await
         .map_err(|_| BenchError::Setup("opening a watch stream timed out".into()))?
         .map_err(|s| BenchError::Setup(format!("opening a watch stream: {}", status_text(&s))))?;
-    Ok(RawWatch { tx, rx: resp.into_inner() })
+    Ok(RawWatch {
+        tx,
+        rx: resp.into_inner(),
+    })
 }
 
 pub(crate) fn create_req(
@@ -487,7 +494,13 @@ async fn watch_run(ctx: &Ctx, p: WatchPlan) -> Result<RunResult> {
     Ok(result)
 }
 
-async fn open_and_create(pool: &Pool, p: &WatchPlan, keys: &KeySpace, rec: &Recorder, deadline: Instant) -> Result<Vec<RawWatch>> {
+async fn open_and_create(
+    pool: &Pool,
+    p: &WatchPlan,
+    keys: &KeySpace,
+    rec: &Recorder,
+    deadline: Instant,
+) -> Result<Vec<RawWatch>> {
     let mut streams = Vec::with_capacity(p.streams);
     for s in 0..p.streams {
         let key = |j: usize| keys.encode(((s * p.per_stream + j) as u64) % p.space);
@@ -502,7 +515,14 @@ async fn open_and_create(pool: &Pool, p: &WatchPlan, keys: &KeySpace, rec: &Reco
     Ok(streams)
 }
 
-async fn create_one(pool: &Pool, w: &mut RawWatch, key: Vec<u8>, shard: usize, rec: &Recorder, deadline: Instant) -> Result<()> {
+async fn create_one(
+    pool: &Pool,
+    w: &mut RawWatch,
+    key: Vec<u8>,
+    shard: usize,
+    rec: &Recorder,
+    deadline: Instant,
+) -> Result<()> {
     let t = Instant::now();
     w.tx.send(create_req(key, false, false, Vec::new()))
         .await
@@ -511,12 +531,23 @@ async fn create_one(pool: &Pool, w: &mut RawWatch, key: Vec<u8>, shard: usize, r
 }
 
 /// Waits for the `created` response of a watcher requested at `t`, recording its latency.
-async fn await_created(pool: &Pool, w: &mut RawWatch, t: Instant, shard: usize, rec: &Recorder, deadline: Instant) -> Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now()).min(pool.command_timeout());
+async fn await_created(
+    pool: &Pool,
+    w: &mut RawWatch,
+    t: Instant,
+    shard: usize,
+    rec: &Recorder,
+    deadline: Instant,
+) -> Result<()> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .min(pool.command_timeout());
     let created = loop {
         match tokio::time::timeout(left, w.rx.next()).await {
             Ok(Some(Ok(r))) if r.created => break Ok(()),
-            Ok(Some(Ok(r))) if r.canceled => break Err(format!("watch canceled: {}", r.cancel_reason)),
+            Ok(Some(Ok(r))) if r.canceled => {
+                break Err(format!("watch canceled: {}", r.cancel_reason))
+            }
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(s))) => break Err(status_text(&s)),
             Ok(None) => break Err("watch stream ended".to_string()),
@@ -576,13 +607,26 @@ pub async fn watch_get(ctx: &Ctx, a: &WatchGetArgs) -> Result<RunResult> {
     let mut streams = Vec::with_capacity(a.streams);
     for s in 0..a.streams.min(a.watchers) {
         let t = Instant::now();
-        let mut w = open_watch(&ctx.pool, s, create_req(key.clone(), false, false, Vec::new())).await?;
+        let mut w = open_watch(
+            &ctx.pool,
+            s,
+            create_req(key.clone(), false, false, Vec::new()),
+        )
+        .await?;
         await_created(&ctx.pool, &mut w, t, s, &create, deadline).await?;
         streams.push(w);
     }
     for i in streams.len()..a.watchers {
         let s = i % streams.len();
-        create_one(&ctx.pool, &mut streams[s], key.clone(), s, &create, deadline).await?;
+        create_one(
+            &ctx.pool,
+            &mut streams[s],
+            key.clone(),
+            s,
+            &create,
+            deadline,
+        )
+        .await?;
     }
     let rec = Arc::new(Recorder::new("range", start));
     let req = Arc::new(pb::RangeRequest {
@@ -645,7 +689,11 @@ pub async fn lease_keepalive(ctx: &Ctx, a: &LeaseKeepaliveArgs) -> Result<RunRes
         let mut rx = resp.into_inner();
         match tokio::time::timeout(ctx.pool.command_timeout(), rx.next()).await {
             Ok(Some(Ok(_))) => {}
-            _ => return Err(BenchError::Setup("no answer to the first keep-alive".into())),
+            _ => {
+                return Err(BenchError::Setup(
+                    "no answer to the first keep-alive".into(),
+                ))
+            }
         }
         streams.push(Arc::new(tokio::sync::Mutex::new((lease.id, tx, rx))));
     }

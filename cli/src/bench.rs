@@ -62,9 +62,16 @@ async fn launch(target: &str, members: usize, conn: &ConnFlags) -> anyhow::Resul
     if let Some(eps) = target.strip_prefix("endpoints:") {
         let mut cfg = conn.client_config()?;
         cfg.endpoints = eps.split(',').map(str::to_string).collect();
-        return Ok(Launched { config: cfg, pids: Vec::new(), _cluster: None });
+        return Ok(Launched {
+            config: cfg,
+            pids: Vec::new(),
+            _cluster: None,
+        });
     }
-    anyhow::ensure!((1..=9).contains(&members), "--members must be between 1 and 9, got {members}");
+    anyhow::ensure!(
+        (1..=9).contains(&members),
+        "--members must be between 1 and 9, got {members}"
+    );
     let target: Target = target.parse()?;
     let mut spec = ClusterSpec::new(target.clone(), members);
     // Benchmarks use etcd's default timings, not the test ones.
@@ -77,7 +84,11 @@ async fn launch(target: &str, members: usize, conn: &ConnFlags) -> anyhow::Resul
     let mut cfg = cluster.client_config(cluster.endpoints());
     cfg.dial_timeout = conn.dial_timeout;
     cfg.command_timeout = conn.command_timeout;
-    Ok(Launched { config: cfg, pids: cluster.pids(), _cluster: Some(cluster) })
+    Ok(Launched {
+        config: cfg,
+        pids: cluster.pids(),
+        _cluster: Some(cluster),
+    })
 }
 
 /// Runs `gauntlet bench`; returns the exit code.
@@ -89,9 +100,14 @@ pub async fn run(args: BenchArgs, conn: &ConnFlags) -> anyhow::Result<u8> {
             let side = if conn.endpoints.is_empty() {
                 launch(&args.target, args.members, conn).await?
             } else {
-                Launched { config: conn.client_config()?, pids: Vec::new(), _cluster: None }
+                Launched {
+                    config: conn.client_config()?,
+                    pids: Vec::new(),
+                    _cluster: None,
+                }
             };
-            let result = gauntlet_bench::run(w, &args.opts, side.config.clone(), side.pids.clone()).await?;
+            let result =
+                gauntlet_bench::run(w, &args.opts, side.config.clone(), side.pids.clone()).await?;
             finish_one(&result, &args.opts)
         }
         BenchCommand::Compare(c) => {
@@ -105,8 +121,16 @@ pub async fn run(args: BenchArgs, conn: &ConnFlags) -> anyhow::Result<u8> {
             let a = launch(&c.a, args.members, conn).await?;
             let b = launch(&c.b, args.members, conn).await?;
             let cmp = compare::compare(
-                &Side { label: c.a.clone(), client: a.config.clone(), pids: a.pids.clone() },
-                &Side { label: c.b.clone(), client: b.config.clone(), pids: b.pids.clone() },
+                &Side {
+                    label: c.a.clone(),
+                    client: a.config.clone(),
+                    pids: a.pids.clone(),
+                },
+                &Side {
+                    label: c.b.clone(),
+                    client: b.config.clone(),
+                    pids: b.pids.clone(),
+                },
                 &c.workload,
                 &args.opts,
                 c.rounds,
@@ -141,13 +165,18 @@ fn finish_one(result: &RunResult, opts: &BenchOpts) -> anyhow::Result<u8> {
         result.save(path)?;
     }
     if let Some(dir) = &opts.plots {
-        let files = gauntlet_bench::plot::write_plots(dir, &[(result.workload.clone(), result)], "")?;
+        let files =
+            gauntlet_bench::plot::write_plots(dir, &[(result.workload.clone(), result)], "")?;
         eprintln!("plots: {}", files[files.len() - 1].display());
     }
     if let Some(path) = &opts.baseline {
         let baseline = RunResult::load(path)?;
         let verdict = gauntlet_bench::gate::gate(result, &baseline, opts.tolerance)?;
-        eprintln!("baseline {} (tolerance {}%):", path.display(), opts.tolerance);
+        eprintln!(
+            "baseline {} (tolerance {}%):",
+            path.display(),
+            opts.tolerance
+        );
         for l in &verdict.lines {
             eprintln!("  {l}");
         }

@@ -68,6 +68,9 @@ pub struct KubeArgs {
     /// Search for the largest node count within SLO, starting at --nodes and doubling.
     #[arg(long)]
     pub ramp: bool,
+    /// Idle time between ramp steps (lets a shared machine breathe).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub ramp_pause: Duration,
     /// Upper bound of the ramp search.
     #[arg(long, default_value_t = 100_000)]
     pub ramp_max_nodes: u64,
@@ -178,6 +181,9 @@ pub async fn run(ctx: &Ctx, a: &KubeArgs) -> Result<RunResult> {
     let (mut lo, mut hi): (u64, Option<u64>) = (0, None);
     let mut n = a.nodes;
     for i in 0..MAX_RAMP_STEPS {
+        if i > 0 && !a.ramp_pause.is_zero() {
+            tokio::time::sleep(a.ramp_pause).await;
+        }
         if Instant::now() + a.duration > deadline {
             break;
         }

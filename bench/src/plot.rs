@@ -186,11 +186,7 @@ pub fn charts(runs: &[(String, &RunResult)]) -> Vec<(String, Chart)> {
             };
             tput.push(Series {
                 label: name.clone(),
-                points: op
-                    .timeline
-                    .iter()
-                    .map(|t| (t.second as f64, t.ops as f64))
-                    .collect(),
+                points: op.throughput_points(),
             });
             lat.push(Series {
                 label: format!("{name} p50"),

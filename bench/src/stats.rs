@@ -33,6 +33,8 @@ pub const TIMELINE_MAX_SECS: usize = 3600;
 pub const PERCENTILES: [f64; 8] = [10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
 /// Buckets of the printed response-time histogram.
 const HISTOGRAM_BUCKETS: usize = 10;
+/// Most points of a plotted CDF.
+const CDF_POINTS_MAX: usize = 400;
 /// Distinct error messages kept; others are counted under one line.
 const ERROR_KINDS_MAX: usize = 64;
 
@@ -354,7 +356,25 @@ impl OpSummary {
             below += v.count_at_value();
             out.push((us_to_ms(v.value_iterated_to()), below as f64 / n));
         }
+        // A 3-digit histogram has thousands of distinct values; a plot needs a few hundred.
+        let step = out.len().div_ceil(CDF_POINTS_MAX).max(1);
+        if step > 1 {
+            let last = out[out.len() - 1];
+            out = out.into_iter().step_by(step).collect();
+            out.push(last);
+        }
         out
+    }
+
+    /// Throughput per second for plots: the last, partial second is scaled to a rate.
+    pub fn throughput_points(&self) -> Vec<(f64, f64)> {
+        self.timeline
+            .iter()
+            .filter_map(|t| {
+                let width = (self.total_s - t.second as f64).min(1.0);
+                (width >= 0.25).then(|| (t.second as f64, t.ops as f64 / width))
+            })
+            .collect()
     }
 }
 

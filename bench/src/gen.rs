@@ -67,6 +67,7 @@ where
     let deadline = start + spec.timeout;
     let stop = Arc::new(AtomicBool::new(false));
     let cut = Arc::new(AtomicBool::new(false));
+    let issued = Arc::new(AtomicU64::new(0));
     let bar = progress::Bar::start(
         rec.name(),
         spec.total,
@@ -76,12 +77,13 @@ where
     );
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..spec.clients {
-        let (op, next, rec, stop, cut) = (
+        let (op, next, rec, stop, cut, issued) = (
             Arc::clone(&op),
             Arc::clone(&next),
             Arc::clone(&rec),
             Arc::clone(&stop),
             Arc::clone(&cut),
+            Arc::clone(&issued),
         );
         let (total, rate) = (spec.total, spec.rate);
         tasks.spawn(async move {
@@ -108,6 +110,7 @@ where
                     cut.store(true, Ordering::Relaxed);
                     break;
                 }
+                issued.fetch_add(1, Ordering::Relaxed);
                 let result = op(i, client).await;
                 let end = Instant::now();
                 rec.record(client, end, end.saturating_duration_since(intended), result);
@@ -122,7 +125,7 @@ where
     tasks.abort_all();
     let elapsed = start.elapsed().min(spec.timeout + spec.grace);
     bar.finish();
-    let issued = next.load(Ordering::Relaxed).min(spec.total);
+    let issued = issued.load(Ordering::Relaxed);
     DriveOutcome {
         elapsed,
         issued,

@@ -61,7 +61,9 @@ impl Ctx {
         cpu: &CpuMeter,
         notes: Vec<String>,
     ) -> RunResult {
-        let done = ops.iter().map(|o| o.count + o.errors).sum();
+        // CPU per operation is per operation the driver issued (puts for the watch
+        // workloads, heartbeats and pod operations for kube).
+        let done = out.issued;
         RunResult {
             schema: SCHEMA_VERSION,
             workload: workload.to_string(),

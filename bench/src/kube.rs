@@ -696,6 +696,7 @@ async fn step(ctx: &Ctx, a: &KubeArgs, nodes: u64, step_no: usize) -> Result<Run
     let heartbeats = Arc::new(Recorder::new("lease-update", start));
     let mut hb_spec = ctx.spec(hb_total, hb_rate, LOAD_CLIENTS);
     hb_spec.timeout = run_for;
+    hb_spec.progress = false; // the step's own bar shows progress
     let k_hb = Arc::clone(&k);
     let hb = drive(&hb_spec, Arc::clone(&heartbeats), move |i, c| {
         let k = Arc::clone(&k_hb);
@@ -718,6 +719,7 @@ async fn step(ctx: &Ctx, a: &KubeArgs, nodes: u64, step_no: usize) -> Result<Run
     let churn = Arc::new(Recorder::new("pod-churn", start));
     let mut pod_spec = ctx.spec(pod_total, pod_rate, LOAD_CLIENTS);
     pod_spec.timeout = run_for;
+    pod_spec.progress = false; // the step's own bar shows progress
     let k_pod = Arc::clone(&k);
     let pods = drive(&pod_spec, Arc::clone(&churn), move |i, c| {
         let k = Arc::clone(&k_pod);

@@ -389,3 +389,76 @@ async fn timeout_bounds_a_run() {
         r.ops[0].count
     );
 }
+
+/// With auth enabled, every request on the pool's own connections (unary and streams)
+/// carries the token; without credentials the failures land in the error distribution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_token_reaches_every_connection() {
+    use gauntlet_api::etcdserverpb as pb;
+    let cluster = etcd().await;
+    let c = cluster.client().await.expect("client");
+    c.user_add(pb::AuthUserAddRequest {
+        name: "root".into(),
+        password: "pw".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("user add");
+    c.user_grant_role(pb::AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .expect("grant");
+    c.auth_enable(pb::AuthEnableRequest {})
+        .await
+        .expect("auth enable");
+    let mut cfg = cluster.client_config(cluster.endpoints());
+    cfg.credentials = Some(gauntlet_harness::Credentials::parse("root:pw").expect("creds"));
+
+    let put = cmd(&["--clients", "4", "--conns", "2", "put", "--total", "100"]);
+    let r = gauntlet_bench::run(&put.workload, &put.opts, cfg.clone(), Vec::new())
+        .await
+        .expect("put with auth");
+    assert_eq!((r.ops[0].count, r.ops[0].errors), (100, 0));
+    let wl = cmd(&[
+        "watch-latency",
+        "--streams",
+        "1",
+        "--watchers-per-stream",
+        "2",
+        "--put-total",
+        "20",
+        "--put-rate",
+        "200",
+    ]);
+    let r = gauntlet_bench::run(&wl.workload, &wl.opts, cfg, Vec::new())
+        .await
+        .expect("watch with auth");
+    assert_eq!(r.ops[0].count, 40);
+    let keep = cmd(&["--clients", "2", "lease-keepalive", "--total", "20"]);
+    let mut cfg = cluster.client_config(cluster.endpoints());
+    cfg.credentials = Some(gauntlet_harness::Credentials::parse("root:pw").expect("creds"));
+    let r = gauntlet_bench::run(&keep.workload, &keep.opts, cfg, Vec::new())
+        .await
+        .expect("keep-alive with auth");
+    assert_eq!(r.ops[0].count, 20);
+
+    let anon = gauntlet_bench::run(
+        &put.workload,
+        &put.opts,
+        cluster.client_config(cluster.endpoints()),
+        Vec::new(),
+    )
+    .await
+    .expect("runs; the puts fail");
+    assert_eq!(anon.ops[0].errors, 100);
+    assert!(
+        anon.ops[0]
+            .error_distribution
+            .keys()
+            .any(|e| e.contains("user name is empty")),
+        "{:?}",
+        anon.ops[0].error_distribution
+    );
+}

@@ -462,3 +462,78 @@ async fn auth_token_reaches_every_connection() {
         anon.ops[0].error_distribution
     );
 }
+
+/// Over TLS with client certificates (`--cacert --cert --key`), every pool connection
+/// is a TLS connection that etcd accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates() {
+    use gauntlet_harness::{ClusterTls, TlsFiles};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, pem: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, pem).expect("write pem");
+        p
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.distinguished_name
+        .push(DnType::CommonName, "bench test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("key");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    let server_key = KeyPair::generate().expect("key");
+    let server_cert = server
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .expect("server cert");
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("params");
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "bench-client");
+    let client_key = KeyPair::generate().expect("key");
+    let client_cert = client
+        .signed_by(&client_key, &ca_cert, &ca_key)
+        .expect("client cert");
+    let files = TlsFiles {
+        cacert: Some(write("ca.pem", ca_cert.pem())),
+        cert: Some(write("client.pem", client_cert.pem())),
+        key: Some(write("client-key.pem", client_key.serialize_pem())),
+    };
+    let mut spec = ClusterSpec::new("etcd@3.5.1".parse().expect("target"), 1);
+    spec.tls = Some(ClusterTls {
+        server_cert: write("server.pem", server_cert.pem()),
+        server_key: write("server-key.pem", server_key.serialize_pem()),
+        client_ca: files.cacert.clone(),
+        client: files,
+    });
+    spec.ready_timeout = Duration::from_secs(60);
+    let cluster = Cluster::start(spec, &Cache::from_env())
+        .await
+        .expect("TLS etcd starts");
+    assert!(cluster.endpoints()[0].starts_with("https://"));
+    let r = run(
+        &cluster,
+        &["--clients", "6", "--conns", "3", "put", "--total", "120"],
+    )
+    .await;
+    assert_eq!((r.ops[0].count, r.ops[0].errors), (120, 0));
+    let r = run(
+        &cluster,
+        &[
+            "watch-latency",
+            "--streams",
+            "2",
+            "--watchers-per-stream",
+            "1",
+            "--put-total",
+            "20",
+            "--put-rate",
+            "200",
+        ],
+    )
+    .await;
+    assert_eq!(r.ops[0].count, 40);
+}

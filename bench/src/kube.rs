@@ -276,7 +276,8 @@ impl Kube {
         Ok(r.id)
     }
 
-    /// Writes one event about `object` with the minute's lease.
+    /// Writes one event on the current minute's lease (granted by whichever pod operation
+    /// first needs it; two racing at a minute boundary may both grant one, which is harmless).
     async fn event(&self, conn: usize) {
         let t = Instant::now();
         let n = self.next_event.fetch_add(1, Ordering::Relaxed);

@@ -650,10 +650,7 @@ pub async fn watch_get(ctx: &Ctx, a: &WatchGetArgs) -> Result<RunResult> {
     })
     .await;
     drop(streams);
-    let ops = vec![
-        rec.summarize(out.elapsed),
-        create.summarize(create_elapsed),
-    ];
+    let ops = vec![rec.summarize(out.elapsed), create.summarize(create_elapsed)];
     Ok(ctx.result(
         "watch-get",
         &out,

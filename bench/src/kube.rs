@@ -19,7 +19,8 @@
 //!
 //! All writes are open loop with the coordinated-omission correction (see
 //! [`crate::gen`]). The result carries the SLO view: mutating p99 ≤ 1 s, list
-//! p99 ≤ 30 s (Kubernetes' API call latency SLOs) and watch lag p99 ≤ 5 s; each also
+//! p99 ≤ 30 s (Kubernetes' API call latency SLOs) and watch lag p99 ≤ 5 s (our
+//! threshold, not an official Kubernetes SLO; `--slo-watch-lag` changes it); each also
 //! needs fewer than [`MAX_ERROR_SHARE`] failed operations. `--ramp` searches
 //! for the largest N within all of them.
 

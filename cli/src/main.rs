@@ -14,6 +14,7 @@ use gauntlet_harness::{
     Target, TlsFiles,
 };
 
+mod bench;
 mod check;
 
 #[derive(Parser, Debug)]
@@ -71,6 +72,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Print gauntlet's version, and each endpoint's server version when --endpoints is given.
     Version,
+    /// Benchmarks: etcd-benchmark workloads, the Kubernetes-shaped profile, compare.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,7 +167,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            rt.block_on(run(other, cli.conn)).map(|()| 0)
+            match other {
+                Command::Bench(args) => rt.block_on(bench::run(args, &cli.conn)),
+                other => rt.block_on(run(other, cli.conn)).map(|()| 0),
+            }
         }
     };
     match result {
@@ -194,7 +200,9 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
                 },
         } => cluster_up(&target, members, base_port, data_dir).await,
         Command::Version => version(&conn).await,
-        Command::Check(_) => unreachable!("handled before the runtime starts"),
+        Command::Check(_) | Command::Bench(_) => {
+            unreachable!("handled in main")
+        }
     }
 }
 

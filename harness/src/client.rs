@@ -131,6 +131,29 @@ impl ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// A tonic endpoint for `endpoint` (`host:port` or URL) with this configuration's TLS
+    /// and dial timeout, set up like the client's own connections. For suites that keep
+    /// their own pool of connections (the bench generator dials it `--conns` times; every
+    /// `connect()` of an endpoint is a separate HTTP/2 connection).
+    pub fn endpoint(&self, endpoint: &str) -> Result<Endpoint, ClientError> {
+        let tls = self.tls.as_ref().map(tls_config).transpose()?;
+        let url = normalize_url(endpoint, tls.is_some())?;
+        let mut ep = Endpoint::from_shared(url)
+            .map_err(|err| ClientError::Config(format!("endpoint `{endpoint}`: {err}")))?
+            .connect_timeout(self.dial_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        if let Some(tls) = tls {
+            ep = ep
+                .tls_config(tls)
+                .map_err(|err| ClientError::Config(format!("TLS for `{endpoint}`: {err}")))?;
+        }
+        Ok(ep)
+    }
+}
+
 /// A failed call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -412,6 +435,16 @@ impl Client {
             vec![self.inner.channels[index].clone()],
             self.inner.recorder.clone(),
         ))
+    }
+
+    /// The auth token this client currently sends (`None` without credentials), for
+    /// callers that build their own requests on other connections.
+    pub fn auth_token(&self) -> Option<String> {
+        self.inner
+            .token
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// This client's id in records.

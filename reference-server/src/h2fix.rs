@@ -9,6 +9,12 @@
 //! empty and in step), dropping a `scheme://` prefix from `:authority`. Connections
 //! that do not start with the HTTP/2 preface (HTTP/1 `/health` requests) pass through
 //! untouched, and so does everything the server sends.
+//!
+//! A client names one authority for a whole connection, so the first header block
+//! decides: if its `:authority` is well-formed, that block's original frames and
+//! everything after them pass through untouched (the server's HPACK state then follows
+//! the client's own, as if this adapter were absent), and only connections that need
+//! the fix pay for decoding and re-encoding.
 
 use std::io;
 use std::pin::Pin;
@@ -32,7 +38,8 @@ const MAX_HEADER_BLOCK: usize = 1 << 20;
 enum Mode {
     /// Still reading the first bytes.
     Sniffing,
-    /// HTTP/2: header blocks are rewritten.
+    /// HTTP/2, before the first header block decided, or after it asked for the fix:
+    /// header blocks are rewritten.
     Rewriting,
     /// Anything else: bytes pass as they are.
     Passthrough,
@@ -44,6 +51,8 @@ struct Pending {
     flags: u8,
     priority: Option<[u8; 5]>,
     block: Vec<u8>,
+    /// The frames as received (kept for the first block only, which may pass as is).
+    frames: Vec<u8>,
 }
 
 /// The rewriting stream; see the module docs.
@@ -55,6 +64,8 @@ pub struct FixAuthority<S> {
     out_pos: usize,
     decoder: hpack::Decoder<'static>,
     pending: Option<Pending>,
+    /// Whether the first header block decided between rewriting and passing through.
+    decided: bool,
     eof: bool,
 }
 
@@ -75,6 +86,7 @@ impl<S> FixAuthority<S> {
             out_pos: 0,
             decoder: hpack::Decoder::new(),
             pending: None,
+            decided: false,
             eof: false,
         }
     }
@@ -140,11 +152,17 @@ impl<S> FixAuthority<S> {
                                 return Err(bad("padding longer than HEADERS"));
                             }
                             let block = p[..p.len() - pad].to_vec();
+                            let frames = if self.decided {
+                                Vec::new()
+                            } else {
+                                frame.clone()
+                            };
                             self.pending = Some(Pending {
                                 stream_id,
                                 flags,
                                 priority,
                                 block,
+                                frames,
                             });
                             if flags & FLAG_END_HEADERS != 0 {
                                 self.flush_block()?;
@@ -157,6 +175,9 @@ impl<S> FixAuthority<S> {
                                     return Err(bad("header block too large"));
                                 }
                                 p.block.extend_from_slice(payload);
+                                if !self.decided {
+                                    p.frames.extend_from_slice(&frame);
+                                }
                             }
                             if done {
                                 self.flush_block()?;
@@ -177,6 +198,17 @@ impl<S> FixAuthority<S> {
             .decoder
             .decode(&p.block)
             .map_err(|e| bad(&format!("undecodable header block: {e:?}")))?;
+        if !self.decided {
+            self.decided = true;
+            let malformed = headers
+                .iter()
+                .any(|(n, v)| n.as_slice() == b":authority" && strip_scheme(v).len() != v.len());
+            if !malformed {
+                self.out.extend_from_slice(&p.frames);
+                self.mode = Mode::Passthrough;
+                return Ok(());
+            }
+        }
         let mut block = Vec::with_capacity(p.block.len() + 64);
         for (name, value) in &headers {
             let value: &[u8] = if name.as_slice() == b":authority" {
@@ -314,6 +346,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for FixAuthority<S> {
             }
             if this.eof {
                 return Poll::Ready(Ok(()));
+            }
+            if matches!(this.mode, Mode::Passthrough) {
+                // Decided and drained: read straight into the caller's buffer.
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
             let mut tmp = [0u8; 16 * 1024];
             let mut rb = ReadBuf::new(&mut tmp);
@@ -453,6 +489,32 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert!(out.ends_with(&frame(0x0, FLAG_END_STREAM, 1, b"\0\0\0\0\0")));
+    }
+
+    #[tokio::test]
+    async fn well_formed_connections_pass_through_byte_for_byte() {
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"POST"),
+            (b":path", b"/etcdserverpb.KV/Put"),
+            (b":authority", b"127.0.0.1:2379"),
+        ];
+        let mut enc = hpack::Encoder::new();
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+        let block = enc.encode(headers.clone());
+        let (a, b) = block.split_at(block.len() / 2);
+        input.extend(frame(TYPE_HEADERS, 0, 1, a));
+        input.extend(frame(TYPE_CONTINUATION, FLAG_END_HEADERS, 1, b));
+        input.extend(frame(0x0, FLAG_END_STREAM, 1, b"\0\0\0\0\0"));
+        // A later block indexes into the dynamic table the first one filled: it must
+        // reach the server unchanged, or the server's HPACK state would drift.
+        input.extend(frame(
+            TYPE_HEADERS,
+            FLAG_END_HEADERS,
+            3,
+            &enc.encode(headers.clone()),
+        ));
+        assert_eq!(rewrite(input.clone()).await, input);
     }
 
     #[tokio::test]

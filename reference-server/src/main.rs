@@ -8,6 +8,11 @@
 //!
 //! Start it exactly like etcd: it takes etcd's flag names ([`config`]).
 
+/// mimalloc instead of glibc's allocator: the request path allocates many small,
+/// short-lived buffers across threads, where glibc's arenas spent a sixth of the CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod config;
 mod h2fix;
 mod http;

@@ -15,6 +15,7 @@ use gauntlet_harness::{
 };
 
 mod check;
+mod conformance;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,6 +72,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Print gauntlet's version, and each endpoint's server version when --endpoints is given.
     Version,
+    /// Run the conformance catalogue against a target (default: a 3-member reference cluster).
+    Conformance(conformance::ConformanceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,7 +167,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            rt.block_on(run(other, cli.conn)).map(|()| 0)
+            match other {
+                Command::Conformance(args) => {
+                    rt.block_on(conformance::run_conformance(&args, &cli.conn))
+                }
+                other => rt.block_on(run(other, cli.conn)).map(|()| 0),
+            }
         }
     };
     match result {
@@ -194,7 +202,9 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
                 },
         } => cluster_up(&target, members, base_port, data_dir).await,
         Command::Version => version(&conn).await,
-        Command::Check(_) => unreachable!("handled before the runtime starts"),
+        Command::Check(_) | Command::Conformance(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

@@ -227,12 +227,13 @@ fn management() -> Vec<Case> {
             let req = pb::AuthRoleGrantPermissionRequest { name: name(&ctx, "norole"), perm: Some(Permission { perm_type: PermType::Read as i32, key: ctx.key("a"), range_end: vec![] }) };
             err_is(&req, ctx.client.role_grant_permission(req.clone()).await, E::ROLE_NOT_FOUND)
         }),
-        case("auth.role.grant_permission_missing", "Granting without a permission fails with 'permission not given'.", doc::ERRORS, |ctx| async move {
+        // Fresh: etcd 3.4 crashes on this request (see the known-issue ledger).
+        fresh(case("auth.role.grant_permission_missing", "Granting without a permission fails with 'permission not given'.", doc::ERRORS, |ctx| async move {
             let r = name(&ctx, "r");
             role_add(&ctx.client, &r).await?;
             let req = pb::AuthRoleGrantPermissionRequest { name: r, perm: None };
             err_is(&req, ctx.client.role_grant_permission(req.clone()).await, E::PERMISSION_NOT_GIVEN)
-        }),
+        })),
         case("auth.role.revoke_permission_not_granted", "Revoking a permission the role lacks fails with 'permission is not granted to the role'.", doc::ERRORS, |ctx| async move {
             let r = name(&ctx, "r");
             role_add(&ctx.client, &r).await?;

@@ -132,8 +132,9 @@ fn basic() -> Vec<Case> {
             let (mut ws, _) = open(&ctx, pb::WatchCreateRequest { key: ctx.key("m"), range_end: vec![0], ..Default::default() }).await?;
             put(&ctx, "a", "v").await?;
             put(&ctx, "z", "v").await?;
-            let (evs, _) = collect(&mut ws, 1, "watch >= m; put a, z").await?;
-            let mine: Vec<_> = keys_of(&ctx, &evs).into_iter().filter(|(k, _)| k.len() == 1).collect();
+            let own = |r: &pb::WatchResponse| r.events.iter().any(|e| e.kv.as_ref().is_some_and(|k| k.key.starts_with(ctx.prefix.as_bytes())));
+            let r = ok(&"watch >= m; put a, z", ws.wait_for(own).await)?;
+            let mine: Vec<_> = keys_of(&ctx, &r.events).into_iter().filter(|(k, _)| k.len() == 1).collect();
             eq(&"watch >= m; put a, z", "first own event", sv(&[("z", PUT)]), mine)
         }),
         case("watch.events.revision_order", "Events arrive in revision order, each with its own mod_revision.", doc::GUARANTEES, |ctx| async move {
@@ -451,7 +452,8 @@ fn streams() -> Vec<Case> {
         }),
         case("watch.stream.duplicate_watch_id", "Reusing a watch_id active on the stream is refused with 'mvcc: duplicate watch ID provided on the WatchStream'.", doc::GRPC, |ctx| async move {
             let (mut ws, _) = open(&ctx, pb::WatchCreateRequest { key: ctx.key("a"), watch_id: 5, ..Default::default() }).await?;
-            let r = ok(&"create id 5 again", ws.create(pb::WatchCreateRequest { key: ctx.key("b"), watch_id: 5, ..Default::default() }).await)?;
+            ok(&"create id 5 again", ws.send_create(pb::WatchCreateRequest { key: ctx.key("b"), watch_id: 5, ..Default::default() }).await)?;
+            let r = ok(&"create id 5 again", ws.wait_for(|r| r.canceled).await)?;
             eq(&"create id 5 twice", "(canceled, cancel_reason)", (true, E::MVCC_DUPLICATE_WATCH_ID_MSG.to_string()), (r.canceled, r.cancel_reason))
         }),
         case("watch.cancel.response", "Cancelling a watcher answers canceled = true with its id.", doc::API, |ctx| async move {

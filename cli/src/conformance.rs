@@ -12,7 +12,7 @@ use gauntlet_conformance::{
     catalogue, report, run, select, Ledger, Outcome, Profile, RunOptions, Under,
     DEFAULT_CONCURRENCY,
 };
-use gauntlet_harness::{Cache, Target};
+use gauntlet_harness::{Cache, Mutation, Target};
 
 /// Flags of `gauntlet conformance`.
 #[derive(Args, Debug)]
@@ -36,6 +36,13 @@ pub struct ConformanceArgs {
     /// Write junit.xml, results.json and summary.md here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Self-test: put a response-mutating proxy with this mutation in front of the
+    /// shared cluster (e.g. lie-count); the run must then fail. See --list-mutations.
+    #[arg(long)]
+    mutate: Option<String>,
+    /// List the proxy's mutations and exit.
+    #[arg(long)]
+    list_mutations: bool,
     /// Shared cases in flight at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     concurrency: usize,
@@ -50,11 +57,19 @@ pub async fn run_conformance(
     args: &ConformanceArgs,
     conn: &crate::ConnFlags,
 ) -> anyhow::Result<u8> {
+    if args.list_mutations {
+        for m in Mutation::ALL {
+            println!("{m}");
+        }
+        return Ok(0);
+    }
+    let mutation = args.mutate.as_deref().map(str::parse::<Mutation>).transpose()?;
     let opts = RunOptions {
         concurrency: args.concurrency,
         filter: args.filter.clone(),
         profile: args.profile,
         use_ledger: true,
+        mutation,
     };
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -128,6 +143,9 @@ pub async fn run_conformance(
         }
         if let Some(p) = args.profile {
             rerun.push_str(&format!(" --profile {}", serde_json::to_value(p)?.as_str().unwrap_or_default()));
+        }
+        if let Some(m) = mutation {
+            rerun.push_str(&format!(" --mutate {m}"));
         }
         if let Some(f) = &args.filter {
             rerun.push_str(&format!(" --filter {f}"));

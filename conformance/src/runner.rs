@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gauntlet_api::etcdserverpb as pb;
-use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, Target};
+use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, Mutation, Proxy, Target};
 use serde::Serialize;
 
 use crate::case::{Case, Ctx, Failure, Needs, Service, Version};
@@ -21,6 +21,8 @@ use crate::ledger::{KnownIssue, Ledger};
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(40);
 /// Fresh clusters running at the same time.
 pub const FRESH_PARALLEL: usize = 3;
+/// Distinguishes runs started in the same nanosecond (their key prefixes).
+static NEXT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Default number of shared cases in flight.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
@@ -81,6 +83,10 @@ pub struct RunOptions {
     /// Whether the known-issue ledger may excuse failures (real etcd, or an unknown
     /// external server; never our reference server).
     pub use_ledger: bool,
+    /// Put a response-mutating proxy ([`gauntlet_harness::Proxy`]) in front of every
+    /// endpoint of the shared cluster: the suite's self-test. Fresh clusters are not
+    /// proxied.
+    pub mutation: Option<Mutation>,
 }
 
 impl Default for RunOptions {
@@ -90,6 +96,7 @@ impl Default for RunOptions {
             filter: None,
             profile: None,
             use_ledger: true,
+            mutation: None,
         }
     }
 }
@@ -225,6 +232,9 @@ pub enum RunError {
     /// The endpoints could not be reached or did not answer Status.
     #[error("connecting: {0}")]
     Connect(#[from] gauntlet_harness::ClientError),
+    /// The mutating proxy could not start.
+    #[error("starting the mutating proxy: {0}")]
+    Proxy(gauntlet_harness::HarnessError),
     /// The server's version string is not `major.minor[.patch]`.
     #[error("server reports version `{0}`, which is not major.minor.patch")]
     BadVersion(String),
@@ -281,6 +291,20 @@ pub async fn run(
         }
         Under::External(config) => (None, config.clone(), config.endpoints.join(","), None),
     };
+    let mut proxies = Vec::new();
+    let config = match opts.mutation {
+        None => config,
+        Some(m) => {
+            let mut cfg = config.clone();
+            cfg.endpoints.clear();
+            for ep in &config.endpoints {
+                let p = Proxy::start(ep, Some(m)).await.map_err(RunError::Proxy)?;
+                cfg.endpoints.push(p.endpoint());
+                proxies.push(p);
+            }
+            cfg
+        }
+    };
     let client = Client::connect(config.clone()).await?;
     let members = (0..client.endpoints().len())
         .map(|i| client.pinned(i))
@@ -302,11 +326,12 @@ pub async fn run(
         version,
         launch,
         run_id: format!(
-            "{:x}",
+            "{:x}-{}",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            NEXT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ),
     });
     let selected = select(catalogue, opts);
@@ -344,6 +369,7 @@ pub async fn run(
         progress(&r);
         results[i] = Some(r);
     }
+    drop(proxies);
     drop(cluster);
     Ok(Report {
         target: label,

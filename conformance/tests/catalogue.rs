@@ -18,8 +18,11 @@ fn under(target: &str, members: usize) -> Under {
 }
 
 async fn run_all(target: &str, members: usize, use_ledger: bool) -> Report {
+    // Half the default: tests share two cores with other cluster tests, and an etcd
+    // starved of CPU answers lease calls with timeouts.
     let opts = RunOptions {
         use_ledger,
+        concurrency: 8,
         ..RunOptions::default()
     };
     let cases = catalogue();

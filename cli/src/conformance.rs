@@ -63,7 +63,11 @@ pub async fn run_conformance(
         }
         return Ok(0);
     }
-    let mutation = args.mutate.as_deref().map(str::parse::<Mutation>).transpose()?;
+    let mutation = args
+        .mutate
+        .as_deref()
+        .map(str::parse::<Mutation>)
+        .transpose()?;
     let opts = RunOptions {
         concurrency: args.concurrency,
         filter: args.filter.clone(),
@@ -77,12 +81,21 @@ pub async fn run_conformance(
     let cases = catalogue();
     if args.list {
         for c in select(&cases, &opts) {
-            println!("{:<55} {:<12} {:<16} {}", c.id, c.service.name(), c.versions.to_string(), c.guarantee);
+            println!(
+                "{:<55} {:<12} {:<16} {}",
+                c.id,
+                c.service.name(),
+                c.versions.to_string(),
+                c.guarantee
+            );
         }
         return Ok(0);
     }
     if select(&cases, &opts).is_empty() {
-        bail!("no case matches --filter {:?}", args.filter.as_deref().unwrap_or(""));
+        bail!(
+            "no case matches --filter {:?}",
+            args.filter.as_deref().unwrap_or("")
+        );
     }
     let (under, use_ledger) = match (&args.target, conn.endpoints.is_empty()) {
         (Some(_), false) => bail!("give either --target or --endpoints, not both"),
@@ -131,18 +144,26 @@ pub async fn run_conformance(
     println!("{}", report::summary(&report));
     if let Some(dir) = &args.out {
         report::write_all(&report, dir).with_context(|| format!("writing {}", dir.display()))?;
-        println!("wrote {}/{{junit.xml,results.json,summary.md}}", dir.display());
+        println!(
+            "wrote {}/{{junit.xml,results.json,summary.md}}",
+            dir.display()
+        );
     }
     if report.new_failures() > 0 {
         let mut rerun = String::from("gauntlet conformance");
         match &under {
-            Under::Launch { target, members, .. } => {
-                rerun.push_str(&format!(" --target {target} --members {members}"))
+            Under::Launch {
+                target, members, ..
+            } => rerun.push_str(&format!(" --target {target} --members {members}")),
+            Under::External(cfg) => {
+                rerun.push_str(&format!(" --endpoints {}", cfg.endpoints.join(",")))
             }
-            Under::External(cfg) => rerun.push_str(&format!(" --endpoints {}", cfg.endpoints.join(","))),
         }
         if let Some(p) = args.profile {
-            rerun.push_str(&format!(" --profile {}", serde_json::to_value(p)?.as_str().unwrap_or_default()));
+            rerun.push_str(&format!(
+                " --profile {}",
+                serde_json::to_value(p)?.as_str().unwrap_or_default()
+            ));
         }
         if let Some(m) = mutation {
             rerun.push_str(&format!(" --mutate {m}"));
@@ -150,7 +171,10 @@ pub async fn run_conformance(
         if let Some(f) = &args.filter {
             rerun.push_str(&format!(" --filter {f}"));
         }
-        eprintln!("{} new failure(s); rerun with: {rerun}", report.new_failures());
+        eprintln!(
+            "{} new failure(s); rerun with: {rerun}",
+            report.new_failures()
+        );
         return Ok(1);
     }
     Ok(0)

@@ -375,7 +375,11 @@ pub fn show(value: &impl Debug) -> String {
 }
 
 /// A failure with the request rendered by [`show`].
-pub fn failure(request: &impl Debug, expected: impl Into<String>, actual: impl Into<String>) -> Failure {
+pub fn failure(
+    request: &impl Debug,
+    expected: impl Into<String>,
+    actual: impl Into<String>,
+) -> Failure {
     Failure {
         request: show(request),
         expected: expected.into(),
@@ -389,7 +393,11 @@ pub fn ok<T>(request: &impl Debug, r: Result<T, ClientError>) -> Result<T, Failu
 }
 
 /// Checks that a call failed with exactly `expected` (gRPC code and message).
-pub fn err_is<T: Debug>(request: &impl Debug, r: Result<T, ClientError>, expected: EtcdError) -> CheckResult {
+pub fn err_is<T: Debug>(
+    request: &impl Debug,
+    r: Result<T, ClientError>,
+    expected: EtcdError,
+) -> CheckResult {
     let want = format!("{:?}: {:?}", expected.code, expected.message);
     match r {
         Ok(resp) => Err(failure(request, want, format!("success: {}", show(&resp)))),
@@ -406,7 +414,12 @@ pub fn err_is<T: Debug>(request: &impl Debug, r: Result<T, ClientError>, expecte
 }
 
 /// Checks `actual == expected`, describing the value as `what`.
-pub fn eq<T: PartialEq + Debug>(request: &impl Debug, what: &str, expected: T, actual: T) -> CheckResult {
+pub fn eq<T: PartialEq + Debug>(
+    request: &impl Debug,
+    what: &str,
+    expected: T,
+    actual: T,
+) -> CheckResult {
     if expected == actual {
         Ok(())
     } else {
@@ -419,7 +432,12 @@ pub fn eq<T: PartialEq + Debug>(request: &impl Debug, what: &str, expected: T, a
 }
 
 /// Checks a condition, with the expectation and the actual value described.
-pub fn ensure(request: &impl Debug, cond: bool, expected: impl Into<String>, actual: impl Debug) -> CheckResult {
+pub fn ensure(
+    request: &impl Debug,
+    cond: bool,
+    expected: impl Into<String>,
+    actual: impl Debug,
+) -> CheckResult {
     if cond {
         Ok(())
     } else {

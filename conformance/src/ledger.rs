@@ -91,8 +91,7 @@ impl Ledger {
         self.issues.iter().find(|i| {
             i.case == case
                 && Version::parse(&i.from).is_some_and(|f| version >= f)
-                && i
-                    .until
+                && i.until
                     .as_deref()
                     .and_then(Version::parse)
                     .is_none_or(|u| version < u)
@@ -129,7 +128,11 @@ fixed_in = "3.5.0"
         let l = Ledger::builtin();
         let ids: Vec<String> = crate::catalogue().into_iter().map(|c| c.id).collect();
         for i in &l.issues {
-            assert!(ids.contains(&i.case), "ledger names unknown case {}", i.case);
+            assert!(
+                ids.contains(&i.case),
+                "ledger names unknown case {}",
+                i.case
+            );
         }
     }
 }

@@ -104,7 +104,10 @@ pub fn summary(report: &Report) -> String {
         report.server_version,
         report
             .profile
-            .map(|p| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+            .map(|p| serde_json::to_value(p)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default())
             .unwrap_or_else(|| "(server's own version)".into()),
         report.results.len(),
         report.wall_ms as f64 / 1000.0
@@ -120,7 +123,11 @@ pub fn summary(report: &Report) -> String {
         } else {
             format!("{:.0}%", 100.0 * c.passed as f64 / ran as f64)
         };
-        let name = if i + 1 == n { "**total**".to_string() } else { svc.to_string() };
+        let name = if i + 1 == n {
+            "**total**".to_string()
+        } else {
+            svc.to_string()
+        };
         let _ = writeln!(
             s,
             "| {name} | {} | {} | {} | {} | {rate} |",

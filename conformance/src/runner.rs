@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gauntlet_api::etcdserverpb as pb;
-use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, Mutation, Proxy, Target};
+use gauntlet_harness::{
+    Cache, Client, ClientConfig, Cluster, ClusterSpec, Mutation, Proxy, Target,
+};
 use serde::Serialize;
 
 use crate::case::{Case, Ctx, Failure, Needs, Service, Version};
@@ -311,8 +313,8 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let status = members[0].status(pb::StatusRequest {}).await?;
     let server_version = status.version.clone();
-    let detected =
-        Version::parse(&server_version).ok_or_else(|| RunError::BadVersion(server_version.clone()))?;
+    let detected = Version::parse(&server_version)
+        .ok_or_else(|| RunError::BadVersion(server_version.clone()))?;
     let version = match opts.profile {
         Some(Profile::Etcd34) => Version(3, 4, 23),
         Some(Profile::Etcd35) => Version(3, 5, 1),
@@ -335,7 +337,8 @@ pub async fn run(
         ),
     });
     let selected = select(catalogue, opts);
-    let (fresh, pooled): (Vec<(usize, &Case)>, Vec<(usize, &Case)>) = selected
+    type Numbered<'a> = Vec<(usize, &'a Case)>;
+    let (fresh, pooled): (Numbered<'_>, Numbered<'_>) = selected
         .iter()
         .copied()
         .enumerate()

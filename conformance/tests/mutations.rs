@@ -11,16 +11,38 @@ use gauntlet_harness::{Cache, ClientConfig, Cluster, ClusterSpec, Mutation, Prox
 fn scope(m: Mutation) -> &'static [&'static str] {
     match m {
         Mutation::DropWatchEvent => &["watch.key.", "watch.prefix."],
-        Mutation::ReorderEvents => &["watch.start.past_replays_history", "watch.txn.", "watch.delete_range."],
-        Mutation::StaleRevision => &["kv.range.header_revision_current", "kv.txn.read_only_header_revision"],
-        Mutation::SkipRevision => &["kv.put.revision_matches_kv", "kv.put.create_then_version_one"],
+        Mutation::ReorderEvents => &[
+            "watch.start.past_replays_history",
+            "watch.txn.",
+            "watch.delete_range.",
+        ],
+        Mutation::StaleRevision => &[
+            "kv.range.header_revision_current",
+            "kv.txn.read_only_header_revision",
+        ],
+        Mutation::SkipRevision => &[
+            "kv.put.revision_matches_kv",
+            "kv.put.create_then_version_one",
+        ],
         Mutation::LieCount => &["kv.range.count_only", "kv.range.prefix_limit_more"],
         Mutation::LieMore => &["kv.range.prefix_limit_more", "kv.range.limit_"],
-        Mutation::WrongErrorCode => &["kv.put.empty_key", "kv.range.future_revision", "lease.revoke.unknown"],
-        Mutation::WrongErrorMessage => &["kv.put.empty_key", "kv.txn.too_many_ops", "lease.grant.duplicate_id"],
+        Mutation::WrongErrorCode => &[
+            "kv.put.empty_key",
+            "kv.range.future_revision",
+            "lease.revoke.unknown",
+        ],
+        Mutation::WrongErrorMessage => &[
+            "kv.put.empty_key",
+            "kv.txn.too_many_ops",
+            "lease.grant.duplicate_id",
+        ],
         Mutation::DropPrevKv => &["kv.put.prev_kv", "kv.delete.prev_kv", "watch.prev_kv."],
         Mutation::WrongMemberId => &["kv.put.header_member_in_member_list"],
-        Mutation::LeaseTtlOff => &["lease.grant.ttl_and_id", "lease.ttl.granted_and_remaining", "lease.keepalive.refreshes"],
+        Mutation::LeaseTtlOff => &[
+            "lease.grant.ttl_and_id",
+            "lease.ttl.granted_and_remaining",
+            "lease.keepalive.refreshes",
+        ],
         Mutation::DropCreated => &["watch.create.created_response", "watch.key.put_event"],
         Mutation::FlipTxnSucceeded => &["kv.txn.value_equal", "kv.txn.mod_equal"],
         Mutation::ReverseRange => &["kv.range.prefix", "kv.range.interval_half_open"],
@@ -28,17 +50,24 @@ fn scope(m: Mutation) -> &'static [&'static str] {
     }
 }
 
-async fn run_through(proxy: &Proxy, cases: &[Case], concurrency: usize) -> gauntlet_conformance::Report {
+async fn run_through(
+    proxy: &Proxy,
+    cases: &[Case],
+    concurrency: usize,
+) -> gauntlet_conformance::Report {
     let opts = RunOptions {
         concurrency,
         use_ledger: false,
         ..RunOptions::default()
     };
     let under = Under::External(ClientConfig::new([proxy.endpoint()]));
-    tokio::time::timeout(Duration::from_secs(120), run(cases, &under, &opts, &Ledger::default(), |_| {}))
-        .await
-        .expect("run within 120 s")
-        .expect("run starts")
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        run(cases, &under, &opts, &Ledger::default(), |_| {}),
+    )
+    .await
+    .expect("run within 120 s")
+    .expect("run starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -66,7 +95,11 @@ async fn every_mutation_is_killed_and_the_faithful_proxy_passes() {
             _ => None,
         })
         .collect();
-    assert!(failed.is_empty(), "through the faithful proxy:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "through the faithful proxy:\n{}",
+        failed.join("\n")
+    );
     assert!(r.results.iter().any(|c| c.id == "auth.enable.no_root_user"
         && matches!(&c.outcome, Outcome::NotRun { reason } if reason.contains("fresh cluster"))));
     drop(faithful);
@@ -91,9 +124,18 @@ async fn every_mutation_is_killed_and_the_faithful_proxy_passes() {
         if killers.is_empty() {
             survivors.push(m.to_string());
         }
-        table.push(format!("{m:<20} killed by {}/{}: {}", killers.len(), cases.len(), killers.join(", ")));
+        table.push(format!(
+            "{m:<20} killed by {}/{}: {}",
+            killers.len(),
+            cases.len(),
+            killers.join(", ")
+        ));
     }
     println!("{}", table.join("\n"));
-    assert!(survivors.is_empty(), "mutations no case killed: {survivors:?}\n{}", table.join("\n"));
+    assert!(
+        survivors.is_empty(),
+        "mutations no case killed: {survivors:?}\n{}",
+        table.join("\n")
+    );
     assert!(Mutation::ALL.len() >= 12);
 }

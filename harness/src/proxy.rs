@@ -431,7 +431,10 @@ impl kv_server::Kv for Forward {
     async fn put(&self, req: Request<pb::PutRequest>) -> R<pb::PutResponse> {
         unary!(self, req, KvClient, put, |p, r| p.put(r))
     }
-    async fn delete_range(&self, req: Request<pb::DeleteRangeRequest>) -> R<pb::DeleteRangeResponse> {
+    async fn delete_range(
+        &self,
+        req: Request<pb::DeleteRangeRequest>,
+    ) -> R<pb::DeleteRangeResponse> {
         unary!(self, req, KvClient, delete_range, |p, r| p.delete(r))
     }
     async fn txn(&self, req: Request<pb::TxnRequest>) -> R<pb::TxnResponse> {
@@ -465,11 +468,20 @@ impl watch_server::Watch for Forward {
 #[tonic::async_trait]
 impl lease_server::Lease for Forward {
     async fn lease_grant(&self, req: Request<pb::LeaseGrantRequest>) -> R<pb::LeaseGrantResponse> {
-        unary!(self, req, LeaseClient, lease_grant, |p, r| if p.is(Mutation::LeaseTtlOff) {
-            r.ttl += 1;
-        })
+        unary!(
+            self,
+            req,
+            LeaseClient,
+            lease_grant,
+            |p, r| if p.is(Mutation::LeaseTtlOff) {
+                r.ttl += 1;
+            }
+        )
     }
-    async fn lease_revoke(&self, req: Request<pb::LeaseRevokeRequest>) -> R<pb::LeaseRevokeResponse> {
+    async fn lease_revoke(
+        &self,
+        req: Request<pb::LeaseRevokeRequest>,
+    ) -> R<pb::LeaseRevokeResponse> {
         unary!(self, req, LeaseClient, lease_revoke)
     }
     type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
@@ -498,11 +510,20 @@ impl lease_server::Lease for Forward {
         &self,
         req: Request<pb::LeaseTimeToLiveRequest>,
     ) -> R<pb::LeaseTimeToLiveResponse> {
-        unary!(self, req, LeaseClient, lease_time_to_live, |p, r| if p.is(Mutation::LeaseTtlOff) && r.ttl > 0 {
-            r.ttl += 1;
-        })
+        unary!(
+            self,
+            req,
+            LeaseClient,
+            lease_time_to_live,
+            |p, r| if p.is(Mutation::LeaseTtlOff) && r.ttl > 0 {
+                r.ttl += 1;
+            }
+        )
     }
-    async fn lease_leases(&self, req: Request<pb::LeaseLeasesRequest>) -> R<pb::LeaseLeasesResponse> {
+    async fn lease_leases(
+        &self,
+        req: Request<pb::LeaseLeasesRequest>,
+    ) -> R<pb::LeaseLeasesResponse> {
         unary!(self, req, LeaseClient, lease_leases)
     }
 }
@@ -512,16 +533,25 @@ impl cluster_server::Cluster for Forward {
     async fn member_add(&self, req: Request<pb::MemberAddRequest>) -> R<pb::MemberAddResponse> {
         unary!(self, req, ClusterClient, member_add)
     }
-    async fn member_remove(&self, req: Request<pb::MemberRemoveRequest>) -> R<pb::MemberRemoveResponse> {
+    async fn member_remove(
+        &self,
+        req: Request<pb::MemberRemoveRequest>,
+    ) -> R<pb::MemberRemoveResponse> {
         unary!(self, req, ClusterClient, member_remove)
     }
-    async fn member_update(&self, req: Request<pb::MemberUpdateRequest>) -> R<pb::MemberUpdateResponse> {
+    async fn member_update(
+        &self,
+        req: Request<pb::MemberUpdateRequest>,
+    ) -> R<pb::MemberUpdateResponse> {
         unary!(self, req, ClusterClient, member_update)
     }
     async fn member_list(&self, req: Request<pb::MemberListRequest>) -> R<pb::MemberListResponse> {
         unary!(self, req, ClusterClient, member_list)
     }
-    async fn member_promote(&self, req: Request<pb::MemberPromoteRequest>) -> R<pb::MemberPromoteResponse> {
+    async fn member_promote(
+        &self,
+        req: Request<pb::MemberPromoteRequest>,
+    ) -> R<pb::MemberPromoteResponse> {
         unary!(self, req, ClusterClient, member_promote)
     }
 }
@@ -567,13 +597,19 @@ impl auth_server::Auth for Forward {
     async fn auth_enable(&self, req: Request<pb::AuthEnableRequest>) -> R<pb::AuthEnableResponse> {
         unary!(self, req, AuthClient, auth_enable)
     }
-    async fn auth_disable(&self, req: Request<pb::AuthDisableRequest>) -> R<pb::AuthDisableResponse> {
+    async fn auth_disable(
+        &self,
+        req: Request<pb::AuthDisableRequest>,
+    ) -> R<pb::AuthDisableResponse> {
         unary!(self, req, AuthClient, auth_disable)
     }
     async fn auth_status(&self, req: Request<pb::AuthStatusRequest>) -> R<pb::AuthStatusResponse> {
         unary!(self, req, AuthClient, auth_status)
     }
-    async fn authenticate(&self, req: Request<pb::AuthenticateRequest>) -> R<pb::AuthenticateResponse> {
+    async fn authenticate(
+        &self,
+        req: Request<pb::AuthenticateRequest>,
+    ) -> R<pb::AuthenticateResponse> {
         unary!(self, req, AuthClient, authenticate)
     }
     async fn user_add(&self, req: Request<pb::AuthUserAddRequest>) -> R<pb::AuthUserAddResponse> {
@@ -582,10 +618,16 @@ impl auth_server::Auth for Forward {
     async fn user_get(&self, req: Request<pb::AuthUserGetRequest>) -> R<pb::AuthUserGetResponse> {
         unary!(self, req, AuthClient, user_get)
     }
-    async fn user_list(&self, req: Request<pb::AuthUserListRequest>) -> R<pb::AuthUserListResponse> {
+    async fn user_list(
+        &self,
+        req: Request<pb::AuthUserListRequest>,
+    ) -> R<pb::AuthUserListResponse> {
         unary!(self, req, AuthClient, user_list)
     }
-    async fn user_delete(&self, req: Request<pb::AuthUserDeleteRequest>) -> R<pb::AuthUserDeleteResponse> {
+    async fn user_delete(
+        &self,
+        req: Request<pb::AuthUserDeleteRequest>,
+    ) -> R<pb::AuthUserDeleteResponse> {
         unary!(self, req, AuthClient, user_delete)
     }
     async fn user_change_password(
@@ -594,10 +636,16 @@ impl auth_server::Auth for Forward {
     ) -> R<pb::AuthUserChangePasswordResponse> {
         unary!(self, req, AuthClient, user_change_password)
     }
-    async fn user_grant_role(&self, req: Request<pb::AuthUserGrantRoleRequest>) -> R<pb::AuthUserGrantRoleResponse> {
+    async fn user_grant_role(
+        &self,
+        req: Request<pb::AuthUserGrantRoleRequest>,
+    ) -> R<pb::AuthUserGrantRoleResponse> {
         unary!(self, req, AuthClient, user_grant_role)
     }
-    async fn user_revoke_role(&self, req: Request<pb::AuthUserRevokeRoleRequest>) -> R<pb::AuthUserRevokeRoleResponse> {
+    async fn user_revoke_role(
+        &self,
+        req: Request<pb::AuthUserRevokeRoleRequest>,
+    ) -> R<pb::AuthUserRevokeRoleResponse> {
         unary!(self, req, AuthClient, user_revoke_role)
     }
     async fn role_add(&self, req: Request<pb::AuthRoleAddRequest>) -> R<pb::AuthRoleAddResponse> {
@@ -606,10 +654,16 @@ impl auth_server::Auth for Forward {
     async fn role_get(&self, req: Request<pb::AuthRoleGetRequest>) -> R<pb::AuthRoleGetResponse> {
         unary!(self, req, AuthClient, role_get)
     }
-    async fn role_list(&self, req: Request<pb::AuthRoleListRequest>) -> R<pb::AuthRoleListResponse> {
+    async fn role_list(
+        &self,
+        req: Request<pb::AuthRoleListRequest>,
+    ) -> R<pb::AuthRoleListResponse> {
         unary!(self, req, AuthClient, role_list)
     }
-    async fn role_delete(&self, req: Request<pb::AuthRoleDeleteRequest>) -> R<pb::AuthRoleDeleteResponse> {
+    async fn role_delete(
+        &self,
+        req: Request<pb::AuthRoleDeleteRequest>,
+    ) -> R<pb::AuthRoleDeleteResponse> {
         unary!(self, req, AuthClient, role_delete)
     }
     async fn role_grant_permission(

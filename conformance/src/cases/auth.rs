@@ -26,7 +26,11 @@ fn name(ctx: &Ctx, what: &str) -> String {
 }
 
 async fn user_add(c: &Client, user: &str, pw: &str) -> Result<(), Failure> {
-    let req = pb::AuthUserAddRequest { name: user.into(), password: pw.into(), ..Default::default() };
+    let req = pb::AuthUserAddRequest {
+        name: user.into(),
+        password: pw.into(),
+        ..Default::default()
+    };
     ok(&req, c.user_add(req.clone()).await).map(|_| ())
 }
 
@@ -36,12 +40,28 @@ async fn role_add(c: &Client, role: &str) -> Result<(), Failure> {
 }
 
 async fn grant_role(c: &Client, user: &str, role: &str) -> Result<(), Failure> {
-    let req = pb::AuthUserGrantRoleRequest { user: user.into(), role: role.into() };
+    let req = pb::AuthUserGrantRoleRequest {
+        user: user.into(),
+        role: role.into(),
+    };
     ok(&req, c.user_grant_role(req.clone()).await).map(|_| ())
 }
 
-async fn grant_perm(c: &Client, role: &str, t: PermType, key: Vec<u8>, range_end: Vec<u8>) -> Result<(), Failure> {
-    let req = pb::AuthRoleGrantPermissionRequest { name: role.into(), perm: Some(Permission { perm_type: t as i32, key, range_end }) };
+async fn grant_perm(
+    c: &Client,
+    role: &str,
+    t: PermType,
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+) -> Result<(), Failure> {
+    let req = pb::AuthRoleGrantPermissionRequest {
+        name: role.into(),
+        perm: Some(Permission {
+            perm_type: t as i32,
+            key,
+            range_end,
+        }),
+    };
     ok(&req, c.role_grant_permission(req.clone()).await).map(|_| ())
 }
 
@@ -49,12 +69,20 @@ async fn grant_perm(c: &Client, role: &str, t: PermType, key: Vec<u8>, range_end
 async fn enable(ctx: &Ctx) -> Result<Client, Failure> {
     user_add(&ctx.client, "root", ROOT_PW).await?;
     grant_role(&ctx.client, "root", "root").await?;
-    ok(&pb::AuthEnableRequest {}, ctx.client.auth_enable(pb::AuthEnableRequest {}).await)?;
+    ok(
+        &pb::AuthEnableRequest {},
+        ctx.client.auth_enable(pb::AuthEnableRequest {}).await,
+    )?;
     ctx.login("root", ROOT_PW).await
 }
 
 /// Enables auth and creates user `u` with role `r` holding one permission; returns (root, user) clients.
-async fn with_user(ctx: &Ctx, t: PermType, key: Vec<u8>, range_end: Vec<u8>) -> Result<(Client, Client), Failure> {
+async fn with_user(
+    ctx: &Ctx,
+    t: PermType,
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+) -> Result<(Client, Client), Failure> {
     let root = enable(ctx).await?;
     user_add(&root, "u", USER_PW).await?;
     role_add(&root, "r").await?;
@@ -65,11 +93,19 @@ async fn with_user(ctx: &Ctx, t: PermType, key: Vec<u8>, range_end: Vec<u8>) -> 
 }
 
 fn put_req(key: Vec<u8>) -> pb::PutRequest {
-    pb::PutRequest { key, value: b"v".to_vec(), ..Default::default() }
+    pb::PutRequest {
+        key,
+        value: b"v".to_vec(),
+        ..Default::default()
+    }
 }
 
 fn range_req(key: Vec<u8>, range_end: Vec<u8>) -> pb::RangeRequest {
-    pb::RangeRequest { key, range_end, ..Default::default() }
+    pb::RangeRequest {
+        key,
+        range_end,
+        ..Default::default()
+    }
 }
 
 fn fresh(c: Case) -> Case {
@@ -385,7 +421,10 @@ fn enabled() -> Vec<Case> {
     ]
 }
 
-fn denied<T: std::fmt::Debug>(req: &impl std::fmt::Debug, r: Result<T, gauntlet_harness::ClientError>) -> Result<(), Failure> {
+fn denied<T: std::fmt::Debug>(
+    req: &impl std::fmt::Debug,
+    r: Result<T, gauntlet_harness::ClientError>,
+) -> Result<(), Failure> {
     err_is(req, r, E::PERMISSION_DENIED)
 }
 

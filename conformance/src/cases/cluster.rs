@@ -17,14 +17,17 @@ fn unused_peer_url() -> String {
 }
 
 async fn add_learner(ctx: &Ctx) -> Result<(pb::MemberAddRequest, pb::MemberAddResponse), Failure> {
-    let req = pb::MemberAddRequest { peer_ur_ls: vec![unused_peer_url()], is_learner: true };
+    let req = pb::MemberAddRequest {
+        peer_ur_ls: vec![unused_peer_url()],
+        is_learner: true,
+    };
     let r = ok(&req, ctx.client.member_add(req.clone()).await)?;
     Ok((req, r))
 }
 
 async fn list(ctx: &Ctx) -> Result<Vec<pb::Member>, Failure> {
     let req = pb::MemberListRequest::default();
-    Ok(ok(&req, ctx.client.member_list(req.clone()).await)?.members)
+    Ok(ok(&req, ctx.client.member_list(req).await)?.members)
 }
 
 fn fresh(c: Case) -> Case {
@@ -74,7 +77,7 @@ pub fn cases() -> Vec<Case> {
         }),
         case("cluster.list.linearizable", "MemberList with linearizable = true (3.5) answers the membership.", doc::GRPC, |ctx| async move {
             let req = pb::MemberListRequest { linearizable: true };
-            let r = ok(&req, ctx.client.member_list(req.clone()).await)?;
+            let r = ok(&req, ctx.client.member_list(req).await)?;
             eq(&req, "members", ctx.members.len(), r.members.len())
         }).versions(Versions::SINCE_3_5),
         fresh(case("cluster.add.learner", "MemberAdd with is_learner adds a learner with the given peer URL and no name yet.", doc::LEARNER, |ctx| async move {
@@ -113,29 +116,29 @@ pub fn cases() -> Vec<Case> {
         fresh(case("cluster.promote.not_ready", "Promoting a learner that has not caught up fails with 'can only promote a learner member which is in sync with leader'.", doc::LEARNER, |ctx| async move {
             let (_, r) = add_learner(&ctx).await?;
             let req = pb::MemberPromoteRequest { id: r.member.map(|m| m.id).unwrap_or_default() };
-            err_is(&req, ctx.client.member_promote(req.clone()).await, E::LEARNER_NOT_READY)
+            err_is(&req, ctx.client.member_promote(req).await, E::LEARNER_NOT_READY)
         })),
         fresh(case("cluster.promote.voting_member", "Promoting a voting member fails with 'can only promote a learner member'.", doc::LEARNER, |ctx| async move {
             let ms = list(&ctx).await?;
             let req = pb::MemberPromoteRequest { id: ms[0].id };
-            err_is(&req, ctx.client.member_promote(req.clone()).await, E::MEMBER_NOT_LEARNER)
+            err_is(&req, ctx.client.member_promote(req).await, E::MEMBER_NOT_LEARNER)
         })),
         fresh(case("cluster.promote.unknown", "Promoting an unknown member id fails with 'member not found'.", doc::ERRORS, |ctx| async move {
             let req = pb::MemberPromoteRequest { id: 0x1234_5678_9abc };
-            err_is(&req, ctx.client.member_promote(req.clone()).await, E::MEMBER_NOT_FOUND)
+            err_is(&req, ctx.client.member_promote(req).await, E::MEMBER_NOT_FOUND)
         })),
         fresh(case("cluster.remove.learner", "Removing a learner takes it out of the membership.", doc::RECONFIG, |ctx| async move {
             let (_, r) = add_learner(&ctx).await?;
             let id = r.member.map(|m| m.id).unwrap_or_default();
             let req = pb::MemberRemoveRequest { id };
-            let resp = ok(&req, ctx.client.member_remove(req.clone()).await)?;
+            let resp = ok(&req, ctx.client.member_remove(req).await)?;
             ensure(&req, !resp.members.iter().any(|m| m.id == id), "the response no longer lists it", &resp.members)?;
             let ms = list(&ctx).await?;
             ensure(&req, !ms.iter().any(|m| m.id == id), "member list no longer lists it", ms)
         })),
         fresh(case("cluster.remove.unknown", "Removing an unknown member id fails with 'member not found'.", doc::ERRORS, |ctx| async move {
             let req = pb::MemberRemoveRequest { id: 0x1234_5678_9abc };
-            err_is(&req, ctx.client.member_remove(req.clone()).await, E::MEMBER_NOT_FOUND)
+            err_is(&req, ctx.client.member_remove(req).await, E::MEMBER_NOT_FOUND)
         })),
         fresh(case("cluster.update.peer_urls", "MemberUpdate replaces a member's peer URLs.", doc::RECONFIG, |ctx| async move {
             let (_, r) = add_learner(&ctx).await?;

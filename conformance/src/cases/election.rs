@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use gauntlet_api::etcdserverpb as pb;
-use gauntlet_api::v3electionpb::{CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest};
+use gauntlet_api::v3electionpb::{
+    CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest,
+};
 
 use super::doc;
 use crate::case::{case, ensure, eq, failure, ok, Case, Ctx, Failure};
@@ -15,12 +17,16 @@ const NOT_LEADER_MSG: &str = "election: not leader";
 
 async fn lease(ctx: &Ctx) -> Result<i64, Failure> {
     let req = pb::LeaseGrantRequest { ttl: 30, id: 0 };
-    Ok(ok(&req, ctx.client.lease_grant(req.clone()).await)?.id)
+    Ok(ok(&req, ctx.client.lease_grant(req).await)?.id)
 }
 
 async fn campaign(ctx: &Ctx, value: &str) -> Result<(CampaignRequest, LeaderKey), Failure> {
     let l = lease(ctx).await?;
-    let req = CampaignRequest { name: ctx.key("e"), lease: l, value: value.as_bytes().to_vec() };
+    let req = CampaignRequest {
+        name: ctx.key("e"),
+        lease: l,
+        value: value.as_bytes().to_vec(),
+    };
     let r = ok(&req, ctx.client.campaign(req.clone()).await)?;
     Ok((req, r.leader.unwrap_or_default()))
 }
@@ -31,7 +37,11 @@ async fn leader_value(ctx: &Ctx) -> Result<Option<Vec<u8>>, Failure> {
     Ok(r.kv.map(|k| k.value))
 }
 
-fn unknown_with(req: &impl std::fmt::Debug, r: Result<impl std::fmt::Debug, gauntlet_harness::ClientError>, msg: &str) -> Result<(), Failure> {
+fn unknown_with(
+    req: &impl std::fmt::Debug,
+    r: Result<impl std::fmt::Debug, gauntlet_harness::ClientError>,
+    msg: &str,
+) -> Result<(), Failure> {
     match r {
         Err(e) if e.message() == Some(msg) => Ok(()),
         other => Err(failure(req, format!("error {msg:?}"), format!("{other:?}"))),

@@ -46,8 +46,24 @@ fn sort(target: range_request::SortTarget, order: range_request::SortOrder) -> (
 
 fn range_specs() -> Vec<RangeSpec> {
     use range_request::{SortOrder as O, SortTarget as S};
-    fn spec(id: &'static str, guarantee: &'static str, shape: Shape, keys: &'static [&'static str], count: Option<i64>, more: Option<bool>) -> RangeSpec {
-        RangeSpec { id, guarantee, shape, keys, count, more, extra: None, kubernetes: false }
+    fn spec(
+        id: &'static str,
+        guarantee: &'static str,
+        shape: Shape,
+        keys: &'static [&'static str],
+        count: Option<i64>,
+        more: Option<bool>,
+    ) -> RangeSpec {
+        RangeSpec {
+            id,
+            guarantee,
+            shape,
+            keys,
+            count,
+            more,
+            extra: None,
+            kubernetes: false,
+        }
     }
     let mut v = vec![
         spec("kv.range.single_key", "A range with no range_end returns exactly the one key.", |c, _, r| { r.key = c.key("c"); r.range_end.clear(); }, &["c"], Some(1), Some(false)),
@@ -85,29 +101,138 @@ fn range_specs() -> Vec<RangeSpec> {
         spec("kv.range.serializable", "A serializable range on the member that served the writes returns them.", |_, _, r| r.serializable = true, &["a", "b", "c", "d", "e"], Some(5), Some(false)),
         spec("kv.range.serializable_limit", "serializable combines with limit.", |_, _, r| { r.serializable = true; r.limit = 4; }, &["a", "b", "c", "d"], Some(5), Some(true)),
     ];
-    v.push(RangeSpec { extra: Some(|_, r| {
-        if r.kvs.iter().all(|kv| kv.value.is_empty() && !kv.key.is_empty()) { Ok(()) } else { Err("every kv has its key and an empty value".into()) }
-    }), ..spec("kv.range.keys_only", "keys_only returns keys without values.", |_, _, r| r.keys_only = true, &["a", "b", "c", "d", "e"], Some(5), Some(false)) });
-    v.push(RangeSpec { extra: Some(|f, r| {
-        let b = &r.kvs[1];
-        if b.value == b"v-b" && b.mod_revision == f.rev[1] && b.version == 1 { Ok(()) } else { Err(format!("b = v-b with mod_revision {} and version 1", f.rev[1])) }
-    }), ..spec("kv.range.revision_old_value", "At a past revision a key has the value, mod_revision and version it had then.", |_, f, r| r.revision = f.rev[4], &["a", "b", "c", "d", "e"], Some(5), Some(false)) });
-    v.push(RangeSpec { extra: Some(|f, r| {
-        let kv = &r.kvs[0];
-        if kv.create_revision == f.rev[1] && kv.mod_revision == f.rev[5] && kv.version == 2 && kv.value == b"v-b2" { Ok(()) } else { Err(format!("create_revision {}, mod_revision {}, version 2, value v-b2", f.rev[1], f.rev[5])) }
-    }), ..spec("kv.range.kv_fields", "A key's create_revision stays, mod_revision and version follow its updates.", |c, _, r| { r.key = c.key("b"); r.range_end.clear(); }, &["b"], Some(1), Some(false)) });
-    v.push(RangeSpec { extra: Some(|f, r| {
-        if rev(&r.header) >= f.rev[5] { Ok(()) } else { Err(format!("header revision >= {}", f.rev[5])) }
-    }), ..spec("kv.range.header_revision_current", "A range's header revision is the store's current revision, at least the last write's.", |_, _, _| {}, &["a", "b", "c", "d", "e"], Some(5), Some(false)) });
-    v.push(RangeSpec { extra: Some(|f, r| {
-        if rev(&r.header) >= f.rev[5] { Ok(()) } else { Err("header revision is the current revision, not the requested one".into()) }
-    }), ..spec("kv.range.header_revision_not_requested", "A range at a past revision still carries the current revision in its header.", |_, f, r| r.revision = f.rev[0], &["a"], Some(1), Some(false)) });
-    v.push(RangeSpec { extra: Some(|_, r| {
-        let k = &r.kvs[0];
-        if k.version == 2 { Ok(()) } else { Err("the updated key (version 2) sorts last".into()) }
-    }), ..spec("kv.range.sort_version_ascend_last", "sort_target VERSION, ASCEND puts the key with the highest version last.", |_, _, r| { (r.sort_target, r.sort_order) = sort(S::Version, O::Descend); r.limit = 1; }, &["b"], Some(5), Some(true)) });
+    v.push(RangeSpec {
+        extra: Some(|_, r| {
+            if r.kvs
+                .iter()
+                .all(|kv| kv.value.is_empty() && !kv.key.is_empty())
+            {
+                Ok(())
+            } else {
+                Err("every kv has its key and an empty value".into())
+            }
+        }),
+        ..spec(
+            "kv.range.keys_only",
+            "keys_only returns keys without values.",
+            |_, _, r| r.keys_only = true,
+            &["a", "b", "c", "d", "e"],
+            Some(5),
+            Some(false),
+        )
+    });
+    v.push(RangeSpec {
+        extra: Some(|f, r| {
+            let b = &r.kvs[1];
+            if b.value == b"v-b" && b.mod_revision == f.rev[1] && b.version == 1 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "b = v-b with mod_revision {} and version 1",
+                    f.rev[1]
+                ))
+            }
+        }),
+        ..spec(
+            "kv.range.revision_old_value",
+            "At a past revision a key has the value, mod_revision and version it had then.",
+            |_, f, r| r.revision = f.rev[4],
+            &["a", "b", "c", "d", "e"],
+            Some(5),
+            Some(false),
+        )
+    });
+    v.push(RangeSpec {
+        extra: Some(|f, r| {
+            let kv = &r.kvs[0];
+            if kv.create_revision == f.rev[1]
+                && kv.mod_revision == f.rev[5]
+                && kv.version == 2
+                && kv.value == b"v-b2"
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "create_revision {}, mod_revision {}, version 2, value v-b2",
+                    f.rev[1], f.rev[5]
+                ))
+            }
+        }),
+        ..spec(
+            "kv.range.kv_fields",
+            "A key's create_revision stays, mod_revision and version follow its updates.",
+            |c, _, r| {
+                r.key = c.key("b");
+                r.range_end.clear();
+            },
+            &["b"],
+            Some(1),
+            Some(false),
+        )
+    });
+    v.push(RangeSpec {
+        extra: Some(|f, r| {
+            if rev(&r.header) >= f.rev[5] {
+                Ok(())
+            } else {
+                Err(format!("header revision >= {}", f.rev[5]))
+            }
+        }),
+        ..spec(
+            "kv.range.header_revision_current",
+            "A range's header revision is the store's current revision, at least the last write's.",
+            |_, _, _| {},
+            &["a", "b", "c", "d", "e"],
+            Some(5),
+            Some(false),
+        )
+    });
+    v.push(RangeSpec {
+        extra: Some(|f, r| {
+            if rev(&r.header) >= f.rev[5] {
+                Ok(())
+            } else {
+                Err("header revision is the current revision, not the requested one".into())
+            }
+        }),
+        ..spec(
+            "kv.range.header_revision_not_requested",
+            "A range at a past revision still carries the current revision in its header.",
+            |_, f, r| r.revision = f.rev[0],
+            &["a"],
+            Some(1),
+            Some(false),
+        )
+    });
+    v.push(RangeSpec {
+        extra: Some(|_, r| {
+            let k = &r.kvs[0];
+            if k.version == 2 {
+                Ok(())
+            } else {
+                Err("the updated key (version 2) sorts last".into())
+            }
+        }),
+        ..spec(
+            "kv.range.sort_version_ascend_last",
+            "sort_target VERSION, ASCEND puts the key with the highest version last.",
+            |_, _, r| {
+                (r.sort_target, r.sort_order) = sort(S::Version, O::Descend);
+                r.limit = 1;
+            },
+            &["b"],
+            Some(5),
+            Some(true),
+        )
+    });
     for s in v.iter_mut() {
-        if matches!(s.id, "kv.range.prefix_limit_more" | "kv.range.revision_limit" | "kv.range.count_only" | "kv.range.revision_count_only") {
+        if matches!(
+            s.id,
+            "kv.range.prefix_limit_more"
+                | "kv.range.revision_limit"
+                | "kv.range.count_only"
+                | "kv.range.revision_count_only"
+        ) {
             s.kubernetes = true;
         }
     }
@@ -115,7 +240,16 @@ fn range_specs() -> Vec<RangeSpec> {
 }
 
 fn range_case(s: RangeSpec) -> Case {
-    let RangeSpec { id, guarantee, shape, keys, count, more, extra, kubernetes } = s;
+    let RangeSpec {
+        id,
+        guarantee,
+        shape,
+        keys,
+        count,
+        more,
+        extra,
+        kubernetes,
+    } = s;
     let c = case(id, guarantee, doc::API, move |ctx| async move {
         let f = fixture(&ctx).await?;
         let serializable_member = ctx.members[0].clone();
@@ -136,7 +270,12 @@ fn range_case(s: RangeSpec) -> Case {
             (req, resp)
         };
         let got = names(&ctx, &resp.kvs);
-        eq(&req, "keys", keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(), got)?;
+        eq(
+            &req,
+            "keys",
+            keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            got,
+        )?;
         if let Some(n) = count {
             eq(&req, "count", n, resp.count)?;
         }
@@ -148,22 +287,41 @@ fn range_case(s: RangeSpec) -> Case {
         }
         Ok(())
     });
-    if kubernetes { c.kubernetes() } else { c }
+    if kubernetes {
+        c.kubernetes()
+    } else {
+        c
+    }
 }
 
 /// Checks `put` of one request shape fails with `err`.
-fn put_error(id: &'static str, guarantee: &'static str, err: gauntlet_api::rpctypes::EtcdError, shape: fn(&Ctx, &mut pb::PutRequest), seed: bool) -> Case {
+fn put_error(
+    id: &'static str,
+    guarantee: &'static str,
+    err: gauntlet_api::rpctypes::EtcdError,
+    shape: fn(&Ctx, &mut pb::PutRequest),
+    seed: bool,
+) -> Case {
     case(id, guarantee, doc::ERRORS, move |ctx| async move {
         if seed {
             put(&ctx, "k", "v").await?;
         }
-        let mut req = pb::PutRequest { key: ctx.key("k"), value: b"v".to_vec(), ..Default::default() };
+        let mut req = pb::PutRequest {
+            key: ctx.key("k"),
+            value: b"v".to_vec(),
+            ..Default::default()
+        };
         shape(&ctx, &mut req);
         err_is(&req, ctx.client.put_request(req.clone()).await, err)
     })
 }
 
-fn txn_error(id: &'static str, guarantee: &'static str, err: gauntlet_api::rpctypes::EtcdError, build: fn(&Ctx) -> pb::TxnRequest) -> Case {
+fn txn_error(
+    id: &'static str,
+    guarantee: &'static str,
+    err: gauntlet_api::rpctypes::EtcdError,
+    build: fn(&Ctx) -> pb::TxnRequest,
+) -> Case {
     case(id, guarantee, doc::ERRORS, move |ctx| async move {
         let req = build(&ctx);
         err_is(&req, ctx.client.txn(req.clone()).await, err)
@@ -334,7 +492,7 @@ fn put_cases() -> Vec<Case> {
         put_error("kv.put.ignore_lease_with_lease", "ignore_lease with a lease is rejected with 'lease is provided'.", E::LEASE_PROVIDED, |_, r| { r.ignore_lease = true; r.lease = 12345; }, true),
         put_error("kv.put.ignore_lease_missing_key", "ignore_lease on a key that does not exist fails with 'key not found'.", E::KEY_NOT_FOUND, |_, r| r.ignore_lease = true, false),
         put_error("kv.put.empty_key", "A put with an empty key is rejected with 'key is not provided'.", E::EMPTY_KEY, |_, r| r.key.clear(), false),
-        put_error("kv.put.lease_not_found", "A put with a lease that does not exist fails with 'requested lease not found'.", E::LEASE_NOT_FOUND, |_, r| r.lease = 0x7eadbeef_1234, false),
+        put_error("kv.put.lease_not_found", "A put with a lease that does not exist fails with 'requested lease not found'.", E::LEASE_NOT_FOUND, |_, r| r.lease = 0x7ead_beef_1234, false),
         case("kv.put.ignore_lease_keeps_lease", "ignore_lease updates the value keeping the key's lease.", doc::API, |ctx| async move {
             let l = ok(&"grant", ctx.client.lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 }).await)?;
             let req0 = pb::PutRequest { key: ctx.key("k"), value: b"1".to_vec(), lease: l.id, ..Default::default() };
@@ -437,7 +595,7 @@ fn delete_cases() -> Vec<Case> {
         }),
         case("kv.delete.prev_kv", "prev_kv returns every deleted pair with its last value.", doc::API, |ctx| async move {
             fixture(&ctx).await?;
-            let req = pb::DeleteRangeRequest { key: ctx.key("a"), range_end: ctx.key("c"), prev_kv: true, ..Default::default() };
+            let req = pb::DeleteRangeRequest { key: ctx.key("a"), range_end: ctx.key("c"), prev_kv: true };
             let resp = ok(&req, ctx.client.delete_range(req.clone()).await)?;
             eq(&req, "prev_kvs", vec![("a".to_string(), b"v-a".to_vec()), ("b".into(), b"v-b2".to_vec())], names(&ctx, &resp.prev_kvs).into_iter().zip(resp.prev_kvs.iter().map(|k| k.value.clone())).collect())
         }),
@@ -485,7 +643,12 @@ fn delete_cases() -> Vec<Case> {
 }
 
 fn txn_cases() -> Vec<Case> {
-    fn txn_branch(id: &'static str, guarantee: &'static str, compare: fn(&Ctx, &[i64; 2]) -> Vec<pb::Compare>, succeeded: bool) -> Case {
+    fn txn_branch(
+        id: &'static str,
+        guarantee: &'static str,
+        compare: fn(&Ctx, &[i64; 2]) -> Vec<pb::Compare>,
+        succeeded: bool,
+    ) -> Case {
         case(id, guarantee, doc::API, move |ctx| async move {
             let r1 = put(&ctx, "k", "5").await?;
             let r2 = put(&ctx, "k", "5").await?;
@@ -497,37 +660,162 @@ fn txn_cases() -> Vec<Case> {
             let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
             eq(&req, "succeeded", succeeded, resp.succeeded)?;
             let v = super::value_of(&ctx, "res").await?;
-            eq(&req, "branch that ran", Some(if succeeded { b"success".to_vec() } else { b"failure".to_vec() }), v)
+            eq(
+                &req,
+                "branch that ran",
+                Some(if succeeded {
+                    b"success".to_vec()
+                } else {
+                    b"failure".to_vec()
+                }),
+                v,
+            )
         })
     }
     let mut v = vec![
-        txn_branch("kv.txn.value_equal_true", "Compare VALUE EQUAL on the current value takes the success branch.", |c, _| vec![cmp(c.key("k"), R::Equal, T::Value(b"5".to_vec()))], true),
-        txn_branch("kv.txn.value_equal_false", "Compare VALUE EQUAL on another value takes the failure branch.", |c, _| vec![cmp(c.key("k"), R::Equal, T::Value(b"6".to_vec()))], false),
-        txn_branch("kv.txn.value_greater", "Compare VALUE GREATER compares bytes: \"5\" > \"4\".", |c, _| vec![cmp(c.key("k"), R::Greater, T::Value(b"4".to_vec()))], true),
-        txn_branch("kv.txn.value_less_false", "Compare VALUE LESS is false when the value is greater.", |c, _| vec![cmp(c.key("k"), R::Less, T::Value(b"4".to_vec()))], false),
-        txn_branch("kv.txn.value_not_equal", "Compare VALUE NOT_EQUAL is true for a different value.", |c, _| vec![cmp(c.key("k"), R::NotEqual, T::Value(b"x".to_vec()))], true),
-        txn_branch("kv.txn.version_equal", "Compare VERSION EQUAL matches the number of puts since creation.", |c, _| vec![cmp(c.key("k"), R::Equal, T::Version(2))], true),
-        txn_branch("kv.txn.version_greater_false", "Compare VERSION GREATER is false when equal.", |c, _| vec![cmp(c.key("k"), R::Greater, T::Version(2))], false),
-        txn_branch("kv.txn.version_zero_missing", "A missing key has version 0: the create-if-absent idiom.", |c, _| vec![cmp(c.key("absent"), R::Equal, T::Version(0))], true),
-        txn_branch("kv.txn.create_zero_missing", "A missing key has create_revision 0.", |c, _| vec![cmp(c.key("absent"), R::Equal, T::CreateRevision(0))], true),
-        txn_branch("kv.txn.create_equal", "Compare CREATE EQUAL matches the key's create_revision.", |c, r| vec![cmp(c.key("k"), R::Equal, T::CreateRevision(r[0]))], true),
-        txn_branch("kv.txn.mod_equal_true", "Compare MOD EQUAL on the current mod_revision succeeds (optimistic concurrency).", |c, r| vec![cmp(c.key("k"), R::Equal, T::ModRevision(r[1]))], true),
-        txn_branch("kv.txn.mod_equal_stale", "Compare MOD EQUAL on a stale mod_revision fails (optimistic concurrency conflict).", |c, r| vec![cmp(c.key("k"), R::Equal, T::ModRevision(r[0]))], false),
-        txn_branch("kv.txn.mod_less", "Compare MOD LESS is true for a revision above the key's.", |c, r| vec![cmp(c.key("k"), R::Less, T::ModRevision(r[1] + 1))], true),
-        txn_branch("kv.txn.mod_greater", "Compare MOD GREATER is true for a revision below the key's.", |c, r| vec![cmp(c.key("k"), R::Greater, T::ModRevision(r[0]))], true),
-        txn_branch("kv.txn.lease_zero", "Compare LEASE EQUAL 0 holds for a key without a lease.", |c, _| vec![cmp(c.key("k"), R::Equal, T::Lease(0))], true),
-        txn_branch("kv.txn.all_compares_must_hold", "Several compares are ANDed: one false compare takes the failure branch.", |c, r| vec![cmp(c.key("k"), R::Equal, T::Value(b"5".to_vec())), cmp(c.key("k"), R::Equal, T::ModRevision(r[0]))], false),
-        txn_branch("kv.txn.no_compares", "A txn without compares takes the success branch.", |_, _| vec![], true),
-        txn_branch("kv.txn.value_missing_key_false", "A VALUE compare on a missing key is false.", |c, _| vec![cmp(c.key("absent"), R::Equal, T::Value(Vec::new()))], false),
-        txn_branch("kv.txn.compare_range_all", "A compare with range_end holds only if it holds for every key in the range.", |c, _| vec![pb::Compare { range_end: c.key("l"), ..cmp(c.key("k"), R::Equal, T::Value(b"5".to_vec())) }], true),
+        txn_branch(
+            "kv.txn.value_equal_true",
+            "Compare VALUE EQUAL on the current value takes the success branch.",
+            |c, _| vec![cmp(c.key("k"), R::Equal, T::Value(b"5".to_vec()))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.value_equal_false",
+            "Compare VALUE EQUAL on another value takes the failure branch.",
+            |c, _| vec![cmp(c.key("k"), R::Equal, T::Value(b"6".to_vec()))],
+            false,
+        ),
+        txn_branch(
+            "kv.txn.value_greater",
+            "Compare VALUE GREATER compares bytes: \"5\" > \"4\".",
+            |c, _| vec![cmp(c.key("k"), R::Greater, T::Value(b"4".to_vec()))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.value_less_false",
+            "Compare VALUE LESS is false when the value is greater.",
+            |c, _| vec![cmp(c.key("k"), R::Less, T::Value(b"4".to_vec()))],
+            false,
+        ),
+        txn_branch(
+            "kv.txn.value_not_equal",
+            "Compare VALUE NOT_EQUAL is true for a different value.",
+            |c, _| vec![cmp(c.key("k"), R::NotEqual, T::Value(b"x".to_vec()))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.version_equal",
+            "Compare VERSION EQUAL matches the number of puts since creation.",
+            |c, _| vec![cmp(c.key("k"), R::Equal, T::Version(2))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.version_greater_false",
+            "Compare VERSION GREATER is false when equal.",
+            |c, _| vec![cmp(c.key("k"), R::Greater, T::Version(2))],
+            false,
+        ),
+        txn_branch(
+            "kv.txn.version_zero_missing",
+            "A missing key has version 0: the create-if-absent idiom.",
+            |c, _| vec![cmp(c.key("absent"), R::Equal, T::Version(0))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.create_zero_missing",
+            "A missing key has create_revision 0.",
+            |c, _| vec![cmp(c.key("absent"), R::Equal, T::CreateRevision(0))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.create_equal",
+            "Compare CREATE EQUAL matches the key's create_revision.",
+            |c, r| vec![cmp(c.key("k"), R::Equal, T::CreateRevision(r[0]))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.mod_equal_true",
+            "Compare MOD EQUAL on the current mod_revision succeeds (optimistic concurrency).",
+            |c, r| vec![cmp(c.key("k"), R::Equal, T::ModRevision(r[1]))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.mod_equal_stale",
+            "Compare MOD EQUAL on a stale mod_revision fails (optimistic concurrency conflict).",
+            |c, r| vec![cmp(c.key("k"), R::Equal, T::ModRevision(r[0]))],
+            false,
+        ),
+        txn_branch(
+            "kv.txn.mod_less",
+            "Compare MOD LESS is true for a revision above the key's.",
+            |c, r| vec![cmp(c.key("k"), R::Less, T::ModRevision(r[1] + 1))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.mod_greater",
+            "Compare MOD GREATER is true for a revision below the key's.",
+            |c, r| vec![cmp(c.key("k"), R::Greater, T::ModRevision(r[0]))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.lease_zero",
+            "Compare LEASE EQUAL 0 holds for a key without a lease.",
+            |c, _| vec![cmp(c.key("k"), R::Equal, T::Lease(0))],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.all_compares_must_hold",
+            "Several compares are ANDed: one false compare takes the failure branch.",
+            |c, r| {
+                vec![
+                    cmp(c.key("k"), R::Equal, T::Value(b"5".to_vec())),
+                    cmp(c.key("k"), R::Equal, T::ModRevision(r[0])),
+                ]
+            },
+            false,
+        ),
+        txn_branch(
+            "kv.txn.no_compares",
+            "A txn without compares takes the success branch.",
+            |_, _| vec![],
+            true,
+        ),
+        txn_branch(
+            "kv.txn.value_missing_key_false",
+            "A VALUE compare on a missing key is false.",
+            |c, _| vec![cmp(c.key("absent"), R::Equal, T::Value(Vec::new()))],
+            false,
+        ),
+        txn_branch(
+            "kv.txn.compare_range_all",
+            "A compare with range_end holds only if it holds for every key in the range.",
+            |c, _| {
+                vec![pb::Compare {
+                    range_end: c.key("l"),
+                    ..cmp(c.key("k"), R::Equal, T::Value(b"5".to_vec()))
+                }]
+            },
+            true,
+        ),
     ];
-    v.push(case("kv.txn.compare_range_one_fails", "A range compare fails when one key in the range fails it.", doc::API, |ctx| async move {
-        put(&ctx, "a", "1").await?;
-        put(&ctx, "b", "2").await?;
-        let req = pb::TxnRequest { compare: vec![pb::Compare { range_end: ctx.key("c"), ..cmp(ctx.key("a"), R::Equal, T::Value(b"1".to_vec())) }], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        eq(&req, "succeeded", false, resp.succeeded)
-    }));
+    v.push(case(
+        "kv.txn.compare_range_one_fails",
+        "A range compare fails when one key in the range fails it.",
+        doc::API,
+        |ctx| async move {
+            put(&ctx, "a", "1").await?;
+            put(&ctx, "b", "2").await?;
+            let req = pb::TxnRequest {
+                compare: vec![pb::Compare {
+                    range_end: ctx.key("c"),
+                    ..cmp(ctx.key("a"), R::Equal, T::Value(b"1".to_vec()))
+                }],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            eq(&req, "succeeded", false, resp.succeeded)
+        },
+    ));
     v.push(case("kv.txn.mod_revision_update_kubernetes", "The Kubernetes update: txn(mod == read revision) put, else get; a conflict returns the current object in the failure branch.", doc::KUBERNETES, |ctx| async move {
         let r1 = put(&ctx, "obj", "v1").await?;
         put(&ctx, "obj", "v2").await?;
@@ -541,33 +829,113 @@ fn txn_cases() -> Vec<Case> {
         let got = resp.responses.first().and_then(op_range).and_then(|r| r.kvs.first()).map(|k| k.value.clone());
         eq(&req, "failure branch range", Some(b"v2".to_vec()), got)
     }).kubernetes());
-    v.push(case("kv.txn.create_if_absent_kubernetes", "The Kubernetes create: txn(mod == 0) put succeeds once, a second attempt fails.", doc::KUBERNETES, |ctx| async move {
-        let req = pb::TxnRequest { compare: vec![cmp(ctx.key("obj"), R::Equal, T::ModRevision(0))], success: vec![put_op(ctx.key("obj"), "v")], failure: vec![] };
-        let a = ok(&req, ctx.client.txn(req.clone()).await)?;
-        let b = ok(&req, ctx.client.txn(req.clone()).await)?;
-        eq(&req, "(first, second) succeeded", (true, false), (a.succeeded, b.succeeded))
-    }).kubernetes());
-    v.push(case("kv.txn.delete_if_unchanged_kubernetes", "The Kubernetes delete: txn(mod == read revision) delete removes the key.", doc::KUBERNETES, |ctx| async move {
-        let r = put(&ctx, "obj", "v").await?;
-        let req = pb::TxnRequest { compare: vec![cmp(ctx.key("obj"), R::Equal, T::ModRevision(r))], success: vec![del_op(ctx.key("obj"))], failure: vec![get_op(ctx.key("obj"))] };
-        let a = ok(&req, ctx.client.txn(req.clone()).await)?;
-        let got = ok(&req, ctx.client.get(ctx.key("obj")).await)?;
-        eq(&req, "(succeeded, count after)", (true, 0), (a.succeeded, got.count))
-    }).kubernetes());
-    v.push(case("kv.txn.responses_in_op_order", "A txn returns one response per op, in op order and of the op's type.", doc::API, |ctx| async move {
-        put(&ctx, "x", "1").await?;
-        let req = pb::TxnRequest { success: vec![get_op(ctx.key("x")), put_op(ctx.key("y"), "2"), del_op(ctx.key("x")), get_op(ctx.key("y"))], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        use gauntlet_api::etcdserverpb::response_op::Response as P;
-        let kinds: Vec<&str> = resp.responses.iter().map(|r| match &r.response { Some(P::ResponseRange(_)) => "range", Some(P::ResponsePut(_)) => "put", Some(P::ResponseDeleteRange(_)) => "delete", Some(P::ResponseTxn(_)) => "txn", None => "none" }).collect();
-        eq(&req, "response kinds", vec!["range", "put", "delete", "range"], kinds)
-    }));
-    v.push(case("kv.txn.reads_own_writes", "Ops in a txn see the writes of earlier ops in the same txn.", doc::API, |ctx| async move {
-        let req = pb::TxnRequest { success: vec![put_op(ctx.key("x"), "new"), get_op(ctx.key("x"))], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        let got = resp.responses.get(1).and_then(op_range).and_then(|r| r.kvs.first()).map(|k| k.value.clone());
-        eq(&req, "range after put in the txn", Some(b"new".to_vec()), got)
-    }));
+    v.push(
+        case(
+            "kv.txn.create_if_absent_kubernetes",
+            "The Kubernetes create: txn(mod == 0) put succeeds once, a second attempt fails.",
+            doc::KUBERNETES,
+            |ctx| async move {
+                let req = pb::TxnRequest {
+                    compare: vec![cmp(ctx.key("obj"), R::Equal, T::ModRevision(0))],
+                    success: vec![put_op(ctx.key("obj"), "v")],
+                    failure: vec![],
+                };
+                let a = ok(&req, ctx.client.txn(req.clone()).await)?;
+                let b = ok(&req, ctx.client.txn(req.clone()).await)?;
+                eq(
+                    &req,
+                    "(first, second) succeeded",
+                    (true, false),
+                    (a.succeeded, b.succeeded),
+                )
+            },
+        )
+        .kubernetes(),
+    );
+    v.push(
+        case(
+            "kv.txn.delete_if_unchanged_kubernetes",
+            "The Kubernetes delete: txn(mod == read revision) delete removes the key.",
+            doc::KUBERNETES,
+            |ctx| async move {
+                let r = put(&ctx, "obj", "v").await?;
+                let req = pb::TxnRequest {
+                    compare: vec![cmp(ctx.key("obj"), R::Equal, T::ModRevision(r))],
+                    success: vec![del_op(ctx.key("obj"))],
+                    failure: vec![get_op(ctx.key("obj"))],
+                };
+                let a = ok(&req, ctx.client.txn(req.clone()).await)?;
+                let got = ok(&req, ctx.client.get(ctx.key("obj")).await)?;
+                eq(
+                    &req,
+                    "(succeeded, count after)",
+                    (true, 0),
+                    (a.succeeded, got.count),
+                )
+            },
+        )
+        .kubernetes(),
+    );
+    v.push(case(
+        "kv.txn.responses_in_op_order",
+        "A txn returns one response per op, in op order and of the op's type.",
+        doc::API,
+        |ctx| async move {
+            put(&ctx, "x", "1").await?;
+            let req = pb::TxnRequest {
+                success: vec![
+                    get_op(ctx.key("x")),
+                    put_op(ctx.key("y"), "2"),
+                    del_op(ctx.key("x")),
+                    get_op(ctx.key("y")),
+                ],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            use gauntlet_api::etcdserverpb::response_op::Response as P;
+            let kinds: Vec<&str> = resp
+                .responses
+                .iter()
+                .map(|r| match &r.response {
+                    Some(P::ResponseRange(_)) => "range",
+                    Some(P::ResponsePut(_)) => "put",
+                    Some(P::ResponseDeleteRange(_)) => "delete",
+                    Some(P::ResponseTxn(_)) => "txn",
+                    None => "none",
+                })
+                .collect();
+            eq(
+                &req,
+                "response kinds",
+                vec!["range", "put", "delete", "range"],
+                kinds,
+            )
+        },
+    ));
+    v.push(case(
+        "kv.txn.reads_own_writes",
+        "Ops in a txn see the writes of earlier ops in the same txn.",
+        doc::API,
+        |ctx| async move {
+            let req = pb::TxnRequest {
+                success: vec![put_op(ctx.key("x"), "new"), get_op(ctx.key("x"))],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            let got = resp
+                .responses
+                .get(1)
+                .and_then(op_range)
+                .and_then(|r| r.kvs.first())
+                .map(|k| k.value.clone());
+            eq(
+                &req,
+                "range after put in the txn",
+                Some(b"new".to_vec()),
+                got,
+            )
+        },
+    ));
     v.push(case("kv.txn.one_revision_for_all_writes", "All writes of a txn share one revision: every key written has the same mod_revision, the txn's header revision.", doc::GUARANTEES, |ctx| async move {
         let req = pb::TxnRequest { success: vec![put_op(ctx.key("a"), "1"), put_op(ctx.key("b"), "2"), put_op(ctx.key("c"), "3")], ..Default::default() };
         let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
@@ -575,42 +943,161 @@ fn txn_cases() -> Vec<Case> {
         let (_, got) = range(&ctx, |_| {}).await?;
         eq(&req, "mod_revisions", vec![r, r, r], got.kvs.iter().map(|k| k.mod_revision).collect())
     }));
-    v.push(case("kv.txn.put_responses_carry_header", "Each put response inside a txn carries the txn's revision.", doc::API, |ctx| async move {
-        let req = pb::TxnRequest { success: vec![put_op(ctx.key("a"), "1"), put_op(ctx.key("b"), "2")], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        let r = rev(&resp.header);
-        let revs: Vec<i64> = resp.responses.iter().filter_map(op_put).map(|p| rev(&p.header)).collect();
-        eq(&req, "put header revisions", vec![r, r], revs)
-    }));
-    v.push(case("kv.txn.empty_succeeds", "An empty txn succeeds with no responses.", doc::API, |ctx| async move {
-        let req = pb::TxnRequest::default();
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        eq(&req, "(succeeded, responses)", (true, 0), (resp.succeeded, resp.responses.len()))
-    }));
-    v.push(case("kv.txn.max_ops_128", "A txn with 128 ops (the default --max-txn-ops) is accepted.", doc::LIMITS, |ctx| async move {
-        let req = pb::TxnRequest { success: (0..128).map(|i| put_op(ctx.key(&format!("k{i:03}")), "v")).collect(), ..Default::default() };
-        let resp = ok(&"txn with 128 puts", ctx.client.txn(req).await)?;
-        eq(&"txn with 128 puts", "responses", 128, resp.responses.len())
-    }));
-    v.push(txn_error("kv.txn.too_many_ops", "A txn with 129 ops in one branch fails with 'too many operations in txn request'.", E::TOO_MANY_OPS, |c| pb::TxnRequest { success: (0..129).map(|i| put_op(c.key(&format!("k{i:03}")), "v")).collect(), ..Default::default() }));
-    v.push(txn_error("kv.txn.too_many_compares", "A txn with 129 compares fails with 'too many operations in txn request'.", E::TOO_MANY_OPS, |c| pb::TxnRequest { compare: (0..129).map(|i| cmp(c.key(&format!("k{i}")), R::Equal, T::Version(0))).collect(), ..Default::default() }));
-    v.push(txn_error("kv.txn.too_many_failure_ops", "129 ops in the failure branch also fail with 'too many operations in txn request'.", E::TOO_MANY_OPS, |c| pb::TxnRequest { failure: (0..129).map(|i| get_op(c.key(&format!("k{i}")))).collect(), ..Default::default() }));
-    v.push(txn_error("kv.txn.duplicate_put", "Two puts of one key in a txn branch fail with 'duplicate key given in txn request'.", E::DUPLICATE_KEY, |c| pb::TxnRequest { success: vec![put_op(c.key("k"), "1"), put_op(c.key("k"), "2")], ..Default::default() }));
+    v.push(case(
+        "kv.txn.put_responses_carry_header",
+        "Each put response inside a txn carries the txn's revision.",
+        doc::API,
+        |ctx| async move {
+            let req = pb::TxnRequest {
+                success: vec![put_op(ctx.key("a"), "1"), put_op(ctx.key("b"), "2")],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            let r = rev(&resp.header);
+            let revs: Vec<i64> = resp
+                .responses
+                .iter()
+                .filter_map(op_put)
+                .map(|p| rev(&p.header))
+                .collect();
+            eq(&req, "put header revisions", vec![r, r], revs)
+        },
+    ));
+    v.push(case(
+        "kv.txn.empty_succeeds",
+        "An empty txn succeeds with no responses.",
+        doc::API,
+        |ctx| async move {
+            let req = pb::TxnRequest::default();
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            eq(
+                &req,
+                "(succeeded, responses)",
+                (true, 0),
+                (resp.succeeded, resp.responses.len()),
+            )
+        },
+    ));
+    v.push(case(
+        "kv.txn.max_ops_128",
+        "A txn with 128 ops (the default --max-txn-ops) is accepted.",
+        doc::LIMITS,
+        |ctx| async move {
+            let req = pb::TxnRequest {
+                success: (0..128)
+                    .map(|i| put_op(ctx.key(&format!("k{i:03}")), "v"))
+                    .collect(),
+                ..Default::default()
+            };
+            let resp = ok(&"txn with 128 puts", ctx.client.txn(req).await)?;
+            eq(&"txn with 128 puts", "responses", 128, resp.responses.len())
+        },
+    ));
+    v.push(txn_error(
+        "kv.txn.too_many_ops",
+        "A txn with 129 ops in one branch fails with 'too many operations in txn request'.",
+        E::TOO_MANY_OPS,
+        |c| pb::TxnRequest {
+            success: (0..129)
+                .map(|i| put_op(c.key(&format!("k{i:03}")), "v"))
+                .collect(),
+            ..Default::default()
+        },
+    ));
+    v.push(txn_error(
+        "kv.txn.too_many_compares",
+        "A txn with 129 compares fails with 'too many operations in txn request'.",
+        E::TOO_MANY_OPS,
+        |c| pb::TxnRequest {
+            compare: (0..129)
+                .map(|i| cmp(c.key(&format!("k{i}")), R::Equal, T::Version(0)))
+                .collect(),
+            ..Default::default()
+        },
+    ));
+    v.push(txn_error(
+        "kv.txn.too_many_failure_ops",
+        "129 ops in the failure branch also fail with 'too many operations in txn request'.",
+        E::TOO_MANY_OPS,
+        |c| pb::TxnRequest {
+            failure: (0..129).map(|i| get_op(c.key(&format!("k{i}")))).collect(),
+            ..Default::default()
+        },
+    ));
+    v.push(txn_error(
+        "kv.txn.duplicate_put",
+        "Two puts of one key in a txn branch fail with 'duplicate key given in txn request'.",
+        E::DUPLICATE_KEY,
+        |c| pb::TxnRequest {
+            success: vec![put_op(c.key("k"), "1"), put_op(c.key("k"), "2")],
+            ..Default::default()
+        },
+    ));
     v.push(txn_error("kv.txn.put_and_delete_same_key", "A put and a delete of the same key in one branch fail with 'duplicate key given in txn request'.", E::DUPLICATE_KEY, |c| pb::TxnRequest { success: vec![put_op(c.key("k"), "1"), del_op(c.key("k"))], ..Default::default() }));
     v.push(txn_error("kv.txn.put_inside_deleted_range", "A put of a key inside a range deleted by the same branch fails with 'duplicate key given in txn request'.", E::DUPLICATE_KEY, |c| pb::TxnRequest { success: vec![pb::RequestOp { request: Some(pb::request_op::Request::RequestDeleteRange(pb::DeleteRangeRequest { key: c.key("a"), range_end: c.key("z"), ..Default::default() })) }, put_op(c.key("k"), "1")], ..Default::default() }));
-    v.push(txn_error("kv.txn.empty_key_put", "A put with an empty key inside a txn fails with 'key is not provided'.", E::EMPTY_KEY, |_| pb::TxnRequest { success: vec![put_op(Vec::new(), "v")], ..Default::default() }));
-    v.push(txn_error("kv.txn.lease_not_found", "A put with an unknown lease inside a txn fails with 'requested lease not found'.", E::LEASE_NOT_FOUND, |c| pb::TxnRequest { success: vec![pb::RequestOp { request: Some(pb::request_op::Request::RequestPut(pb::PutRequest { key: c.key("k"), value: b"v".to_vec(), lease: 0x7eadbeef_4321, ..Default::default() })) }], ..Default::default() }));
-    v.push(case("kv.txn.duplicate_across_branches_ok", "The same key may be written in both branches (only one branch runs).", doc::API, |ctx| async move {
-        let req = pb::TxnRequest { success: vec![put_op(ctx.key("k"), "s")], failure: vec![put_op(ctx.key("k"), "f")], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        eq(&req, "succeeded", true, resp.succeeded)
-    }));
-    v.push(case("kv.txn.failed_txn_changes_nothing", "A txn that fails with an error applies none of its ops.", doc::GUARANTEES, |ctx| async move {
-        let req = pb::TxnRequest { success: vec![put_op(ctx.key("a"), "1"), pb::RequestOp { request: Some(pb::request_op::Request::RequestPut(pb::PutRequest { key: ctx.key("b"), value: b"v".to_vec(), lease: 0x7eadbeef_5555, ..Default::default() })) }], ..Default::default() };
-        let _ = ctx.client.txn(req.clone()).await;
-        let (_, got) = range(&ctx, |_| {}).await?;
-        eq(&req, "keys after the rejected txn", 0, got.count)
-    }));
+    v.push(txn_error(
+        "kv.txn.empty_key_put",
+        "A put with an empty key inside a txn fails with 'key is not provided'.",
+        E::EMPTY_KEY,
+        |_| pb::TxnRequest {
+            success: vec![put_op(Vec::new(), "v")],
+            ..Default::default()
+        },
+    ));
+    v.push(txn_error(
+        "kv.txn.lease_not_found",
+        "A put with an unknown lease inside a txn fails with 'requested lease not found'.",
+        E::LEASE_NOT_FOUND,
+        |c| pb::TxnRequest {
+            success: vec![pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                    key: c.key("k"),
+                    value: b"v".to_vec(),
+                    lease: 0x7ead_beef_4321,
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        },
+    ));
+    v.push(case(
+        "kv.txn.duplicate_across_branches_ok",
+        "The same key may be written in both branches (only one branch runs).",
+        doc::API,
+        |ctx| async move {
+            let req = pb::TxnRequest {
+                success: vec![put_op(ctx.key("k"), "s")],
+                failure: vec![put_op(ctx.key("k"), "f")],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            eq(&req, "succeeded", true, resp.succeeded)
+        },
+    ));
+    v.push(case(
+        "kv.txn.failed_txn_changes_nothing",
+        "A txn that fails with an error applies none of its ops.",
+        doc::GUARANTEES,
+        |ctx| async move {
+            let req = pb::TxnRequest {
+                success: vec![
+                    put_op(ctx.key("a"), "1"),
+                    pb::RequestOp {
+                        request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                            key: ctx.key("b"),
+                            value: b"v".to_vec(),
+                            lease: 0x7ead_beef_5555,
+                            ..Default::default()
+                        })),
+                    },
+                ],
+                ..Default::default()
+            };
+            let _ = ctx.client.txn(req.clone()).await;
+            let (_, got) = range(&ctx, |_| {}).await?;
+            eq(&req, "keys after the rejected txn", 0, got.count)
+        },
+    ));
     v.push(case("kv.txn.nested", "A txn op may itself be a txn; its compare is evaluated inside the outer one.", doc::GRPC, |ctx| async move {
         put(&ctx, "k", "1").await?;
         let inner = pb::TxnRequest { compare: vec![cmp(ctx.key("k"), R::Equal, T::Value(b"1".to_vec()))], success: vec![put_op(ctx.key("inner"), "yes")], failure: vec![] };
@@ -620,50 +1107,149 @@ fn txn_cases() -> Vec<Case> {
         let v = super::value_of(&ctx, "inner").await?;
         ensure(&req, nested_ok && v == Some(b"yes".to_vec()), "inner txn succeeded and wrote inner=yes", (nested_ok, v))
     }));
-    v.push(case("kv.txn.range_with_options", "Range ops inside a txn honour limit and count like a plain range.", doc::API, |ctx| async move {
-        fixture(&ctx).await?;
-        let req = pb::TxnRequest { success: vec![range_op(pb::RangeRequest { key: ctx.prefix.clone().into_bytes(), range_end: ctx.prefix_end(), limit: 2, ..Default::default() })], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        let r = resp.responses.first().and_then(op_range).cloned().unwrap_or_default();
-        eq(&req, "(keys, count, more)", (vec!["a".to_string(), "b".into()], 5, true), (names(&ctx, &r.kvs), r.count, r.more))
-    }));
-    v.push(case("kv.txn.delete_prev_kv", "A delete op with prev_kv inside a txn returns the deleted pairs.", doc::API, |ctx| async move {
-        put(&ctx, "k", "gone").await?;
-        let req = pb::TxnRequest { success: vec![pb::RequestOp { request: Some(pb::request_op::Request::RequestDeleteRange(pb::DeleteRangeRequest { key: ctx.key("k"), prev_kv: true, ..Default::default() })) }], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        let got = match resp.responses.first().and_then(|r| r.response.as_ref()) { Some(pb::response_op::Response::ResponseDeleteRange(d)) => (d.deleted, d.prev_kvs.first().map(|k| k.value.clone())), _ => (-1, None) };
-        eq(&req, "(deleted, prev value)", (1, Some(b"gone".to_vec())), got)
-    }));
-    v.push(case("kv.txn.compare_future_mod", "Compares read the current state: MOD EQUAL to a future revision is false.", doc::API, |ctx| async move {
-        let r = put(&ctx, "k", "v").await?;
-        let req = pb::TxnRequest { compare: vec![cmp(ctx.key("k"), R::Equal, T::ModRevision(r + 100))], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        eq(&req, "succeeded", false, resp.succeeded)
-    }));
-    v.push(case("kv.txn.lease_compare", "Compare LEASE EQUAL matches the lease a key is attached to.", doc::API, |ctx| async move {
-        let l = ok(&"grant", ctx.client.lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 }).await)?;
-        let p = pb::PutRequest { key: ctx.key("k"), value: b"v".to_vec(), lease: l.id, ..Default::default() };
-        ok(&p, ctx.client.put_request(p.clone()).await)?;
-        let req = pb::TxnRequest { compare: vec![cmp(ctx.key("k"), R::Equal, T::Lease(l.id))], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        let _ = ctx.client.lease_revoke(pb::LeaseRevokeRequest { id: l.id }).await;
-        eq(&req, "succeeded", true, resp.succeeded)
-    }));
-    v.push(case("kv.txn.read_only_header_revision", "A read-only txn's header revision is the current revision, at least the last write's.", doc::API, |ctx| async move {
-        let r = put(&ctx, "k", "v").await?;
-        let req = pb::TxnRequest { success: vec![get_op(ctx.key("k"))], ..Default::default() };
-        let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
-        ensure(&req, rev(&resp.header) >= r, format!("header revision >= {r}"), rev(&resp.header))
-    }));
+    v.push(case(
+        "kv.txn.range_with_options",
+        "Range ops inside a txn honour limit and count like a plain range.",
+        doc::API,
+        |ctx| async move {
+            fixture(&ctx).await?;
+            let req = pb::TxnRequest {
+                success: vec![range_op(pb::RangeRequest {
+                    key: ctx.prefix.clone().into_bytes(),
+                    range_end: ctx.prefix_end(),
+                    limit: 2,
+                    ..Default::default()
+                })],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            let r = resp
+                .responses
+                .first()
+                .and_then(op_range)
+                .cloned()
+                .unwrap_or_default();
+            eq(
+                &req,
+                "(keys, count, more)",
+                (vec!["a".to_string(), "b".into()], 5, true),
+                (names(&ctx, &r.kvs), r.count, r.more),
+            )
+        },
+    ));
+    v.push(case(
+        "kv.txn.delete_prev_kv",
+        "A delete op with prev_kv inside a txn returns the deleted pairs.",
+        doc::API,
+        |ctx| async move {
+            put(&ctx, "k", "gone").await?;
+            let req = pb::TxnRequest {
+                success: vec![pb::RequestOp {
+                    request: Some(pb::request_op::Request::RequestDeleteRange(
+                        pb::DeleteRangeRequest {
+                            key: ctx.key("k"),
+                            prev_kv: true,
+                            ..Default::default()
+                        },
+                    )),
+                }],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            let got = match resp.responses.first().and_then(|r| r.response.as_ref()) {
+                Some(pb::response_op::Response::ResponseDeleteRange(d)) => {
+                    (d.deleted, d.prev_kvs.first().map(|k| k.value.clone()))
+                }
+                _ => (-1, None),
+            };
+            eq(
+                &req,
+                "(deleted, prev value)",
+                (1, Some(b"gone".to_vec())),
+                got,
+            )
+        },
+    ));
+    v.push(case(
+        "kv.txn.compare_future_mod",
+        "Compares read the current state: MOD EQUAL to a future revision is false.",
+        doc::API,
+        |ctx| async move {
+            let r = put(&ctx, "k", "v").await?;
+            let req = pb::TxnRequest {
+                compare: vec![cmp(ctx.key("k"), R::Equal, T::ModRevision(r + 100))],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            eq(&req, "succeeded", false, resp.succeeded)
+        },
+    ));
+    v.push(case(
+        "kv.txn.lease_compare",
+        "Compare LEASE EQUAL matches the lease a key is attached to.",
+        doc::API,
+        |ctx| async move {
+            let l = ok(
+                &"grant",
+                ctx.client
+                    .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+                    .await,
+            )?;
+            let p = pb::PutRequest {
+                key: ctx.key("k"),
+                value: b"v".to_vec(),
+                lease: l.id,
+                ..Default::default()
+            };
+            ok(&p, ctx.client.put_request(p.clone()).await)?;
+            let req = pb::TxnRequest {
+                compare: vec![cmp(ctx.key("k"), R::Equal, T::Lease(l.id))],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            let _ = ctx
+                .client
+                .lease_revoke(pb::LeaseRevokeRequest { id: l.id })
+                .await;
+            eq(&req, "succeeded", true, resp.succeeded)
+        },
+    ));
+    v.push(case(
+        "kv.txn.read_only_header_revision",
+        "A read-only txn's header revision is the current revision, at least the last write's.",
+        doc::API,
+        |ctx| async move {
+            let r = put(&ctx, "k", "v").await?;
+            let req = pb::TxnRequest {
+                success: vec![get_op(ctx.key("k"))],
+                ..Default::default()
+            };
+            let resp = ok(&req, ctx.client.txn(req.clone()).await)?;
+            ensure(
+                &req,
+                rev(&resp.header) >= r,
+                format!("header revision >= {r}"),
+                rev(&resp.header),
+            )
+        },
+    ));
     v
 }
 
 /// Runs a compaction-related check on a fresh cluster: writes `a` three times and returns the revisions.
 async fn three_writes(ctx: &Ctx) -> Result<[i64; 3], Failure> {
-    Ok([put(ctx, "a", "1").await?, put(ctx, "a", "2").await?, put(ctx, "a", "3").await?])
+    Ok([
+        put(ctx, "a", "1").await?,
+        put(ctx, "a", "2").await?,
+        put(ctx, "a", "3").await?,
+    ])
 }
 
-fn compact_case(id: &'static str, guarantee: &'static str, check: fn(Ctx, [i64; 3]) -> futures::future::BoxFuture<'static, CheckResult>) -> Case {
+fn compact_case(
+    id: &'static str,
+    guarantee: &'static str,
+    check: fn(Ctx, [i64; 3]) -> futures::future::BoxFuture<'static, CheckResult>,
+) -> Case {
     case(id, guarantee, doc::MAINTENANCE, move |ctx| async move {
         let r = three_writes(&ctx).await?;
         check(ctx, r).await
@@ -687,34 +1273,34 @@ fn compact_cases() -> Vec<Case> {
         }.boxed()),
         compact_case("kv.compact.twice_same_revision", "Compacting again at an already-compacted revision fails with 'required revision has been compacted'.", |ctx, r| async move {
             let req = pb::CompactionRequest { revision: r[1], physical: true };
-            ok(&req, ctx.client.compact(req.clone()).await)?;
-            err_is(&req, ctx.client.compact(req.clone()).await, E::COMPACTED)
+            ok(&req, ctx.client.compact(req).await)?;
+            err_is(&req, ctx.client.compact(req).await, E::COMPACTED)
         }.boxed()),
         compact_case("kv.compact.older_revision", "Compacting below the last compaction fails with 'required revision has been compacted'.", |ctx, r| async move {
             ok(&"compact", ctx.client.compact(pb::CompactionRequest { revision: r[2], physical: true }).await)?;
             let req = pb::CompactionRequest { revision: r[0], physical: false };
-            err_is(&req, ctx.client.compact(req.clone()).await, E::COMPACTED)
+            err_is(&req, ctx.client.compact(req).await, E::COMPACTED)
         }.boxed()),
         compact_case("kv.compact.future_revision", "Compacting at a revision above the current one fails with 'required revision is a future revision'.", |ctx, r| async move {
             let req = pb::CompactionRequest { revision: r[2] + 100, physical: false };
-            err_is(&req, ctx.client.compact(req.clone()).await, E::FUTURE_REV)
+            err_is(&req, ctx.client.compact(req).await, E::FUTURE_REV)
         }.boxed()),
         compact_case("kv.compact.current_revision", "Compacting at the current revision succeeds and the latest values stay readable.", |ctx, r| async move {
             let req = pb::CompactionRequest { revision: r[2], physical: true };
-            ok(&req, ctx.client.compact(req.clone()).await)?;
+            ok(&req, ctx.client.compact(req).await)?;
             let v = super::value_of(&ctx, "a").await?;
             eq(&req, "value", Some(b"3".to_vec()), v)
         }.boxed()),
         compact_case("kv.compact.keeps_latest_of_deleted_history", "Compaction keeps every live key; only superseded revisions go.", |ctx, r| async move {
             put(&ctx, "b", "x").await?;
             let req = pb::CompactionRequest { revision: r[2] + 1, physical: true };
-            ok(&req, ctx.client.compact(req.clone()).await)?;
+            ok(&req, ctx.client.compact(req).await)?;
             let (_, got) = range(&ctx, |_| {}).await?;
             eq(&req, "keys", vec!["a".to_string(), "b".into()], names(&ctx, &got.kvs))
         }.boxed()),
         compact_case("kv.compact.header_revision_unchanged", "A compaction does not create a revision.", |ctx, r| async move {
             let req = pb::CompactionRequest { revision: r[1], physical: true };
-            let resp = ok(&req, ctx.client.compact(req.clone()).await)?;
+            let resp = ok(&req, ctx.client.compact(req).await)?;
             let got = ok(&req, ctx.client.get(ctx.key("a")).await)?;
             eq(&req, "(compaction header revision, then range header revision)", (r[2], r[2]), (rev(&resp.header), rev(&got.header)))
         }.boxed()),
@@ -735,7 +1321,7 @@ fn compact_cases() -> Vec<Case> {
             let b = ok(&first, ctx.client.txn(first.clone()).await)?;
             eq(&first, "(first, second) compactor won", (true, false), (a.succeeded, b.succeeded))?;
             let req = pb::CompactionRequest { revision: r[1], physical: false };
-            ok(&req, ctx.client.compact(req.clone()).await)?;
+            ok(&req, ctx.client.compact(req).await)?;
             let q = pb::RangeRequest { key: ctx.key("a"), revision: r[0], ..Default::default() };
             err_is(&q, ctx.client.range(q.clone()).await, E::COMPACTED)
         }.boxed()).kubernetes(),

@@ -25,55 +25,62 @@ fn chosen_id(ctx: &Ctx, salt: i64) -> i64 {
 
 async fn grant(ctx: &Ctx, ttl: i64) -> Result<i64, Failure> {
     let req = pb::LeaseGrantRequest { ttl, id: 0 };
-    Ok(ok(&req, ctx.client.lease_grant(req.clone()).await)?.id)
+    Ok(ok(&req, ctx.client.lease_grant(req).await)?.id)
 }
 
 async fn put_leased(ctx: &Ctx, key: &str, lease: i64) -> Result<i64, Failure> {
-    let req = pb::PutRequest { key: ctx.key(key), value: b"v".to_vec(), lease, ..Default::default() };
-    Ok(rev(&ok(&req, ctx.client.put_request(req.clone()).await)?.header))
+    let req = pb::PutRequest {
+        key: ctx.key(key),
+        value: b"v".to_vec(),
+        lease,
+        ..Default::default()
+    };
+    Ok(rev(
+        &ok(&req, ctx.client.put_request(req.clone()).await)?.header
+    ))
 }
 
 async fn revoke(ctx: &Ctx, id: i64) -> Result<(), Failure> {
     let req = pb::LeaseRevokeRequest { id };
-    ok(&req, ctx.client.lease_revoke(req.clone()).await).map(|_| ())
+    ok(&req, ctx.client.lease_revoke(req).await).map(|_| ())
 }
 
 pub fn cases() -> Vec<Case> {
     vec![
         case("lease.grant.ttl_and_id", "LeaseGrant returns a non-zero id and the requested TTL.", doc::API, |ctx| async move {
             let req = pb::LeaseGrantRequest { ttl: 30, id: 0 };
-            let r = ok(&req, ctx.client.lease_grant(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_grant(req).await)?;
             let _ = revoke(&ctx, r.id).await;
             ensure(&req, r.id != 0 && r.ttl == 30 && r.error.is_empty(), "id != 0, TTL 30, no error", r)
         }).kubernetes(),
         case("lease.grant.chosen_id", "A client-chosen lease id is used as given.", doc::API, |ctx| async move {
             let id = chosen_id(&ctx, 1);
             let req = pb::LeaseGrantRequest { ttl: 30, id };
-            let r = ok(&req, ctx.client.lease_grant(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_grant(req).await)?;
             let _ = revoke(&ctx, id).await;
             eq(&req, "id", id, r.id)
         }),
         case("lease.grant.duplicate_id", "Granting an id that is already a lease fails with 'lease already exists'.", doc::ERRORS, |ctx| async move {
             let id = chosen_id(&ctx, 2);
             let req = pb::LeaseGrantRequest { ttl: 30, id };
-            ok(&req, ctx.client.lease_grant(req.clone()).await)?;
-            let r = err_is(&req, ctx.client.lease_grant(req.clone()).await, E::LEASE_EXIST);
+            ok(&req, ctx.client.lease_grant(req).await)?;
+            let r = err_is(&req, ctx.client.lease_grant(req).await, E::LEASE_EXIST);
             let _ = revoke(&ctx, id).await;
             r
         }),
         case("lease.grant.ttl_too_large", "A TTL above 9,000,000,000 s fails with 'too large lease TTL'.", doc::ERRORS, |ctx| async move {
             let req = pb::LeaseGrantRequest { ttl: MAX_LEASE_TTL + 1, id: 0 };
-            err_is(&req, ctx.client.lease_grant(req.clone()).await, E::LEASE_TTL_TOO_LARGE)
+            err_is(&req, ctx.client.lease_grant(req).await, E::LEASE_TTL_TOO_LARGE)
         }),
         case("lease.grant.ttl_max_accepted", "A TTL of exactly 9,000,000,000 s is accepted.", doc::LIMITS, |ctx| async move {
             let req = pb::LeaseGrantRequest { ttl: MAX_LEASE_TTL, id: 0 };
-            let r = ok(&req, ctx.client.lease_grant(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_grant(req).await)?;
             let _ = revoke(&ctx, r.id).await;
             eq(&req, "ttl", MAX_LEASE_TTL, r.ttl)
         }),
         case("lease.grant.ttl_zero_raised", "A TTL below the minimum (here 0) is raised to the server's minimum TTL, at least 1 s.", doc::API, |ctx| async move {
             let req = pb::LeaseGrantRequest { ttl: 0, id: 0 };
-            let r = ok(&req, ctx.client.lease_grant(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_grant(req).await)?;
             let _ = revoke(&ctx, r.id).await;
             ensure(&req, r.ttl >= 1, "TTL >= 1", r.ttl)
         }),
@@ -118,13 +125,13 @@ pub fn cases() -> Vec<Case> {
         }),
         case("lease.revoke.unknown", "Revoking a lease that does not exist fails with 'requested lease not found'.", doc::ERRORS, |ctx| async move {
             let req = pb::LeaseRevokeRequest { id: chosen_id(&ctx, 3) };
-            err_is(&req, ctx.client.lease_revoke(req.clone()).await, E::LEASE_NOT_FOUND)
+            err_is(&req, ctx.client.lease_revoke(req).await, E::LEASE_NOT_FOUND)
         }),
         case("lease.revoke.twice", "A second revoke of the same lease fails with 'requested lease not found'.", doc::ERRORS, |ctx| async move {
             let id = grant(&ctx, 60).await?;
             revoke(&ctx, id).await?;
             let req = pb::LeaseRevokeRequest { id };
-            err_is(&req, ctx.client.lease_revoke(req.clone()).await, E::LEASE_NOT_FOUND)
+            err_is(&req, ctx.client.lease_revoke(req).await, E::LEASE_NOT_FOUND)
         }),
         case("lease.revoke.put_after_fails", "A put with a revoked lease fails with 'requested lease not found'.", doc::ERRORS, |ctx| async move {
             let id = grant(&ctx, 60).await?;
@@ -135,7 +142,7 @@ pub fn cases() -> Vec<Case> {
         case("lease.ttl.granted_and_remaining", "TimeToLive reports the granted TTL and a remaining TTL not above it.", doc::API, |ctx| async move {
             let id = grant(&ctx, 60).await?;
             let req = pb::LeaseTimeToLiveRequest { id, keys: false };
-            let r = ok(&req, ctx.client.lease_time_to_live(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_time_to_live(req).await)?;
             let _ = revoke(&ctx, id).await;
             ensure(&req, r.id == id && r.granted_ttl == 60 && r.ttl > 0 && r.ttl <= 60, "id, granted_ttl 60, 0 < ttl <= 60", r)
         }),
@@ -144,7 +151,7 @@ pub fn cases() -> Vec<Case> {
             put_leased(&ctx, "a", id).await?;
             put_leased(&ctx, "b", id).await?;
             let req = pb::LeaseTimeToLiveRequest { id, keys: true };
-            let r = ok(&req, ctx.client.lease_time_to_live(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_time_to_live(req).await)?;
             let _ = revoke(&ctx, id).await;
             let mut keys = r.keys.clone();
             keys.sort();
@@ -154,20 +161,20 @@ pub fn cases() -> Vec<Case> {
             let id = grant(&ctx, 60).await?;
             put_leased(&ctx, "a", id).await?;
             let req = pb::LeaseTimeToLiveRequest { id, keys: false };
-            let r = ok(&req, ctx.client.lease_time_to_live(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_time_to_live(req).await)?;
             let _ = revoke(&ctx, id).await;
             eq(&req, "keys", 0, r.keys.len())
         }),
         case("lease.ttl.unknown_minus_one", "TimeToLive of an unknown lease answers TTL -1.", doc::API, |ctx| async move {
             let req = pb::LeaseTimeToLiveRequest { id: chosen_id(&ctx, 4), keys: false };
-            let r = ok(&req, ctx.client.lease_time_to_live(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_time_to_live(req).await)?;
             eq(&req, "ttl", -1, r.ttl)
         }),
         case("lease.ttl.revoked_minus_one", "TimeToLive of a revoked lease answers TTL -1.", doc::API, |ctx| async move {
             let id = grant(&ctx, 60).await?;
             revoke(&ctx, id).await?;
             let req = pb::LeaseTimeToLiveRequest { id, keys: true };
-            let r = ok(&req, ctx.client.lease_time_to_live(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_time_to_live(req).await)?;
             eq(&req, "ttl", -1, r.ttl)
         }),
         case("lease.keepalive.refreshes", "A keep-alive answers the lease id and its full TTL.", doc::API, |ctx| async move {
@@ -267,7 +274,7 @@ pub fn cases() -> Vec<Case> {
             let id = grant(&ctx, 30).await?;
             tokio::time::sleep(Duration::from_millis(2100)).await;
             let req = pb::LeaseTimeToLiveRequest { id, keys: false };
-            let r = ok(&req, ctx.client.lease_time_to_live(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_time_to_live(req).await)?;
             let _ = revoke(&ctx, id).await;
             ensure(&req, r.ttl < 30 && r.ttl >= 25, "25 <= ttl < 30 after 2 s", r.ttl)
         }),
@@ -276,7 +283,7 @@ pub fn cases() -> Vec<Case> {
             tokio::time::sleep(Duration::from_millis(2100)).await;
             let (_, _) = ok(&"keep-alive", ctx.client.lease_keep_alive(id).await)?;
             let req = pb::LeaseTimeToLiveRequest { id, keys: false };
-            let r = ok(&req, ctx.client.lease_time_to_live(req.clone()).await)?;
+            let r = ok(&req, ctx.client.lease_time_to_live(req).await)?;
             let _ = revoke(&ctx, id).await;
             ensure(&req, r.ttl >= 29, "ttl >= 29 right after a keep-alive", r.ttl)
         }),
@@ -289,22 +296,22 @@ pub fn cases() -> Vec<Case> {
         }).kubernetes(),
         case("lease.ttl.other_member", "A lease granted through one member is visible through every member.", doc::API, |ctx| async move {
             let req = pb::LeaseGrantRequest { ttl: 30, id: 0 };
-            let g = ok(&req, ctx.members[0].lease_grant(req.clone()).await)?;
+            let g = ok(&req, ctx.members[0].lease_grant(req).await)?;
             for (i, m) in ctx.members.iter().enumerate() {
                 let q = pb::LeaseTimeToLiveRequest { id: g.id, keys: false };
-                let r = ok(&q, m.lease_time_to_live(q.clone()).await)?;
+                let r = ok(&q, m.lease_time_to_live(q).await)?;
                 ensure(&format!("time-to-live on member {i}"), r.ttl > 0, "ttl > 0", r.ttl)?;
             }
             revoke(&ctx, g.id).await
         }).needs(Needs::Members(3)),
         case("lease.revoke.other_member", "A lease revoked through one member is gone on every member.", doc::API, |ctx| async move {
             let req = pb::LeaseGrantRequest { ttl: 30, id: 0 };
-            let g = ok(&req, ctx.members[0].lease_grant(req.clone()).await)?;
+            let g = ok(&req, ctx.members[0].lease_grant(req).await)?;
             let rv = pb::LeaseRevokeRequest { id: g.id };
             let n = ctx.members.len();
-            ok(&rv, ctx.members[n - 1].lease_revoke(rv.clone()).await)?;
+            ok(&rv, ctx.members[n - 1].lease_revoke(rv).await)?;
             let q = pb::LeaseTimeToLiveRequest { id: g.id, keys: false };
-            let r = ok(&q, ctx.members[0].lease_time_to_live(q.clone()).await)?;
+            let r = ok(&q, ctx.members[0].lease_time_to_live(q).await)?;
             eq(&"grant on member 0, revoke on the last, time-to-live on member 0", "ttl", -1, r.ttl)
         }).needs(Needs::Members(3)),
     ]

@@ -10,11 +10,18 @@ use crate::case::{case, ensure, eq, ok, Case, Ctx, Failure};
 
 async fn lease(ctx: &Ctx, ttl: i64) -> Result<i64, Failure> {
     let req = pb::LeaseGrantRequest { ttl, id: 0 };
-    Ok(ok(&req, ctx.client.lease_grant(req.clone()).await)?.id)
+    Ok(ok(&req, ctx.client.lease_grant(req).await)?.id)
 }
 
-async fn lock(ctx: &Ctx, name: &str, lease: i64) -> Result<(LockRequest, gauntlet_api::v3lockpb::LockResponse), Failure> {
-    let req = LockRequest { name: ctx.key(name), lease };
+async fn lock(
+    ctx: &Ctx,
+    name: &str,
+    lease: i64,
+) -> Result<(LockRequest, gauntlet_api::v3lockpb::LockResponse), Failure> {
+    let req = LockRequest {
+        name: ctx.key(name),
+        lease,
+    };
     let r = ok(&req, ctx.client.lock(req.clone()).await)?;
     Ok((req, r))
 }
@@ -81,7 +88,7 @@ pub fn cases() -> Vec<Case> {
             lock(&ctx, "b", l).await.map(|_| ())
         }),
         case("lock.lock.unknown_lease_fails", "Lock with a lease that does not exist fails with 'requested lease not found' (sent with code Unknown: the lock service passes its inner client's error on as a plain error).", doc::CONCURRENCY, |ctx| async move {
-            let req = LockRequest { name: ctx.key("m"), lease: 0x7eadbeef_7777 };
+            let req = LockRequest { name: ctx.key("m"), lease: 0x7ead_beef_7777 };
             let want = gauntlet_api::rpctypes::EtcdError { code: tonic::Code::Unknown, message: gauntlet_api::rpctypes::LEASE_NOT_FOUND.message };
             crate::case::err_is(&req, ctx.client.lock(req.clone()).await, want)
         }),

@@ -37,7 +37,8 @@ pub mod doc {
     /// Generated gRPC API reference: every message field.
     pub const GRPC: &str = "https://etcd.io/docs/v3.5/dev-guide/api_reference_v3/";
     /// Lock and Election services.
-    pub const CONCURRENCY: &str = "https://etcd.io/docs/v3.5/dev-guide/api_concurrency_reference_v3/";
+    pub const CONCURRENCY: &str =
+        "https://etcd.io/docs/v3.5/dev-guide/api_concurrency_reference_v3/";
     /// Users, roles and permissions.
     pub const RBAC: &str = "https://etcd.io/docs/v3.5/op-guide/authentication/rbac/";
     /// Adding, removing and updating members.
@@ -49,11 +50,13 @@ pub mod doc {
     /// Request size and other limits.
     pub const LIMITS: &str = "https://etcd.io/docs/v3.5/dev-guide/limit/";
     /// The server's error table: gRPC codes and exact messages.
-    pub const ERRORS: &str = "https://github.com/etcd-io/etcd/blob/v3.5.1/api/v3rpc/rpctypes/error.go";
+    pub const ERRORS: &str =
+        "https://github.com/etcd-io/etcd/blob/v3.5.1/api/v3rpc/rpctypes/error.go";
     /// Interacting with etcd (etcdctl walk-through of the same RPCs).
     pub const INTERACTING: &str = "https://etcd.io/docs/v3.5/dev-guide/interacting_v3/";
     /// How the Kubernetes API server uses etcd.
-    pub const KUBERNETES: &str = "https://etcd.io/docs/v3.5/learning/why/#notes-on-the-usage-of-etcd-by-kubernetes";
+    pub const KUBERNETES: &str =
+        "https://etcd.io/docs/v3.5/learning/why/#notes-on-the-usage-of-etcd-by-kubernetes";
 }
 
 /// A Put op.
@@ -87,10 +90,12 @@ pub fn range_op(r: pb::RangeRequest) -> pb::RequestOp {
 /// A DeleteRange op of one key.
 pub fn del_op(key: Vec<u8>) -> pb::RequestOp {
     pb::RequestOp {
-        request: Some(request_op::Request::RequestDeleteRange(pb::DeleteRangeRequest {
-            key,
-            ..Default::default()
-        })),
+        request: Some(request_op::Request::RequestDeleteRange(
+            pb::DeleteRangeRequest {
+                key,
+                ..Default::default()
+            },
+        )),
     }
 }
 
@@ -141,8 +146,12 @@ pub fn rev(h: &Option<pb::ResponseHeader>) -> i64 {
 pub fn names(ctx: &Ctx, kvs: &[KeyValue]) -> Vec<String> {
     kvs.iter()
         .map(|kv| {
-            String::from_utf8_lossy(kv.key.strip_prefix(ctx.prefix.as_bytes()).unwrap_or(&kv.key))
-                .into_owned()
+            String::from_utf8_lossy(
+                kv.key
+                    .strip_prefix(ctx.prefix.as_bytes())
+                    .unwrap_or(&kv.key),
+            )
+            .into_owned()
         })
         .collect()
 }

@@ -7,24 +7,42 @@ use gauntlet_api::rpctypes as E;
 use gauntlet_harness::WatchStream;
 
 use super::{del_op, doc, put, put_op, rev};
-use crate::case::{case, ensure, eq, failure, ok, Case, Ctx, Failure, Needs, Versions, EVENT_WAIT, QUIET_WAIT};
+use crate::case::{
+    case, ensure, eq, failure, ok, Case, Ctx, Failure, Needs, Versions, EVENT_WAIT, QUIET_WAIT,
+};
 
 /// Most responses a check reads while collecting events.
 const MAX_RESPONSES: usize = 1000;
 
 /// Opens a watch and requires it to be created.
-async fn open(ctx: &Ctx, create: pb::WatchCreateRequest) -> Result<(WatchStream, pb::WatchResponse), Failure> {
+async fn open(
+    ctx: &Ctx,
+    create: pb::WatchCreateRequest,
+) -> Result<(WatchStream, pb::WatchResponse), Failure> {
     let (ws, created) = ok(&create, ctx.client.watch(create.clone()).await)?;
-    ensure(&create, created.created && !created.canceled, "created = true, canceled = false", &created)?;
+    ensure(
+        &create,
+        created.created && !created.canceled,
+        "created = true, canceled = false",
+        &created,
+    )?;
     Ok((ws, created))
 }
 
 fn prefix_watch(ctx: &Ctx) -> pb::WatchCreateRequest {
-    pb::WatchCreateRequest { key: ctx.prefix.clone().into_bytes(), range_end: ctx.prefix_end(), ..Default::default() }
+    pb::WatchCreateRequest {
+        key: ctx.prefix.clone().into_bytes(),
+        range_end: ctx.prefix_end(),
+        ..Default::default()
+    }
 }
 
 /// Reads responses until `n` events arrived (for any watcher); returns the events and the responses.
-async fn collect(ws: &mut WatchStream, n: usize, what: &str) -> Result<(Vec<Event>, Vec<pb::WatchResponse>), Failure> {
+async fn collect(
+    ws: &mut WatchStream,
+    n: usize,
+    what: &str,
+) -> Result<(Vec<Event>, Vec<pb::WatchResponse>), Failure> {
     let mut events = Vec::new();
     let mut resps = Vec::new();
     for _ in 0..MAX_RESPONSES {
@@ -36,7 +54,13 @@ async fn collect(ws: &mut WatchStream, n: usize, what: &str) -> Result<(Vec<Even
                 events.extend(r.events.iter().cloned());
                 resps.push(r);
             }
-            Err(e) => return Err(failure(&what, format!("{n} events"), format!("{} events, then {e}", events.len()))),
+            Err(e) => {
+                return Err(failure(
+                    &what,
+                    format!("{n} events"),
+                    format!("{} events, then {e}", events.len()),
+                ))
+            }
         }
     }
     Ok((events, resps))
@@ -51,7 +75,9 @@ async fn quiet(ws: &mut WatchStream, what: &str) -> Result<(), Failure> {
             return Ok(());
         }
         match ws.recv(left).await {
-            Ok(r) if !r.events.is_empty() => return Err(failure(&what, "no event", crate::case::show(&r))),
+            Ok(r) if !r.events.is_empty() => {
+                return Err(failure(&what, "no event", crate::case::show(&r)))
+            }
             Ok(_) => {}
             Err(_) => return Ok(()),
         }
@@ -62,7 +88,11 @@ fn keys_of(ctx: &Ctx, evs: &[Event]) -> Vec<(String, i32)> {
     evs.iter()
         .map(|e| {
             let k = e.kv.as_ref().map(|kv| kv.key.clone()).unwrap_or_default();
-            (String::from_utf8_lossy(k.strip_prefix(ctx.prefix.as_bytes()).unwrap_or(&k)).into_owned(), e.r#type)
+            (
+                String::from_utf8_lossy(k.strip_prefix(ctx.prefix.as_bytes()).unwrap_or(&k))
+                    .into_owned(),
+                e.r#type,
+            )
         })
         .collect()
 }

@@ -22,8 +22,16 @@ async fn add_learner(ctx: &Ctx) -> Result<(pb::MemberAddRequest, pb::MemberAddRe
         is_learner: true,
     };
     let r = ok(&req, ctx.client.member_add(req.clone()).await)?;
+    // Raft accepts one configuration change at a time and counts the previous one done
+    // only once its own applied index passes it, which can trail the answer above; a
+    // change proposed in that window is dropped and times out. etcd documents that
+    // membership changes are made one at a time, so give the first one time to settle.
+    tokio::time::sleep(CONF_CHANGE_SETTLE).await;
     Ok((req, r))
 }
+
+/// Pause after a membership change before the next one (see `add_learner`).
+const CONF_CHANGE_SETTLE: std::time::Duration = std::time::Duration::from_millis(1100);
 
 async fn list(ctx: &Ctx) -> Result<Vec<pb::Member>, Failure> {
     let req = pb::MemberListRequest::default();
@@ -93,10 +101,10 @@ pub fn cases() -> Vec<Case> {
             ensure(&req, ms.iter().any(|m| m.id == id && m.is_learner), "member list shows the learner", ms)
         })),
         fresh(case("cluster.add.duplicate_peer_url", "Adding a member with a peer URL already in use fails with 'Peer URLs already exists'.", doc::ERRORS, |ctx| async move {
-            let (req, _) = add_learner(&ctx).await?;
             // Member ids hash the peer URLs with the time in seconds: a retry within the
             // same second would collide on the id first, which is not what this case checks.
-            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            // `add_learner` waits long enough for the next second.
+            let (req, _) = add_learner(&ctx).await?;
             err_is(&req, ctx.client.member_add(req.clone()).await, E::PEER_URL_EXIST)
         })),
         fresh(case("cluster.add.existing_member_peer_url", "Adding a member with an existing member's peer URL fails with 'Peer URLs already exists'.", doc::ERRORS, |ctx| async move {

@@ -122,6 +122,7 @@ pub async fn run_conformance(
         }
     };
     let opts = RunOptions { use_ledger, ..opts };
+    let rerun = rerun_command(&under, args, mutation)?;
     let total = select(&cases, &opts).len();
     eprintln!("running {total} conformance cases ...");
     let mut done = 0usize;
@@ -136,6 +137,7 @@ pub async fn run_conformance(
         eprintln!("[{done:>3}/{total}] {mark} {} ({} ms)", r.id, r.duration_ms);
         if let Outcome::Failed { failure } = &r.outcome {
             eprintln!("          {failure}");
+            eprintln!("  rerun: {rerun} --filter {}", r.id);
         }
         let _ = std::io::stderr().flush();
     })
@@ -150,24 +152,7 @@ pub async fn run_conformance(
         );
     }
     if report.new_failures() > 0 {
-        let mut rerun = String::from("gauntlet conformance");
-        match &under {
-            Under::Launch {
-                target, members, ..
-            } => rerun.push_str(&format!(" --target {target} --members {members}")),
-            Under::External(cfg) => {
-                rerun.push_str(&format!(" --endpoints {}", cfg.endpoints.join(",")))
-            }
-        }
-        if let Some(p) = args.profile {
-            rerun.push_str(&format!(
-                " --profile {}",
-                serde_json::to_value(p)?.as_str().unwrap_or_default()
-            ));
-        }
-        if let Some(m) = mutation {
-            rerun.push_str(&format!(" --mutate {m}"));
-        }
+        let mut rerun = rerun.clone();
         if let Some(f) = &args.filter {
             rerun.push_str(&format!(" --filter {f}"));
         }
@@ -178,4 +163,31 @@ pub async fn run_conformance(
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The command that repeats this run (without --filter and --out).
+fn rerun_command(
+    under: &Under,
+    args: &ConformanceArgs,
+    mutation: Option<Mutation>,
+) -> anyhow::Result<String> {
+    let mut rerun = String::from("gauntlet conformance");
+    match under {
+        Under::Launch {
+            target, members, ..
+        } => rerun.push_str(&format!(" --target {target} --members {members}")),
+        Under::External(cfg) => {
+            rerun.push_str(&format!(" --endpoints {}", cfg.endpoints.join(",")))
+        }
+    }
+    if let Some(p) = args.profile {
+        rerun.push_str(&format!(
+            " --profile {}",
+            serde_json::to_value(p)?.as_str().unwrap_or_default()
+        ));
+    }
+    if let Some(m) = mutation {
+        rerun.push_str(&format!(" --mutate {m}"));
+    }
+    Ok(rerun)
 }

@@ -198,6 +198,8 @@ pub struct Case {
     pub needs: Needs,
     /// Part of the `kubernetes` profile (what the Kubernetes API server relies on).
     pub kubernetes: bool,
+    /// Extra server flags for the fresh cluster of a `Needs::Fresh` case (etcd's names).
+    pub server_flags: Vec<String>,
     /// The check.
     pub check: CheckFn,
 }
@@ -237,6 +239,7 @@ where
         versions: Versions::ALL,
         needs: Needs::Shared,
         kubernetes: false,
+        server_flags: Vec::new(),
         check: Arc::new(move |ctx| Box::pin(check(ctx))),
     }
 }
@@ -250,6 +253,15 @@ impl Case {
     /// Declares what cluster it needs.
     pub fn needs(mut self, n: Needs) -> Case {
         self.needs = n;
+        self
+    }
+    /// Starts its fresh cluster with these extra server flags (implies `Needs::Fresh(1)`
+    /// unless a fresh size was declared).
+    pub fn server_flags(mut self, flags: &[&str]) -> Case {
+        self.server_flags = flags.iter().map(|f| f.to_string()).collect();
+        if !matches!(self.needs, Needs::Fresh(_)) {
+            self.needs = Needs::Fresh(1);
+        }
         self
     }
     /// Marks it part of the `kubernetes` profile.

@@ -434,7 +434,9 @@ async fn outcome_of(case: &Case, shared: &Shared, fresh: bool) -> Outcome {
             Needs::Members(n) | Needs::Fresh(n) => n,
             Needs::Shared => 1,
         };
-        let cluster = match Cluster::start(ClusterSpec::new(target.clone(), n), cache).await {
+        let mut spec = ClusterSpec::new(target.clone(), n);
+        spec.extra_args = case.server_flags.clone();
+        let cluster = match Cluster::start(spec, cache).await {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 return Outcome::Failed {

@@ -380,6 +380,12 @@ fn options() -> Vec<Case> {
             let (evs, _) = collect(&mut ws, 1, "watch progress_notify prev_kv from rev+1; put k=2").await?;
             eq(&"watch progress_notify prev_kv from rev+1; put k=2", "(value, prev value)", (b"2".to_vec(), Some(b"1".to_vec())), (evs[0].kv.clone().unwrap_or_default().value, evs[0].prev_kv.as_ref().map(|k| k.value.clone())))
         }).kubernetes(),
+        case("watch.progress_notify.periodic", "A watcher created with progress_notify receives event-less progress responses at the server's progress-notify interval while nothing changes.", doc::API, |ctx| async move {
+            let r = put(&ctx, "k", "v").await?;
+            let (mut ws, c) = open(&ctx, pb::WatchCreateRequest { progress_notify: true, ..prefix_watch(&ctx) }).await?;
+            let p = ok(&"watch progress_notify on a server with a 500 ms interval; wait", ws.wait_for(|x| x.events.is_empty() && !x.created && !x.canceled).await)?;
+            ensure(&"watch progress_notify; wait for a notification", p.watch_id == c.watch_id && rev(&p.header) >= r, format!("watch_id {} and header revision >= {r}", c.watch_id), p)
+        }).server_flags(&["--experimental-watch-progress-notify-interval", "500ms"]).kubernetes(),
         case("watch.fragment.large_response_split", "With fragment = true a response above the request size limit is split: every part but the last has fragment = true.", doc::API, |ctx| async move {
             let big = "x".repeat(700 * 1024);
             let r = put(&ctx, "a", &big).await?;

@@ -199,16 +199,18 @@ pub fn cases() -> Vec<Case> {
             eq(&"3 keep-alives", "ttls", vec![30, 30, 30], ttls)
         }),
         case("lease.keepalive.extends_life", "Keep-alives keep a short lease and its keys alive past their TTL.", doc::API, |ctx| async move {
-            let id = grant(&ctx, 2).await?;
+            // TTL 4 s renewed every 0.5 s for 6 s: a renewal may be late by 3 s (a loaded
+            // machine, a forward to the leader) before the lease could expire.
+            let id = grant(&ctx, 4).await?;
             put_leased(&ctx, "k", id).await?;
             let (mut k, _) = ok(&"keep-alive", ctx.client.lease_keep_alive(id).await)?;
-            for _ in 0..8 {
+            for _ in 0..12 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 ok(&"keep-alive", k.keep_alive().await)?;
             }
             let got = ok(&"range k", ctx.client.get(ctx.key("k")).await)?;
             let _ = revoke(&ctx, id).await;
-            eq(&"TTL 2 lease kept alive 4 s", "count", 1, got.count)
+            eq(&"TTL 4 lease kept alive for 6 s", "count", 1, got.count)
         }),
         case("lease.keepalive.revoked_ttl_zero", "A keep-alive of a revoked lease answers TTL 0.", doc::API, |ctx| async move {
             let id = grant(&ctx, 30).await?;

@@ -16,6 +16,7 @@ use gauntlet_harness::{
 
 mod bench;
 mod check;
+mod conformance;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,6 +75,8 @@ enum Command {
     Version,
     /// Benchmarks: etcd-benchmark workloads, the Kubernetes-shaped profile, compare.
     Bench(bench::BenchArgs),
+    /// Run the conformance catalogue against a target (default: a 3-member reference cluster).
+    Conformance(conformance::ConformanceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +172,9 @@ fn main() -> ExitCode {
             };
             match other {
                 Command::Bench(args) => rt.block_on(bench::run(args, &cli.conn)),
+                Command::Conformance(args) => {
+                    rt.block_on(conformance::run_conformance(&args, &cli.conn))
+                }
                 other => rt.block_on(run(other, cli.conn)).map(|()| 0),
             }
         }
@@ -200,8 +206,8 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
                 },
         } => cluster_up(&target, members, base_port, data_dir).await,
         Command::Version => version(&conn).await,
-        Command::Check(_) | Command::Bench(_) => {
-            unreachable!("handled in main")
+        Command::Check(_) | Command::Bench(_) | Command::Conformance(_) => {
+            unreachable!("handled before the runtime starts")
         }
     }
 }

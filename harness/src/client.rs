@@ -1052,6 +1052,13 @@ impl WatchStream {
         .await
     }
 
+    /// Sends a create request without waiting for its answer (which arrives through
+    /// [`recv`](Self::recv) or [`wait_for`](Self::wait_for)); for answers
+    /// [`create`](Self::create) cannot match, such as a refused client-chosen id.
+    pub async fn send_create(&mut self, create: pb::WatchCreateRequest) -> Result<(), ClientError> {
+        self.send(watch_create(create)).await
+    }
+
     /// Cancels watcher `watch_id`; returns the server's cancel response.
     pub async fn cancel(&mut self, watch_id: i64) -> Result<pb::WatchResponse, ClientError> {
         self.send(pb::WatchRequest {

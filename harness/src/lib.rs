@@ -35,6 +35,7 @@ mod client;
 mod cluster;
 mod error;
 mod provision;
+mod proxy;
 mod record;
 mod target;
 
@@ -48,6 +49,7 @@ pub use provision::{
     sha256_file, verify, Cache, CachedTarget, DebPackage, FetchOutcome, Manifest, Source,
     SourceKind, SourceList, BUILTIN_SOURCES, CACHE_ENV,
 };
+pub use proxy::{Mutation, Proxy};
 pub use record::{
     classify, now_ns, Call, FailureKind, MemoryRecorder, OpRecord, Outcome, Recordable, Recorder,
     Return, WatchRecord, MEMORY_RECORDER_LIMIT,

@@ -455,9 +455,12 @@ async fn futures_join(c: &Client) -> Vec<u32> {
         .revision;
     let mut out = Vec::new();
     for i in 0..3 {
-        let h = c
-            .pinned(i)
-            .unwrap()
+        let m = c.pinned(i).unwrap();
+        // A linearizable read on the member first: it returns only once that member has
+        // applied everything committed, so `rev` is not in its future (a lagging follower
+        // would answer HashKV with "future revision").
+        m.get("/gauntlet-test/status/k").await.unwrap();
+        let h = m
             .hash_kv(pb::HashKvRequest { revision: rev })
             .await
             .unwrap();

@@ -734,7 +734,7 @@ impl StateMachine {
         // etcd evaluates every compare on the path (nested ones included) against the state
         // before the txn, then checks the chosen requests, and only then writes.
         let mut path = Vec::new();
-        self.compare_to_path(t, &mut path)?;
+        self.compare_to_path(t, &mut path, &ctx.pending)?;
         self.check_txn(t, &path, &mut 0)?;
         let mut pos = 0;
         let mut resp = self.exec_txn(ctx, t, &path, &mut pos)?;
@@ -742,10 +742,15 @@ impl StateMachine {
         Ok(resp)
     }
 
-    fn compare_to_path(&self, t: &TxnRequest, path: &mut Vec<bool>) -> Result<(), Fail> {
+    fn compare_to_path(
+        &self,
+        t: &TxnRequest,
+        path: &mut Vec<bool>,
+        pending: &HashMap<Rev, KeyValue>,
+    ) -> Result<(), Fail> {
         let mut ok = true;
         for c in &t.compare {
-            if !self.apply_compare(c)? {
+            if !self.apply_compare(c, pending)? {
                 ok = false;
                 break;
             }
@@ -754,15 +759,16 @@ impl StateMachine {
         let ops = if ok { &t.success } else { &t.failure };
         for op in ops {
             if let Some(request_op::Request::RequestTxn(nested)) = &op.request {
-                self.compare_to_path(nested, path)?;
+                self.compare_to_path(nested, path, pending)?;
             }
         }
         Ok(())
     }
 
     /// etcd's compare: every key in the range must satisfy it; on no key, a value compare
-    /// fails and the others compare against a zero KeyValue.
-    fn apply_compare(&self, c: &Compare) -> Result<bool, Fail> {
+    /// fails and the others compare against a zero KeyValue. `pending` holds the records
+    /// of the group not yet in sled (earlier commands of the same group).
+    fn apply_compare(&self, c: &Compare, pending: &HashMap<Rev, KeyValue>) -> Result<bool, Fail> {
         let at = self.meta.revision;
         let target =
             compare::CompareTarget::try_from(c.target).unwrap_or(compare::CompareTarget::Version);
@@ -779,7 +785,7 @@ impl StateMachine {
         }
         for (k, v, lease) in live {
             let kv = if target == compare::CompareTarget::Value {
-                self.read_kv(v.modified, None)?
+                self.read_kv(v.modified, Some(pending))?
             } else {
                 KeyValue {
                     key: k.clone(),

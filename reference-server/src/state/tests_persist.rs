@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use gauntlet_api::etcdserverpb::{
-    request_op, CompactionRequest, DeleteRangeRequest, LeaseCheckpoint, LeaseCheckpointRequest,
-    LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseCheckpoint,
+    LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest,
+    RequestOp, TxnRequest,
 };
 
 use super::tests_kv::H;
@@ -44,8 +45,16 @@ pub(super) fn commands(seed: u64, n: usize) -> Vec<Command> {
             }),
             5 => {
                 let a = next(10);
+                // A value compare reads the key's current record, which may have been
+                // written earlier in the same apply group (not yet in sled).
                 Op::Txn(TxnRequest {
-                    compare: vec![],
+                    compare: vec![Compare {
+                        result: compare::CompareResult::NotEqual as i32,
+                        target: compare::CompareTarget::Value as i32,
+                        key: key(a),
+                        range_end: vec![],
+                        target_union: Some(compare::TargetUnion::Value(b"never".to_vec())),
+                    }],
                     success: vec![
                         RequestOp {
                             request: Some(request_op::Request::RequestPut(PutRequest {

@@ -589,7 +589,10 @@ impl Watch for WatchService {
                                 let refuse = |reason: &str| pb::WatchResponse { header: this.0.current_header(), watch_id: c.watch_id, created: true, canceled: true, cancel_reason: reason.to_string(), ..Default::default() };
                                 if c.watch_id != 0 && watchers.contains_key(&c.watch_id) {
                                     refuse(rpctypes::MVCC_DUPLICATE_WATCH_ID_MSG)
-                                } else if c.key.is_empty() && c.range_end.is_empty() {
+                                } else if (c.key.is_empty() && c.range_end.is_empty())
+                                    // A range [key, end) with end <= key holds nothing ("\0" means "from key").
+                                    || (!c.range_end.is_empty() && c.range_end != [0] && c.key >= c.range_end)
+                                {
                                     refuse(rpctypes::MVCC_EMPTY_WATCHER_RANGE_MSG)
                                 } else {
                                     let id = if c.watch_id != 0 {

@@ -23,6 +23,21 @@ async fn member_id(c: &gauntlet_harness::Client) -> Result<u64, Failure> {
     Ok(status(c).await?.header.unwrap_or_default().member_id)
 }
 
+/// Activates the NOSPACE alarm for the member `c` talks to; returns its id and the
+/// request (for a matching deactivation).
+async fn activate_nospace(
+    c: &gauntlet_harness::Client,
+) -> Result<(u64, pb::AlarmRequest), Failure> {
+    let id = member_id(c).await?;
+    let act = pb::AlarmRequest {
+        action: AlarmAction::Activate as i32,
+        member_id: id,
+        alarm: AlarmType::Nospace as i32,
+    };
+    ok(&act, c.alarm(act).await)?;
+    Ok((id, act))
+}
+
 /// Index into `ctx.members` of the leader.
 async fn leader_index(ctx: &Ctx) -> Result<(usize, Vec<u64>), Failure> {
     let mut ids = Vec::new();
@@ -400,13 +415,7 @@ fn other_cases() -> Vec<Case> {
             "An active NOSPACE alarm makes writes fail with 'mvcc: database space exceeded'.",
             doc::MAINTENANCE,
             |ctx| async move {
-                let id = member_id(&ctx.client).await?;
-                let act = pb::AlarmRequest {
-                    action: AlarmAction::Activate as i32,
-                    member_id: id,
-                    alarm: AlarmType::Nospace as i32,
-                };
-                ok(&act, ctx.client.alarm(act).await)?;
+                activate_nospace(&ctx.client).await?;
                 let req = pb::PutRequest {
                     key: ctx.key("k"),
                     value: b"v".to_vec(),
@@ -422,13 +431,7 @@ fn other_cases() -> Vec<Case> {
             doc::MAINTENANCE,
             |ctx| async move {
                 put(&ctx, "k", "v").await?;
-                let id = member_id(&ctx.client).await?;
-                let act = pb::AlarmRequest {
-                    action: AlarmAction::Activate as i32,
-                    member_id: id,
-                    alarm: AlarmType::Nospace as i32,
-                };
-                ok(&act, ctx.client.alarm(act).await)?;
+                activate_nospace(&ctx.client).await?;
                 let got = ok(&"range k", ctx.client.get(ctx.key("k")).await)?;
                 let d = ok(&"delete k", ctx.client.delete(ctx.key("k")).await)?;
                 eq(
@@ -445,13 +448,7 @@ fn other_cases() -> Vec<Case> {
             "An activated alarm is listed with its member and type.",
             doc::MAINTENANCE,
             |ctx| async move {
-                let id = member_id(&ctx.client).await?;
-                let act = pb::AlarmRequest {
-                    action: AlarmAction::Activate as i32,
-                    member_id: id,
-                    alarm: AlarmType::Nospace as i32,
-                };
-                ok(&act, ctx.client.alarm(act).await)?;
+                let (id, _) = activate_nospace(&ctx.client).await?;
                 let get = pb::AlarmRequest {
                     action: AlarmAction::Get as i32,
                     member_id: 0,
@@ -472,13 +469,7 @@ fn other_cases() -> Vec<Case> {
             "Deactivating the NOSPACE alarm lets writes through again.",
             doc::MAINTENANCE,
             |ctx| async move {
-                let id = member_id(&ctx.client).await?;
-                let act = pb::AlarmRequest {
-                    action: AlarmAction::Activate as i32,
-                    member_id: id,
-                    alarm: AlarmType::Nospace as i32,
-                };
-                ok(&act, ctx.client.alarm(act).await)?;
+                let (_, act) = activate_nospace(&ctx.client).await?;
                 let de = pb::AlarmRequest {
                     action: AlarmAction::Deactivate as i32,
                     ..act
@@ -505,13 +496,7 @@ fn other_cases() -> Vec<Case> {
             "An active alarm shows in Status errors.",
             doc::MAINTENANCE,
             |ctx| async move {
-                let id = member_id(&ctx.client).await?;
-                let act = pb::AlarmRequest {
-                    action: AlarmAction::Activate as i32,
-                    member_id: id,
-                    alarm: AlarmType::Nospace as i32,
-                };
-                ok(&act, ctx.client.alarm(act).await)?;
+                activate_nospace(&ctx.client).await?;
                 let s = status(&ctx.client).await?;
                 ensure(
                     &"alarm; status",

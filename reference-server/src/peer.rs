@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::lease::Lessor;
 use crate::node::NodeHandle;
@@ -23,13 +23,9 @@ pub struct PeerService {
     pub me: peerpb::MemberInfoResponse,
 }
 
-#[tonic::async_trait]
-impl Peer for PeerService {
-    async fn raft(
-        &self,
-        request: Request<peerpb::RaftBatch>,
-    ) -> Result<Response<peerpb::RaftAck>, Status> {
-        let batch = request.into_inner();
+impl PeerService {
+    /// Checks and decodes one batch and hands it to the raft loop.
+    fn deliver(&self, batch: &peerpb::RaftBatch) -> Result<(), Status> {
         if batch.cluster_id != self.cluster_id {
             return Err(Status::failed_precondition(format!(
                 "raft batch for cluster {:x} reached cluster {:x}",
@@ -49,6 +45,30 @@ impl Peer for PeerService {
             );
         }
         node.step(msgs);
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn raft(
+        &self,
+        request: Request<peerpb::RaftBatch>,
+    ) -> Result<Response<peerpb::RaftAck>, Status> {
+        self.deliver(&request.into_inner())?;
+        Ok(Response::new(peerpb::RaftAck {}))
+    }
+
+    /// Delivers batches in stream order until the sender closes the stream; a batch
+    /// from another cluster or an undecodable one ends it with an error.
+    async fn raft_stream(
+        &self,
+        request: Request<Streaming<peerpb::RaftBatch>>,
+    ) -> Result<Response<peerpb::RaftAck>, Status> {
+        let mut batches = request.into_inner();
+        while let Some(batch) = batches.message().await? {
+            self.deliver(&batch)?;
+        }
         Ok(Response::new(peerpb::RaftAck {}))
     }
 

@@ -36,6 +36,10 @@ struct LeaseState {
 /// A staged sled write: key and value, or key and `None` for a removal.
 type StagedOp = (Vec<u8>, Option<Vec<u8>>);
 
+/// A group with more new revision records than this writes them ahead of its final
+/// batch, in chunks of this many; see [`StateMachine::commit`].
+pub(super) const COMMIT_CHUNK_RECORDS: usize = 8192;
+
 /// Commands applied since the last [`StateMachine::commit`]: their writes go to sled in
 /// one atomic batch, and their watch events are published after it.
 #[derive(Default)]
@@ -57,6 +61,8 @@ pub struct StateMachine {
     config: Config,
     hub: WatchHub,
     group: Group,
+    /// The store revision sled's meta record holds (as of the last commit).
+    committed_revision: i64,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -181,6 +187,7 @@ impl StateMachine {
             tree,
             index,
             leases,
+            committed_revision: meta.revision,
             meta,
             config,
             hub,
@@ -211,6 +218,12 @@ impl StateMachine {
     /// Number of keys in the index (live or with history).
     pub fn keys_total(&self) -> usize {
         self.index.len()
+    }
+
+    /// The sled tree itself, for tests that fake what a crash leaves behind.
+    #[cfg(test)]
+    pub(super) fn tree_for_tests(&self) -> &sled::Tree {
+        &self.tree
     }
 
     /// Revision records stored in sled (history not yet compacted away).
@@ -264,20 +277,48 @@ impl StateMachine {
     /// hub has not heard of them; callers commit before releasing the machine. One
     /// batch for many commands is the state machine's group commit: sled's cost is
     /// per batch far more than per key.
+    ///
+    /// A group with more than [`COMMIT_CHUNK_RECORDS`] new revision records (a
+    /// DeleteRange over many keys, say) writes them ahead in chunks, the last chunk
+    /// going with everything else and the meta record in the final atomic batch. One
+    /// sled batch holds sled's epoch for its whole length, so the node copies it makes
+    /// could not be freed before its end: 200,000 tombstones in one batch grew a
+    /// member by about 1 GiB. Early chunks are safe because they only add records above
+    /// the committed revision, which no reader looks at; after a crash between them,
+    /// opening discards such records and raft replays the entry.
     pub fn commit(&mut self) -> Result<(), StateError> {
         if !self.group.dirty {
             return Ok(());
         }
         let group = std::mem::take(&mut self.group);
+        let committed = self.committed_revision;
+        let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut batch = sled::Batch::default();
         for (k, v) in group.ops {
             match v {
+                Some(v) if codec::decode_rev_key(&k).is_ok_and(|r| r.main > committed) => {
+                    fresh.push((k, v));
+                }
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
             }
         }
+        let mut fresh = fresh.into_iter();
+        let mut left = fresh.len();
+        while left > COMMIT_CHUNK_RECORDS {
+            let mut chunk = sled::Batch::default();
+            for (k, v) in fresh.by_ref().take(COMMIT_CHUNK_RECORDS) {
+                chunk.insert(k, v);
+            }
+            self.tree.apply_batch(chunk)?;
+            left -= COMMIT_CHUNK_RECORDS;
+        }
+        for (k, v) in fresh {
+            batch.insert(k, v);
+        }
         batch.insert(codec::META_KEY, &self.meta.encode());
         self.tree.apply_batch(batch)?;
+        self.committed_revision = self.meta.revision;
         for (revision, events) in group.notifies {
             self.hub.notify(revision, events);
         }
@@ -591,6 +632,7 @@ impl StateMachine {
         self.hub.compaction_done();
         applied?;
         let (meta, index, leases) = load(&self.tree)?;
+        self.committed_revision = meta.revision;
         self.meta = meta;
         self.index = index;
         self.leases = leases;
@@ -1017,7 +1059,7 @@ fn compare_kv(c: &Compare, target: compare::CompareTarget, kv: &KeyValue) -> boo
 
 /// Rebuilds the in-memory state from the tree.
 fn load(tree: &sled::Tree) -> Result<(Meta, TreeIndex, BTreeMap<i64, LeaseState>), StateError> {
-    let mut meta = match tree.get(codec::META_KEY)? {
+    let meta = match tree.get(codec::META_KEY)? {
         Some(b) => Meta::decode(&b)?,
         None => Meta {
             applied_index: 0,
@@ -1025,11 +1067,27 @@ fn load(tree: &sled::Tree) -> Result<(Meta, TreeIndex, BTreeMap<i64, LeaseState>
             compact_revision: -1,
         },
     };
-    if let Some(item) = tree.scan_prefix([codec::REV_PREFIX]).next_back() {
-        let (k, v) = item?;
-        let newest = Record::decode(&v)?;
-        meta.applied_index = meta.applied_index.max(newest.applied_index);
-        meta.revision = meta.revision.max(codec::decode_rev_key(&k)?.main);
+    // Records above the meta's revision are early chunks of a group whose final batch
+    // never landed (see `StateMachine::commit`): raft replays that entry, so they go.
+    let orphans: Vec<sled::IVec> = tree
+        .range(codec::rev_key(Rev::new(meta.revision + 1, 0))..)
+        .keys()
+        .take_while(|k| {
+            k.as_ref()
+                .map_or(true, |k| k.first() == Some(&codec::REV_PREFIX))
+        })
+        .collect::<Result<_, _>>()?;
+    if !orphans.is_empty() {
+        tracing::warn!(
+            records = orphans.len(),
+            revision = meta.revision,
+            "discarding revision records of a commit that did not finish"
+        );
+        let mut batch = sled::Batch::default();
+        for k in orphans {
+            batch.remove(k);
+        }
+        tree.apply_batch(batch)?;
     }
     let mut leases = BTreeMap::new();
     for item in tree.scan_prefix([codec::LEASE_PREFIX]) {

@@ -35,8 +35,39 @@ fn drain(rx: &mut Receiver<WatchUpdate>) -> Vec<WatchUpdate> {
 /// (type 'P'/'D', key, value) of one event.
 type Brief = (char, String, String);
 
+/// Splits updates that carry several revisions (a catch-up merges them) into one
+/// update per revision, so assertions see the per-revision stream.
+fn per_revision(us: &[WatchUpdate]) -> Vec<WatchUpdate> {
+    let mut out: Vec<WatchUpdate> = Vec::new();
+    for u in us {
+        let WatchUpdate::Events { events, .. } = u else {
+            out.push(u.clone());
+            continue;
+        };
+        for e in events {
+            let rev = e.kv.as_ref().unwrap().mod_revision;
+            match out.last_mut() {
+                Some(WatchUpdate::Events { revision, events }) if *revision == rev => {
+                    events.push(e.clone());
+                }
+                _ => out.push(WatchUpdate::Events {
+                    revision: rev,
+                    events: vec![e.clone()],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// Counts the revisions in `us` (merged catch-up updates count each of theirs).
+fn revisions_in(us: &[WatchUpdate]) -> usize {
+    per_revision(us).len()
+}
+
 fn brief(us: &[WatchUpdate]) -> Vec<(i64, Vec<Brief>)> {
-    us.iter()
+    per_revision(us)
+        .iter()
         .map(|u| match u {
             WatchUpdate::Events { revision, events } => (
                 *revision,
@@ -369,13 +400,17 @@ fn slow_watcher_with_runtime_gets_everything_and_never_blocks_apply() {
     assert_eq!(hub.progress(id), None);
     let got = rt.block_on(async {
         let mut got = Vec::new();
-        while got.len() < 10_000 {
+        while revisions_in(&got) < 10_000 {
             match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
                 Ok(Some(u)) => got.push(u),
-                other => panic!("stalled after {}: {other:?}", got.len()),
+                other => panic!("stalled after {}: {other:?}", revisions_in(&got)),
             }
         }
-        got
+        assert!(
+            got.len() < 10_000,
+            "the catch-up merges revisions into fewer updates"
+        );
+        per_revision(&got)
     });
     for (i, u) in got.iter().enumerate() {
         let WatchUpdate::Events { revision, events } = u else {
@@ -426,7 +461,7 @@ fn concurrent_watchers_see_exact_streams() {
             while let Ok(Some(u)) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
                 let done = matches!(u, WatchUpdate::Compacted { .. });
                 got.push(u);
-                if done || got.len() == N / 4 {
+                if done || revisions_in(&got) == N / 4 {
                     break;
                 }
                 if got.len() % 97 == 0 {
@@ -448,7 +483,7 @@ fn concurrent_watchers_see_exact_streams() {
     });
     let _h = writer.join().unwrap();
     for (w, r) in readers.into_iter().enumerate() {
-        let got = rt.block_on(r).unwrap();
+        let got = per_revision(&rt.block_on(r).unwrap());
         let mut expect = (0..N)
             .filter(|i| i % 4 == w)
             .map(|i| (i as i64 + 2, i.to_string()));

@@ -32,6 +32,11 @@ use super::StateError;
 
 /// Revisions read from history per catch-up step (bounds memory and lock-free read time).
 const CATCH_UP_REVISIONS_PER_STEP: i64 = 256;
+/// Most event bytes (values and keys) a catch-up task merges into one update. History is
+/// replayed as etcd does, several revisions per response, which also lets a watcher that
+/// asked for fragments receive a large replay split into fragments; one revision is never
+/// split, whatever its size.
+const CATCH_UP_BATCH_BYTES: usize = 4 << 20;
 /// Catch-up steps a lazy (runtime-less) catch-up may take per call.
 const LAZY_STEPS_PER_CALL: usize = 4;
 
@@ -51,7 +56,9 @@ pub struct WatchSpec {
 /// What a watcher receives, in revision order, each revision at most once, with no gaps.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchUpdate {
-    /// All matching events of one revision, in sub-revision order; never split.
+    /// All matching events of one revision (`revision`), in sub-revision order; never
+    /// split. A catching-up watcher may get several whole revisions in one update, in
+    /// revision order; `revision` is then the last of them.
     Events { revision: i64, events: Vec<Event> },
     /// The watcher's next revision was compacted away; the watcher is removed.
     Compacted { compact_revision: i64 },
@@ -417,7 +424,7 @@ async fn catch_up(shared: Arc<Shared>, id: WatcherId) {
         if lock(&shared.inner).epoch != epoch {
             continue; // compaction or restore raced with the read
         }
-        for u in updates {
+        for u in merge_revisions(updates) {
             let WatchUpdate::Events { revision, .. } = &u else {
                 continue;
             };
@@ -442,6 +449,49 @@ async fn catch_up(shared: Arc<Shared>, id: WatcherId) {
             None => return,
         }
     }
+}
+
+/// Merges consecutive whole revisions into updates of at most [`CATCH_UP_BATCH_BYTES`]
+/// of keys and values (a revision larger than that travels alone).
+fn merge_revisions(updates: Vec<WatchUpdate>) -> Vec<WatchUpdate> {
+    fn bytes(events: &[Event]) -> usize {
+        events
+            .iter()
+            .map(|e| {
+                let kv = e.kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len());
+                let prev = e
+                    .prev_kv
+                    .as_ref()
+                    .map_or(0, |kv| kv.key.len() + kv.value.len());
+                kv + prev
+            })
+            .sum()
+    }
+    let mut out: Vec<WatchUpdate> = Vec::new();
+    let mut size = 0usize;
+    for u in updates {
+        let WatchUpdate::Events { revision, events } = u else {
+            out.push(u);
+            size = 0;
+            continue;
+        };
+        let len = bytes(&events);
+        match out.last_mut() {
+            Some(WatchUpdate::Events {
+                revision: last,
+                events: merged,
+            }) if size + len <= CATCH_UP_BATCH_BYTES => {
+                *last = revision;
+                merged.extend(events);
+                size += len;
+            }
+            _ => {
+                out.push(WatchUpdate::Events { revision, events });
+                size = len;
+            }
+        }
+    }
+    out
 }
 
 fn matches(spec: &WatchSpec, ev: &Event) -> bool {

@@ -294,14 +294,34 @@ impl StateMachine {
         let committed = self.committed_revision;
         let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut batch = sled::Batch::default();
+        let mut others = 0usize;
         for (k, v) in group.ops {
             match v {
                 Some(v) if codec::decode_rev_key(&k).is_ok_and(|r| r.main > committed) => {
                     fresh.push((k, v));
                 }
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
+                Some(v) => {
+                    batch.insert(k, v);
+                    others += 1;
+                }
+                None => {
+                    batch.remove(k);
+                    others += 1;
+                }
             }
+        }
+        if others == 0 {
+            // Only new records: written one by one, then the meta record. sled recovers a
+            // prefix of its writes, so after a crash the meta record is there only if
+            // every record before it is; records without their meta lie above the
+            // committed revision and are discarded on open. A sled batch would cost
+            // two extra log-buffer writes (and syncs) each time, which was a fifth of
+            // the server's CPU under a put load.
+            for (k, v) in fresh {
+                self.tree.insert(k, v)?;
+            }
+            self.tree.insert(codec::META_KEY, &self.meta.encode()[..])?;
+            return self.committed(group.notifies);
         }
         let mut fresh = fresh.into_iter();
         let mut left = fresh.len();
@@ -318,8 +338,13 @@ impl StateMachine {
         }
         batch.insert(codec::META_KEY, &self.meta.encode());
         self.tree.apply_batch(batch)?;
+        self.committed(group.notifies)
+    }
+
+    /// After a group reached sled: publishes its watch events in order.
+    fn committed(&mut self, notifies: Vec<(i64, Vec<HubEvent>)>) -> Result<(), StateError> {
         self.committed_revision = self.meta.revision;
-        for (revision, events) in group.notifies {
+        for (revision, events) in notifies {
             self.hub.notify(revision, events);
         }
         Ok(())

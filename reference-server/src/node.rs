@@ -7,7 +7,7 @@
 //! contract: send messages, install a snapshot, persist entries and hard state,
 //! **fsync**, apply committed entries, send the messages that had to wait for
 //! persistence, advance. All entries applied in one turn go to the state machine as
-//! one group: one sled batch, then their answers and watch events.
+//! one group: one commit to sled, then their answers and watch events.
 //!
 //! A proposal carries its proposer (`member id`, `sequence`) in the entry context;
 //! only the proposer answers the waiting client when the entry is applied. A

@@ -13,7 +13,9 @@
 //!    it, taking the revision from [`StateMachine::revision`] after the apply.
 //! 3. Call [`StateMachine::flush`] when the applied entries must be durable (group commit).
 //!    Whatever was flushed reopens with the applied index that produced it: the applied
-//!    index is written in the same atomic sled batch as the effects of its entry.
+//!    index (the meta record) is written after the effects of its entries, in the same
+//!    atomic sled batch or, for a group of only new records, as the last of its inserts;
+//!    records above the meta's revision are discarded on open.
 //! 4. Reads ([`StateMachine::range`], [`StateMachine::hash_kv`], leases) need only `&self`.
 //! 5. Watchers register on the [`WatchHub`] ([`StateMachine::watch_hub`]); `apply` feeds it
 //!    without ever blocking.
@@ -42,8 +44,9 @@
 //! - Invariant: `apply` is deterministic: the same commands at the same raft indexes give
 //!   the same responses, the same revisions and the same `hash_kv` on every member (records
 //!   carry the index that wrote them, so the hash covers it too).
-//! - Invariant: the persisted applied index always describes exactly the persisted state
-//!   (one sled batch per apply, restore and compaction).
+//! - Invariant: the persisted applied index always describes exactly the state that opens
+//!   (see [`StateMachine::commit`]: the meta record comes last, sled recovers a prefix of
+//!   its writes, and newer records are discarded on open).
 //! - Invariant: `apply` never waits for a watcher; a watcher never misses or repeats an event.
 //! - Invariant: after a [`StateError`] the `StateMachine` must be dropped and reopened: its
 //!   memory may be ahead of the disk.

@@ -40,8 +40,8 @@ type StagedOp = (Vec<u8>, Option<Vec<u8>>);
 /// batch, in chunks of this many; see [`StateMachine::commit`].
 pub(super) const COMMIT_CHUNK_RECORDS: usize = 8192;
 
-/// Commands applied since the last [`StateMachine::commit`]: their writes go to sled in
-/// one atomic batch, and their watch events are published after it.
+/// Commands applied since the last [`StateMachine::commit`]: their writes go to sled
+/// together, and their watch events are published after them.
 #[derive(Default)]
 struct Group {
     ops: Vec<StagedOp>,
@@ -269,16 +269,18 @@ impl StateMachine {
         Ok(outcome)
     }
 
-    /// Writes the commands applied since the last commit to sled in one atomic batch
-    /// (with the applied index), then publishes their watch events in order.
+    /// Writes the commands applied since the last commit to sled, the meta record (applied
+    /// index, revision) last, then publishes their watch events in order. What opens after
+    /// a crash is exactly the state the stored meta record describes.
     ///
     /// Until it is called, applied commands are visible to this machine (its reads,
     /// later commands) but not to sled readers such as catching-up watchers, and the
     /// hub has not heard of them; callers commit before releasing the machine. One
-    /// batch for many commands is the state machine's group commit: sled's cost is
-    /// per batch far more than per key.
+    /// commit for many commands is the state machine's group commit.
     ///
-    /// A group with more than [`COMMIT_CHUNK_RECORDS`] new revision records (a
+    /// A group of only new revision records (puts, deletes, txns) is written as single
+    /// inserts followed by the meta record; see the comment there. Any other group is one
+    /// atomic sled batch. A group with more than [`COMMIT_CHUNK_RECORDS`] new revision records (a
     /// DeleteRange over many keys, say) writes them ahead in chunks, the last chunk
     /// going with everything else and the meta record in the final atomic batch. One
     /// sled batch holds sled's epoch for its whole length, so the node copies it makes
@@ -1092,8 +1094,8 @@ fn load(tree: &sled::Tree) -> Result<(Meta, TreeIndex, BTreeMap<i64, LeaseState>
             compact_revision: -1,
         },
     };
-    // Records above the meta's revision are early chunks of a group whose final batch
-    // never landed (see `StateMachine::commit`): raft replays that entry, so they go.
+    // Records above the meta's revision belong to a group whose meta record never landed
+    // (see `StateMachine::commit`): raft replays its entries, so they go.
     let orphans: Vec<sled::IVec> = tree
         .range(codec::rev_key(Rev::new(meta.revision + 1, 0))..)
         .keys()

@@ -323,8 +323,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             builder
                 .add_routes(routes)
                 .serve_with_incoming(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener)
-                        .map_ok(h2fix::FixAuthority::new),
+                    tokio_stream::wrappers::TcpListenerStream::new(listener).map_ok(|socket| {
+                        // Responses to multiplexed requests must not wait for an ACK.
+                        if let Err(e) = socket.set_nodelay(true) {
+                            tracing::warn!("cannot set TCP_NODELAY on a client connection: {e}");
+                        }
+                        h2fix::FixAuthority::new(socket)
+                    }),
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("client server: {e}"))

@@ -19,6 +19,15 @@ async fn status(c: &gauntlet_harness::Client) -> Result<pb::StatusResponse, Fail
     ok(&pb::StatusRequest {}, c.status(pb::StatusRequest {}).await)
 }
 
+/// Status from each member, in member order.
+async fn statuses(ctx: &Ctx) -> Result<Vec<pb::StatusResponse>, Failure> {
+    let mut out = Vec::with_capacity(ctx.members.len());
+    for m in &ctx.members {
+        out.push(status(m).await?);
+    }
+    Ok(out)
+}
+
 async fn member_id(c: &gauntlet_harness::Client) -> Result<u64, Failure> {
     Ok(status(c).await?.header.unwrap_or_default().member_id)
 }
@@ -40,13 +49,12 @@ async fn activate_nospace(
 
 /// Index into `ctx.members` of the leader.
 async fn leader_index(ctx: &Ctx) -> Result<(usize, Vec<u64>), Failure> {
-    let mut ids = Vec::new();
-    let mut leader = 0;
-    for m in &ctx.members {
-        let s = status(m).await?;
-        ids.push(s.header.unwrap_or_default().member_id);
-        leader = s.leader;
-    }
+    let all = statuses(ctx).await?;
+    let ids: Vec<u64> = all
+        .iter()
+        .map(|s| s.header.unwrap_or_default().member_id)
+        .collect();
+    let leader = all.last().map_or(0, |s| s.leader);
     let i = ids.iter().position(|id| *id == leader).ok_or_else(|| {
         failure(
             &"status on each member",
@@ -213,10 +221,7 @@ fn status_cases() -> Vec<Case> {
             "Every member names the same leader.",
             doc::API,
             |ctx| async move {
-                let mut ls = Vec::new();
-                for m in &ctx.members {
-                    ls.push(status(m).await?.leader);
-                }
+                let ls: Vec<u64> = statuses(&ctx).await?.iter().map(|s| s.leader).collect();
                 ensure(
                     &"status on each member",
                     ls.iter().all(|l| *l == ls[0] && *l != 0),
@@ -231,10 +236,11 @@ fn status_cases() -> Vec<Case> {
             "Every member of a cluster of one server version reports the same version.",
             doc::API,
             |ctx| async move {
-                let mut vs = Vec::new();
-                for m in &ctx.members {
-                    vs.push(status(m).await?.version);
-                }
+                let vs: Vec<String> = statuses(&ctx)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.version)
+                    .collect();
                 ensure(
                     &"status on each member",
                     vs.iter().all(|v| *v == vs[0]),

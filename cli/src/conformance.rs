@@ -1,7 +1,10 @@
 //! `gauntlet conformance`: the conformance catalogue against a target.
 //!
-//! Exit codes: 0 when every case passed, was a known issue or was not run; 1 when any
-//! case failed anew; 2 for bad input or a target that could not be started.
+//! Exit codes: 0 when the cases that apply ran and none failed anew (known issues and
+//! cases the profile or `--endpoints` rule out are fine); 1 when a case failed anew or
+//! the target died; 2 for bad input, a target that could not be started, or a run
+//! that tested nothing (no case ran, or cases could not run because the target was
+//! down).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use gauntlet_conformance::{
-    catalogue, report, run, select, Ledger, Outcome, Profile, RunOptions, Under,
+    catalogue, report, run, select, Event, Ledger, Outcome, Profile, RunOptions, Under, Verdict,
     DEFAULT_CONCURRENCY,
 };
 use gauntlet_harness::{Cache, Mutation, Target};
@@ -126,23 +129,52 @@ pub async fn run_conformance(
     let total = select(&cases, &opts).len();
     eprintln!("running {total} conformance cases ...");
     let mut done = 0usize;
-    let report = run(&cases, &under, &opts, &Ledger::builtin(), |r| {
-        done += 1;
-        let mark = match &r.outcome {
-            Outcome::Passed => "ok     ".to_string(),
-            Outcome::Failed { .. } => "FAIL   ".to_string(),
-            Outcome::KnownIssue { .. } => "known  ".to_string(),
-            Outcome::NotRun { .. } => "not run".to_string(),
-        };
-        eprintln!("[{done:>3}/{total}] {mark} {} ({} ms)", r.id, r.duration_ms);
-        if let Outcome::Failed { failure } = &r.outcome {
-            eprintln!("          {failure}");
-            eprintln!("  rerun: {rerun} --filter {}", r.id);
-        }
-        let _ = std::io::stderr().flush();
-    })
+    let report = run(
+        &cases,
+        &under,
+        &opts,
+        &Ledger::builtin(),
+        |event| match event {
+            Event::Holding(h) => {
+                eprintln!(
+                    "server reports version `{}`: holding it to {} at {}",
+                    h.reported, h.profile, h.judged_at
+                );
+                if let Some(notice) = h.notice() {
+                    eprintln!("{notice}");
+                }
+            }
+            Event::Note(n) => eprintln!("{n}"),
+            Event::Crash(c) => {
+                eprintln!("TARGET DIED: {}", report::crash_text(c).trim_end());
+                for id in c.suspects() {
+                    eprintln!("  rerun alone: {rerun} --filter {id}");
+                }
+            }
+            Event::Case(r) => {
+                done += 1;
+                let mark = match &r.outcome {
+                    Outcome::Passed => "ok     ",
+                    Outcome::Failed { .. } => "FAIL   ",
+                    Outcome::KnownIssue { .. } => "known  ",
+                    Outcome::NotRun { .. } => "not run",
+                    Outcome::KilledTarget { .. } => "KILLED ",
+                    Outcome::Unavailable { .. } => "unavail",
+                };
+                eprintln!("[{done:>3}/{total}] {mark} {} ({} ms)", r.id, r.duration_ms);
+                match &r.outcome {
+                    Outcome::Failed { failure } | Outcome::KilledTarget { failure, .. } => {
+                        eprintln!("          {failure}");
+                        eprintln!("  rerun: {rerun} --filter {}", r.id);
+                    }
+                    _ => {}
+                }
+            }
+        },
+    )
     .await
     .context("conformance run")?;
+    let _ = std::io::stderr().flush();
     println!("{}", report::summary(&report));
     if let Some(dir) = &args.out {
         report::write_all(&report, dir).with_context(|| format!("writing {}", dir.display()))?;
@@ -151,18 +183,26 @@ pub async fn run_conformance(
             dir.display()
         );
     }
-    if report.new_failures() > 0 {
-        let mut rerun = rerun.clone();
-        if let Some(f) = &args.filter {
-            rerun.push_str(&format!(" --filter {f}"));
-        }
-        eprintln!(
-            "{} new failure(s); rerun with: {rerun}",
-            report.new_failures()
-        );
-        return Ok(1);
+    let mut rerun = rerun.clone();
+    if let Some(f) = &args.filter {
+        rerun.push_str(&format!(" --filter {f}"));
     }
-    Ok(0)
+    match report.verdict() {
+        Verdict::Passed => Ok(0),
+        Verdict::Failed {
+            new_failures,
+            crashes,
+        } => {
+            eprintln!(
+                "{new_failures} new failure(s), {crashes} crash(es) of the target; rerun with: {rerun}"
+            );
+            Ok(1)
+        }
+        Verdict::Incomplete { reason } => {
+            eprintln!("gauntlet: nothing failed, but the run is incomplete: {reason}; rerun with: {rerun}");
+            Ok(2)
+        }
+    }
 }
 
 /// The command that repeats this run (without --filter and --out).

@@ -17,6 +17,7 @@ use gauntlet_harness::{
 mod bench;
 mod check;
 mod conformance;
+mod standin;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,6 +78,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the conformance catalogue against a target (default: a 3-member reference cluster).
     Conformance(conformance::ConformanceArgs),
+    /// Serve a real server behind a proxy that behaves like a foreign server (another
+    /// reported version, a crash on a given request); takes etcd's flags after `--`.
+    StandIn(standin::StandInArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,6 +179,15 @@ fn main() -> ExitCode {
                 Command::Conformance(args) => {
                     rt.block_on(conformance::run_conformance(&args, &cli.conn))
                 }
+                Command::StandIn(args) => {
+                    return match rt.block_on(standin::run(args)) {
+                        Ok(code) => code,
+                        Err(e) => {
+                            eprintln!("error: {e:#}");
+                            ExitCode::from(2)
+                        }
+                    }
+                }
                 other => rt.block_on(run(other, cli.conn)).map(|()| 0),
             }
         }
@@ -206,7 +219,7 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
                 },
         } => cluster_up(&target, members, base_port, data_dir).await,
         Command::Version => version(&conn).await,
-        Command::Check(_) | Command::Bench(_) | Command::Conformance(_) => {
+        Command::Check(_) | Command::Bench(_) | Command::Conformance(_) | Command::StandIn(_) => {
             unreachable!("handled before the runtime starts")
         }
     }

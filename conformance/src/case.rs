@@ -67,37 +67,9 @@ impl fmt::Display for Service {
     }
 }
 
-/// A server version `major.minor.patch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(pub u32, pub u32, pub u32);
-
-impl Version {
-    /// Parses `3.5.1`, `v3.4.23`, `3.5.0-alpha.0` (pre-release tags are ignored) or `3.5`.
-    pub fn parse(s: &str) -> Option<Version> {
-        let s = s.trim().trim_start_matches('v');
-        let core = s.split(['-', '+']).next()?;
-        let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
-        let major = parts.next()??;
-        let minor = parts.next()??;
-        let patch = match parts.next() {
-            Some(p) => p?,
-            None => 0,
-        };
-        Some(Version(major, minor, patch))
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
-    }
-}
-
-impl Serialize for Version {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+/// A server version `major.minor.patch` (the harness's, so every suite parses
+/// versions the same way).
+pub use gauntlet_harness::profile::SemVer as Version;
 
 /// The server versions a case applies to: `from` (inclusive) up to `until` (exclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

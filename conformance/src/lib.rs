@@ -40,14 +40,16 @@
 
 pub mod case;
 mod cases;
+pub mod crash;
 mod ledger;
 pub mod report;
 mod runner;
 
 pub use case::{Case, CheckResult, Ctx, Failure, Needs, Service, Version, Versions};
 pub use cases::{catalogue, doc};
+pub use crash::{Crash, InFlight, Trigger};
 pub use ledger::{KnownIssue, Ledger, LedgerError};
 pub use runner::{
-    run, select, CaseResult, Counts, Outcome, Profile, Report, RunError, RunOptions, Under,
-    CASE_TIMEOUT, DEFAULT_CONCURRENCY, FRESH_PARALLEL,
+    run, select, CaseResult, Counts, Event, NotRunCause, Outcome, Profile, Report, RunError,
+    RunOptions, Under, Verdict, CASE_TIMEOUT, DEFAULT_CONCURRENCY, FRESH_PARALLEL, MAX_RESTARTS,
 };

@@ -40,7 +40,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::record::{
-    classify, now_ns, FailureKind, OpRecord, Outcome, Recordable, Recorder, WatchRecord,
+    classify, now_ns, FailureKind, OpRecord, Outcome, Recordable, Recorder, Request, SentRecord,
+    WatchRecord,
 };
 
 /// etcdctl's default `--dial-timeout`.
@@ -315,25 +316,7 @@ impl Client {
                 "dial and command timeouts must be positive".into(),
             ));
         }
-        let tls = config.tls.as_ref().map(tls_config).transpose()?;
-        let mut urls = Vec::new();
-        let mut endpoints = Vec::new();
-        for e in &config.endpoints {
-            let url = normalize_url(e, tls.is_some())?;
-            let mut ep = Endpoint::from_shared(url.clone())
-                .map_err(|err| ClientError::Config(format!("endpoint `{e}`: {err}")))?
-                .connect_timeout(config.dial_timeout)
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(10))
-                .keep_alive_timeout(Duration::from_secs(5));
-            if let Some(tls) = &tls {
-                ep = ep
-                    .tls_config(tls.clone())
-                    .map_err(|err| ClientError::Config(format!("TLS for `{e}`: {err}")))?;
-            }
-            urls.push(url);
-            endpoints.push(ep);
-        }
+        let (urls, endpoints) = Self::endpoints_of(&config)?;
         let attempts = endpoints.iter().map(|ep| {
             let ep = ep.clone();
             let dial = config.dial_timeout;
@@ -384,6 +367,54 @@ impl Client {
             client.refresh_token().await?;
         }
         Ok(client)
+    }
+
+    /// The normalized URLs and tonic endpoints (timeouts, keepalive, TLS) of `config`.
+    fn endpoints_of(config: &ClientConfig) -> Result<(Vec<String>, Vec<Endpoint>), ClientError> {
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let mut urls = Vec::new();
+        let mut endpoints = Vec::new();
+        for e in &config.endpoints {
+            let url = normalize_url(e, tls.is_some())?;
+            let mut ep = Endpoint::from_shared(url.clone())
+                .map_err(|err| ClientError::Config(format!("endpoint `{e}`: {err}")))?
+                .connect_timeout(config.dial_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5));
+            if let Some(tls) = &tls {
+                ep = ep
+                    .tls_config(tls.clone())
+                    .map_err(|err| ClientError::Config(format!("TLS for `{e}`: {err}")))?;
+            }
+            urls.push(url);
+            endpoints.push(ep);
+        }
+        Ok((urls, endpoints))
+    }
+
+    /// Like [`Client::connect`], but connects every endpoint lazily (on its first
+    /// request) and does not authenticate: for probes that must exist even when an
+    /// endpoint is down, and that read only what needs no auth.
+    pub fn connect_lazy(config: ClientConfig) -> Result<Client, ClientError> {
+        if config.endpoints.is_empty() {
+            return Err(ClientError::Config("no endpoints given".into()));
+        }
+        let (urls, endpoints) = Self::endpoints_of(&config)?;
+        let channels = endpoints.iter().map(Endpoint::connect_lazy).collect();
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                urls,
+                channels,
+                current: AtomicUsize::new(0),
+                token: RwLock::new(None),
+                recorder: None,
+                client_id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+                next_op: AtomicU64::new(0),
+                next_stream: AtomicU64::new(0),
+            }),
+        })
     }
 
     fn derive(
@@ -455,6 +486,18 @@ impl Client {
     /// The endpoints, normalized to URLs.
     pub fn endpoints(&self) -> &[String] {
         &self.inner.urls
+    }
+
+    /// Tells the recorder (if any) that `request` is being sent to `endpoint`.
+    fn note_sent(&self, endpoint: &str, request: impl FnOnce() -> Request) {
+        if let Some(rec) = &self.inner.recorder {
+            rec.sent(SentRecord {
+                client_id: self.inner.client_id,
+                endpoint: endpoint.to_string(),
+                request: request(),
+                sent_ns: now_ns(),
+            });
+        }
     }
 
     fn pick(&self) -> usize {
@@ -555,6 +598,14 @@ impl Client {
         let call = self.inner.recorder.as_ref().map(|_| msg.to_call());
         let timeout = self.inner.config.command_timeout;
         let invoke_ns = now_ns();
+        if let (Some(rec), Some(call)) = (&self.inner.recorder, &call) {
+            rec.sent(SentRecord {
+                client_id: self.inner.client_id,
+                endpoint: endpoint.clone(),
+                request: Request::Unary(call.clone()),
+                sent_ns: invoke_ns,
+            });
+        }
         let fut = f(self.inner.channels[idx].clone(), self.request(msg));
         let result = match tokio::time::timeout(timeout, fut).await {
             Err(_) => Err(ClientError::Timeout {
@@ -799,7 +850,9 @@ impl Client {
         let idx = self.pick();
         let endpoint = self.inner.urls[idx].clone();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tx.try_send(watch_create(create))
+        let create = watch_create(create);
+        self.note_sent(&endpoint, || Request::Watch(create.clone()));
+        tx.try_send(create)
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let timeout = self.inner.config.command_timeout;
         let req = self.stream_request(ReceiverStream::new(rx));
@@ -840,6 +893,9 @@ impl Client {
         let idx = self.pick();
         let endpoint = self.inner.urls[idx].clone();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        self.note_sent(&endpoint, || {
+            Request::KeepAlive(pb::LeaseKeepAliveRequest { id: lease_id })
+        });
         tx.try_send(pb::LeaseKeepAliveRequest { id: lease_id })
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let timeout = self.inner.config.command_timeout;
@@ -987,6 +1043,14 @@ impl std::fmt::Debug for WatchStream {
 
 impl WatchStream {
     async fn send(&self, req: pb::WatchRequest) -> Result<(), ClientError> {
+        if let Some(rec) = &self.recorder {
+            rec.sent(SentRecord {
+                client_id: self.client_id,
+                endpoint: self.endpoint.clone(),
+                request: Request::Watch(req.clone()),
+                sent_ns: now_ns(),
+            });
+        }
         send_bounded(&self.tx, req, self.timeout, &self.endpoint).await
     }
 

@@ -135,6 +135,9 @@ pub struct MemberInfo {
     pub pid: Option<u32>,
     /// State.
     pub state: MemberState,
+    /// When the last incarnation exited on its own (not stopped, killed or restarted
+    /// by the harness): its exit status, e.g. `signal: 6 (SIGABRT) (core dumped)`.
+    pub exited: Option<String>,
 }
 
 #[derive(Debug)]
@@ -142,6 +145,8 @@ struct Member {
     info: MemberInfo,
     args: Vec<String>,
     child: Option<Child>,
+    /// The harness asked it to stop (SIGTERM): its exit is not "on its own".
+    stopping: bool,
 }
 
 /// A running cluster. See the module docs.
@@ -186,6 +191,27 @@ fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
                 .map_err(|e| HarnessError::io("reading a bound port", e))
         }
     }
+}
+
+/// The last `lines` non-empty lines of a log file (at most the last 64 KiB of it).
+pub(crate) fn log_tail(path: &Path, lines: usize) -> Vec<String> {
+    let Ok(mut f) = File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let mut tail: Vec<String> = text
+        .lines()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(lines)
+        .map(|l| l.chars().take(1000).collect())
+        .collect();
+    tail.reverse();
+    tail
 }
 
 fn last_log_line(path: &Path) -> String {
@@ -321,6 +347,7 @@ impl Cluster {
                 log: root.join(format!("m{i}.log")),
                 pid: None,
                 state: MemberState::Stopped,
+                exited: None,
             })
             .collect();
         let initial_cluster = infos
@@ -370,6 +397,7 @@ impl Cluster {
                 info,
                 args,
                 child: None,
+                stopping: false,
             });
         }
         let cluster = Cluster {
@@ -407,6 +435,8 @@ impl Cluster {
         let child = spawn_member(&self.binary, &m.args, &m.info.log)?;
         m.info.pid = Some(child.id());
         m.info.state = MemberState::Running;
+        m.info.exited = None;
+        m.stopping = false;
         m.child = Some(child);
         Ok(())
     }
@@ -433,6 +463,16 @@ impl Cluster {
             Self::reap(m);
         }
         members.iter().map(|m| m.info.clone()).collect()
+    }
+
+    /// The last `lines` non-empty lines of member `i`'s log (every incarnation's
+    /// stdout and stderr): where a crashed member's panic message is.
+    pub fn log_tail(&self, i: usize, lines: usize) -> Result<Vec<String>> {
+        let path = {
+            let mut members = self.lock();
+            Self::member_mut(&mut members, i)?.info.log.clone()
+        };
+        Ok(log_tail(&path, lines))
     }
 
     /// Client URLs of all members, in member order.
@@ -474,7 +514,10 @@ impl Cluster {
     /// Notices a member that exited on its own.
     fn reap(m: &mut Member) {
         if let Some(child) = m.child.as_mut() {
-            if let Ok(Some(_)) = child.try_wait() {
+            if let Ok(Some(status)) = child.try_wait() {
+                if !m.stopping {
+                    m.info.exited = Some(status.to_string());
+                }
                 m.child = None;
                 m.info.pid = None;
                 m.info.state = MemberState::Stopped;
@@ -551,6 +594,7 @@ impl Cluster {
             let Some(child) = m.child.as_ref() else {
                 return Ok(());
             };
+            m.stopping = true;
             if let Ok(pid) = i32::try_from(child.id()) {
                 if m.info.state == MemberState::Paused {
                     let _ = kill(Pid::from_raw(-pid), Signal::SIGCONT);
@@ -612,6 +656,7 @@ impl Cluster {
                     m.child = None;
                     m.info.pid = None;
                     m.info.state = MemberState::Stopped;
+                    m.info.exited = Some(status.to_string());
                     return Err(HarnessError::MemberExited {
                         name: m.info.name.clone(),
                         status: status.to_string(),

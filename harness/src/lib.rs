@@ -27,6 +27,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Two decisions every suite shares live here too: [`profile::hold`] (which etcd
+//! behaviour a server is held to, whatever version it reports) and
+//! [`liveness::Monitor`] (noticing a member that stops answering mid-run, so that a
+//! dying target is reported as the finding, once).
+//!
 //! Invariant: no process started by a [`Cluster`] outlives it. Members are killed on
 //! drop, and each member also gets `SIGKILL` from the kernel if the process that
 //! started it dies.
@@ -34,6 +39,8 @@
 mod client;
 mod cluster;
 mod error;
+pub mod liveness;
+pub mod profile;
 mod provision;
 mod proxy;
 mod record;
@@ -49,9 +56,9 @@ pub use provision::{
     sha256_file, verify, Cache, CachedTarget, DebPackage, FetchOutcome, Manifest, Source,
     SourceKind, SourceList, BUILTIN_SOURCES, CACHE_ENV,
 };
-pub use proxy::{Mutation, Proxy};
+pub use proxy::{DeathHook, DieOn, Mutation, Proxy, ProxyOptions};
 pub use record::{
     classify, now_ns, Call, FailureKind, MemoryRecorder, OpRecord, Outcome, Recordable, Recorder,
-    Return, WatchRecord, MEMORY_RECORDER_LIMIT,
+    Request, Return, SentRecord, WatchRecord, MEMORY_RECORDER_LIMIT,
 };
 pub use target::{Target, REFERENCE_SERVER_BIN, REFERENCE_SERVER_ENV};

@@ -155,6 +155,20 @@ impl Proxy {
     /// Starts a proxy on a free loopback port in front of `upstream` (`host:port` or
     /// `http://host:port`), mutating answers by `mutation` (none: a faithful proxy).
     pub async fn start(upstream: &str, mutation: Option<Mutation>) -> Result<Proxy> {
+        Proxy::start_with(
+            upstream,
+            ProxyOptions {
+                mutation,
+                ..ProxyOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts a proxy in front of `upstream` with `options`: a mutation, and the
+    /// stand-in behaviours of a foreign server (another reported version, death on
+    /// a given request).
+    pub async fn start_with(upstream: &str, options: ProxyOptions) -> Result<Proxy> {
         let url = if upstream.contains("://") {
             upstream.to_string()
         } else {
@@ -165,13 +179,32 @@ impl Proxy {
             .connect_timeout(UPSTREAM_DIAL_TIMEOUT)
             .tcp_nodelay(true)
             .connect_lazy();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listen = options
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        if !listen.ip().is_loopback() {
+            return Err(HarnessError::Invalid(format!(
+                "the proxy listens on loopback only, not {listen}"
+            )));
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| HarnessError::io("binding the proxy's port", e))?;
+            .map_err(|e| HarnessError::io(format!("binding the proxy's port {listen}"), e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| HarnessError::io("reading the proxy's port", e))?;
-        let p = Forward(Arc::new(Inner { channel, mutation }));
+        let died = Arc::new(tokio::sync::Notify::new());
+        let mutation = options.mutation;
+        let p = Forward(Arc::new(Inner {
+            channel,
+            mutation,
+            report_version: options.report_version,
+            die_on: options.die_on,
+            on_death: options.on_death,
+            forwarded: std::sync::atomic::AtomicU64::new(0),
+            dead: std::sync::atomic::AtomicBool::new(false),
+            died: died.clone(),
+        }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let router = tonic::transport::Server::builder()
@@ -195,11 +228,15 @@ impl Proxy {
             .add_service(lock_server::LockServer::new(p.clone()))
             .add_service(election_server::ElectionServer::new(p));
         let task = tokio::spawn(async move {
-            let _ = router
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = rx.await;
-                })
-                .await;
+            let serve = router.serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            });
+            // A stand-in's death drops the listener at once (new connections are
+            // refused); calls on open connections never get an answer.
+            tokio::select! {
+                _ = serve => {}
+                () = died.notified() => {}
+            }
         });
         Ok(Proxy {
             addr,
@@ -226,6 +263,74 @@ impl Drop for Proxy {
 struct Inner {
     channel: Channel,
     mutation: Option<Mutation>,
+    report_version: Option<String>,
+    die_on: Option<DieOn>,
+    on_death: Option<DeathHook>,
+    /// Unary requests forwarded so far.
+    forwarded: std::sync::atomic::AtomicU64,
+    dead: std::sync::atomic::AtomicBool,
+    died: Arc<tokio::sync::Notify>,
+}
+
+/// Called once, with the reason, when a stand-in proxy dies.
+pub type DeathHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// When a stand-in proxy dies: it stops answering for good, as a crashed server does
+/// (the triggering request gets no answer, open connections are dropped, new ones
+/// refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DieOn {
+    /// On a Range whose `range_end` is set (not `\0`) and sorts before its key (a
+    /// request that crashed a real etcd-compatible server).
+    InvalidRange,
+    /// On the n-th unary request (counting from 1).
+    NthRequest(u64),
+}
+
+impl std::str::FromStr for DieOn {
+    type Err = HarnessError;
+    fn from_str(s: &str) -> Result<DieOn> {
+        if s == "invalid-range" {
+            return Ok(DieOn::InvalidRange);
+        }
+        s.strip_prefix("request:")
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .map(DieOn::NthRequest)
+            .ok_or_else(|| {
+                HarnessError::Invalid(format!(
+                    "unknown death trigger `{s}`: use invalid-range or request:N (N >= 1)"
+                ))
+            })
+    }
+}
+
+/// How a [`Proxy`] behaves. The default is a faithful proxy on a free loopback port.
+#[derive(Clone, Default)]
+pub struct ProxyOptions {
+    /// Corrupt answers this way.
+    pub mutation: Option<Mutation>,
+    /// Answer Status with this version instead of the upstream's (a stand-in for a
+    /// server that reports its own product version).
+    pub report_version: Option<String>,
+    /// Die on this request (a stand-in for a server that crashes).
+    pub die_on: Option<DieOn>,
+    /// Called when the proxy dies (e.g. to exit the process that hosts it).
+    pub on_death: Option<DeathHook>,
+    /// Listen here (loopback only) instead of a free port.
+    pub listen: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for ProxyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyOptions")
+            .field("mutation", &self.mutation)
+            .field("report_version", &self.report_version)
+            .field("die_on", &self.die_on)
+            .field("on_death", &self.on_death.is_some())
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -234,6 +339,40 @@ struct Forward(Arc<Inner>);
 impl Forward {
     fn is(&self, m: Mutation) -> bool {
         self.0.mutation == Some(m)
+    }
+
+    /// Stand-in death: when this unary request triggers it (or the proxy is already
+    /// dead), never answers. Otherwise counts the request and returns.
+    async fn maybe_die(&self, range: Option<&pb::RangeRequest>) {
+        use std::sync::atomic::Ordering;
+        let Some(trigger) = self.0.die_on else {
+            return;
+        };
+        let n = self.0.forwarded.fetch_add(1, Ordering::SeqCst) + 1;
+        let why = match trigger {
+            DieOn::NthRequest(k) if n >= k => Some(format!("request {n} of this member")),
+            DieOn::InvalidRange => range
+                .filter(|r| !r.range_end.is_empty() && r.range_end != [0] && r.range_end < r.key)
+                .map(|r| {
+                    format!(
+                        "invalid range: end {:?} sorts before key {:?}",
+                        String::from_utf8_lossy(&r.range_end),
+                        String::from_utf8_lossy(&r.key)
+                    )
+                }),
+            DieOn::NthRequest(_) => None,
+        };
+        if let Some(why) = why {
+            if !self.0.dead.swap(true, Ordering::SeqCst) {
+                if let Some(hook) = &self.0.on_death {
+                    hook(&why);
+                }
+                self.0.died.notify_one();
+            }
+        }
+        if self.0.dead.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// The upstream request: the message, and the caller's token if any.
@@ -411,6 +550,7 @@ macro_rules! unary {
         unary!($self, $req, $client, $method, |_, _| {})
     };
     ($self:ident, $req:ident, $client:ident, $method:ident, $mutate:expr) => {{
+        $self.maybe_die(None).await;
         let fwd = $self.forward($req);
         let r = $client::new($self.0.channel.clone())
             .max_decoding_message_size(PROXY_MAX_MESSAGE_BYTES)
@@ -426,7 +566,14 @@ type R<T> = std::result::Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl kv_server::Kv for Forward {
     async fn range(&self, req: Request<pb::RangeRequest>) -> R<pb::RangeResponse> {
-        unary!(self, req, KvClient, range, |p, r| p.range(r))
+        self.maybe_die(Some(req.get_ref())).await;
+        let fwd = self.forward(req);
+        let r = KvClient::new(self.0.channel.clone())
+            .max_decoding_message_size(PROXY_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(PROXY_MAX_MESSAGE_BYTES)
+            .range(fwd)
+            .await;
+        self.finish(r, |p, r| p.range(r))
     }
     async fn put(&self, req: Request<pb::PutRequest>) -> R<pb::PutResponse> {
         unary!(self, req, KvClient, put, |p, r| p.put(r))
@@ -562,7 +709,11 @@ impl maintenance_server::Maintenance for Forward {
         unary!(self, req, MaintenanceClient, alarm)
     }
     async fn status(&self, req: Request<pb::StatusRequest>) -> R<pb::StatusResponse> {
-        unary!(self, req, MaintenanceClient, status)
+        unary!(self, req, MaintenanceClient, status, |p, r| {
+            if let Some(v) = &p.0.report_version {
+                r.version = v.clone();
+            }
+        })
     }
     async fn defragment(&self, req: Request<pb::DefragmentRequest>) -> R<pb::DefragmentResponse> {
         unary!(self, req, MaintenanceClient, defragment)

@@ -260,9 +260,103 @@ pub struct WatchRecord {
     pub received_ns: u64,
 }
 
+/// What a client is about to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// A unary request.
+    Unary(Call),
+    /// A request on a watch stream (create, cancel, progress).
+    Watch(pb::WatchRequest),
+    /// A keep-alive on a lease stream.
+    KeepAlive(pb::LeaseKeepAliveRequest),
+}
+
+impl Request {
+    /// One readable line: the gRPC method and the message, byte strings shown as
+    /// text (`key: b"foo"`), cut at `max_chars`.
+    pub fn describe(&self, max_chars: usize) -> String {
+        let raw = match self {
+            Request::Unary(c) => format!("{c:?}"),
+            Request::Watch(w) => match &w.request_union {
+                Some(u) => format!("Watch({u:?})"),
+                None => "Watch(empty request)".to_string(),
+            },
+            Request::KeepAlive(k) => format!("LeaseKeepAlive({k:?})"),
+        };
+        let pretty = bytes_as_text(&raw);
+        if pretty.chars().count() <= max_chars {
+            pretty
+        } else {
+            let mut cut: String = pretty.chars().take(max_chars).collect();
+            cut.push_str(" ...");
+            cut
+        }
+    }
+}
+
+/// Rewrites Debug's byte vectors (`[102, 111, 111]`) as escaped byte strings (`b"foo"`).
+fn bytes_as_text(debug: &str) -> String {
+    let mut out = String::with_capacity(debug.len());
+    let mut rest = debug;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find(']');
+        let parsed = close.and_then(|c| {
+            let inner = &after[..c];
+            if inner.is_empty() {
+                return Some((Vec::new(), c));
+            }
+            inner
+                .split(", ")
+                .map(|n| n.parse::<u8>().ok())
+                .collect::<Option<Vec<u8>>>()
+                .map(|b| (b, c))
+        });
+        match parsed {
+            Some((bytes, c)) => {
+                out.push_str("b\"");
+                out.extend(
+                    bytes
+                        .iter()
+                        .flat_map(|b| std::ascii::escape_default(*b))
+                        .map(char::from),
+                );
+                out.push('"');
+                rest = &after[c + 1..];
+            }
+            None => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A request as it leaves a client (before any answer).
+#[derive(Debug, Clone)]
+pub struct SentRecord {
+    /// The recording client's id.
+    pub client_id: u64,
+    /// The endpoint it goes to.
+    pub endpoint: String,
+    /// The request.
+    pub request: Request,
+    /// When it was sent, on the [`now_ns`] clock.
+    pub sent_ns: u64,
+}
+
 /// Receives records. Implementations must be cheap and must not block: they are
 /// called on the request path.
 pub trait Recorder: Send + Sync + std::fmt::Debug {
+    /// Called for every request as it is sent, before its answer: unary calls and
+    /// requests on watch and keep-alive streams. What was in flight when a server
+    /// died comes from here.
+    fn sent(&self, record: SentRecord) {
+        let _ = record;
+    }
     /// Called once per unary operation, after it completed.
     fn operation(&self, record: OpRecord);
     /// Called for every response received on a watch stream.
@@ -416,6 +510,22 @@ mod tests {
         };
         assert!(Call::Txn(nested).may_mutate());
         assert!(!Call::Range(pb::RangeRequest::default()).may_mutate());
+    }
+
+    #[test]
+    fn requests_describe_their_bytes_as_text() {
+        let r = Request::Unary(Call::Range(pb::RangeRequest {
+            key: b"foo".to_vec(),
+            range_end: vec![0, 0x7f],
+            ..Default::default()
+        }));
+        let d = r.describe(400);
+        assert!(
+            d.starts_with("Range(RangeRequest { key: b\"foo\", range_end: b\"\\x00\\x7f\""),
+            "{d}"
+        );
+        assert!(r.describe(10).ends_with(" ..."));
+        assert_eq!(bytes_as_text("[1, x] [] [300]"), "[1, x] b\"\" [300]");
     }
 
     #[test]

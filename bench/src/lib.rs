@@ -81,19 +81,29 @@ pub async fn run(
 ) -> Result<RunResult> {
     opts.validate()?;
     workload.validate()?;
+    let client_for_status = client.clone();
     let pool = Pool::connect(&ConnectOpts {
         client,
         conns: opts.conns,
         target_leader: opts.target_leader,
     })
     .await?;
+    // What the target says it is, decided the way every suite decides it.
+    let reported = match gauntlet_harness::Client::connect(client_for_status).await {
+        Ok(c) => c
+            .status(gauntlet_api::etcdserverpb::StatusRequest {})
+            .await
+            .map(|s| s.version)
+            .ok(),
+        Err(_) => None,
+    };
     let ctx = Ctx {
         pool,
         opts: opts.clone(),
         target_pids,
         params: format!("{workload:?}"),
     };
-    match workload {
+    let mut result = match workload {
         Workload::Put(a) => workloads::put(&ctx, a).await,
         Workload::Range(a) => workloads::range(&ctx, a).await,
         Workload::TxnPut(a) => workloads::txn_put(&ctx, a).await,
@@ -103,5 +113,19 @@ pub async fn run(
         Workload::WatchGet(a) => workloads::watch_get(&ctx, a).await,
         Workload::LeaseKeepalive(a) => workloads::lease_keepalive(&ctx, a).await,
         Workload::Kube(a) => kube::run(&ctx, a).await,
+    }?;
+    match reported {
+        Some(v) => {
+            let holding = gauntlet_harness::profile::hold(&v, None);
+            if let Some(notice) = holding.notice() {
+                result.notes.push(notice);
+            }
+            result.held_to = Some(holding.profile);
+            result.server_version = Some(v);
+        }
+        None => result
+            .notes
+            .push("the target did not answer Status: its version is unknown".into()),
     }
+    Ok(result)
 }

@@ -71,6 +71,13 @@ pub struct RunResult {
     pub slo: Option<Vec<SloRow>>,
     /// The ramp search (`kube --ramp` only).
     pub ramp: Option<Vec<RampStep>>,
+    /// `Status.version` as the target reported it (results written before this field
+    /// existed read as `None`).
+    #[serde(default)]
+    pub server_version: Option<String>,
+    /// The etcd profile the target is held to ([`gauntlet_harness::profile::hold`]).
+    #[serde(default)]
+    pub held_to: Option<gauntlet_harness::profile::EtcdProfile>,
 }
 
 impl RunResult {

@@ -78,6 +78,8 @@ impl Ctx {
             notes,
             slo: None,
             ramp: None,
+            server_version: None,
+            held_to: None,
         }
     }
 }

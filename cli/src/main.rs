@@ -330,7 +330,18 @@ async fn version(conn: &ConnFlags) -> anyhow::Result<()> {
     for i in 0..client.endpoints().len() {
         let c = client.pinned(i)?;
         match c.status(gauntlet_api::etcdserverpb::StatusRequest {}).await {
-            Ok(s) => println!("{}: server {}", c.endpoints()[0], s.version),
+            Ok(s) => {
+                let h = gauntlet_harness::profile::hold(&s.version, None);
+                println!(
+                    "{}: server {} (held to {})",
+                    c.endpoints()[0],
+                    s.version,
+                    h.profile
+                );
+                if let Some(notice) = h.notice() {
+                    println!("  {notice}");
+                }
+            }
             Err(e) => println!("{}: {e}", c.endpoints()[0]),
         }
     }

@@ -10,7 +10,9 @@
 //! * a member process the harness launched that **exited on its own** (not stopped by
 //!   the harness) is down at once, with its exit status and the tail of its log;
 //! * otherwise, a member that leaves [`MonitorConfig::misses`] Status probes in a row
-//!   unanswered (each with its own deadline) is down. Probes run every
+//!   unanswered (each with its own deadline), over at least one
+//!   [`MonitorConfig::interval`], is down. A probe the server answers with an error
+//!   of its own (auth required, unimplemented) counts as answered. Probes run every
 //!   [`MonitorConfig::interval`], and whenever a suite asks ([`Monitor::probe_now`],
 //!   e.g. after a case timed out).
 //!
@@ -77,6 +79,8 @@ pub struct Death {
 #[derive(Debug)]
 struct State {
     misses: Vec<u32>,
+    /// When the current run of misses began, per member.
+    first_miss_ns: Vec<Option<u64>>,
     last_ok_ns: Vec<Option<u64>>,
     last_error: Vec<String>,
     /// Start of the latest round in which every member answered.
@@ -149,6 +153,7 @@ impl Monitor {
             },
             state: Mutex::new(State {
                 misses: vec![0; n],
+                first_miss_ns: vec![None; n],
                 last_ok_ns: vec![None; n],
                 last_error: vec![String::new(); n],
                 last_full_round_ns: None,
@@ -303,13 +308,21 @@ impl Inner {
                 match a.map_err(|e| (answered(&e), e)) {
                     Ok(_) | Err((true, _)) => {
                         st.misses[i] = 0;
+                        st.first_miss_ns[i] = None;
                         st.last_ok_ns[i] = Some(now);
                     }
                     Err((false, e)) => {
                         all = false;
                         st.misses[i] += 1;
+                        let first = *st.first_miss_ns[i].get_or_insert(round_ns);
                         st.last_error[i] = e.to_string();
-                        if st.misses[i] >= self.config.misses && down.is_none() {
+                        // Misses must also span an interval: a burst of on-demand
+                        // rounds alone does not declare a member down.
+                        let span = Duration::from_nanos(now.saturating_sub(first));
+                        if st.misses[i] >= self.config.misses
+                            && span >= self.config.interval
+                            && down.is_none()
+                        {
                             down = Some((i, st.last_error[i].clone()));
                         }
                     }

@@ -40,14 +40,13 @@ async fn run(cluster: &Cluster, args: &[&str]) -> RunResult {
         cluster.pids(),
     )
     .await
-    .map(|r| {
+    .inspect(|r| {
         // Every result records what the target reported and the profile it is held to.
         assert_eq!(r.server_version.as_deref(), Some("3.5.1"));
         assert_eq!(
             r.held_to,
             Some(gauntlet_harness::profile::EtcdProfile::Etcd35)
         );
-        r
     })
     .unwrap_or_else(|e| panic!("bench {args:?}: {e}"))
 }

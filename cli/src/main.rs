@@ -15,6 +15,7 @@ use gauntlet_harness::{
 };
 
 mod bench;
+mod chaos;
 mod check;
 mod conformance;
 mod standin;
@@ -78,6 +79,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the conformance catalogue against a target (default: a 3-member reference cluster).
     Conformance(conformance::ConformanceArgs),
+    /// Seeded fault rounds (crashes, pauses, maintenance) under recorded traffic, judged by the checker.
+    Chaos(chaos::ChaosArgs),
     /// Serve a real server behind a proxy that behaves like a foreign server (another
     /// reported version, a crash on a given request); takes etcd's flags after `--`.
     StandIn(standin::StandInArgs),
@@ -115,7 +118,7 @@ enum ClusterAction {
 }
 
 /// Parses etcdctl-style durations: `500ms`, `2s`, `1m`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => (&s[..i], &s[i..]),
@@ -179,6 +182,7 @@ fn main() -> ExitCode {
                 Command::Conformance(args) => {
                     rt.block_on(conformance::run_conformance(&args, &cli.conn))
                 }
+                Command::Chaos(args) => rt.block_on(chaos::run_chaos(&args)),
                 Command::StandIn(args) => {
                     return match rt.block_on(standin::run(args)) {
                         Ok(code) => code,
@@ -219,7 +223,11 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
                 },
         } => cluster_up(&target, members, base_port, data_dir).await,
         Command::Version => version(&conn).await,
-        Command::Check(_) | Command::Bench(_) | Command::Conformance(_) | Command::StandIn(_) => {
+        Command::Check(_)
+        | Command::Bench(_)
+        | Command::Conformance(_)
+        | Command::StandIn(_)
+        | Command::Chaos(_) => {
             unreachable!("handled before the runtime starts")
         }
     }

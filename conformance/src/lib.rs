@@ -15,19 +15,25 @@
 //! - The [`Ledger`] (`conformance/known-issues.toml`) turns failures that are known
 //!   etcd bugs at a given version into known issues instead of new failures.
 //! - [`report::write_all`] writes `junit.xml`, `results.json` and `summary.md`.
+//! - Servers that are not etcd are held to the newest etcd profile
+//!   ([`gauntlet_harness::profile::hold`]), and a member that dies mid-run is one
+//!   [`Crash`] finding with the cases in flight and the log tail ([`crash`]).
 //!
 //! # Running it
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use gauntlet_conformance::{catalogue, run, Ledger, RunOptions, Under};
+//! use gauntlet_conformance::{catalogue, run, Event, Ledger, RunOptions, Under, Verdict};
 //! use gauntlet_harness::Cache;
 //! let under = Under::Launch { target: "etcd@3.5.1".parse()?, members: 1, cache: Cache::from_env() };
-//! let report = run(&catalogue(), &under, &RunOptions::default(), &Ledger::builtin(), |r| {
-//!     println!("{} {:?}", r.id, r.outcome);
+//! let report = run(&catalogue(), &under, &RunOptions::default(), &Ledger::builtin(), |e| match e {
+//!     Event::Holding(h) => println!("held to {}", h.profile),
+//!     Event::Case(r) => println!("{} {:?}", r.id, r.outcome),
+//!     Event::Crash(c) => println!("target died: {}", c.headline()),
+//!     Event::Note(n) => println!("{n}"),
 //! })
 //! .await?;
-//! assert_eq!(report.new_failures(), 0);
+//! assert_eq!(report.verdict(), Verdict::Passed);
 //! # Ok(()) }
 //! ```
 //!

@@ -577,6 +577,10 @@ impl Watch for WatchService {
             let (upd_tx, mut upd_rx) = mpsc::channel::<(i64, WatchUpdate)>(WATCH_STREAM_QUEUE);
             let mut watchers: HashMap<i64, Watcher> = HashMap::new();
             let mut next_id: i64 = 0;
+            // A client's progress request being answered: (token, watchers whose marker
+            // has not come through yet, lowest marker revision so far).
+            let mut stream_progress: Option<(u64, std::collections::HashSet<i64>, i64)> = None;
+            let mut next_token: u64 = 0;
             let mut progress = tokio::time::interval(this.0.progress_interval);
             progress.tick().await;
             loop {
@@ -626,15 +630,38 @@ impl Watch for WatchService {
                                 match watchers.remove(&c.watch_id) {
                                     Some(w) => {
                                         hub.cancel(w.hub_id);
+                                        // A canceled watcher's marker will never come.
+                                        if let Some((_, waiting, _)) = stream_progress.as_mut() {
+                                            waiting.remove(&c.watch_id);
+                                            if waiting.is_empty() { stream_progress = None; }
+                                        }
                                         pb::WatchResponse { header: this.0.current_header(), watch_id: c.watch_id, canceled: true, ..Default::default() }
                                     }
                                     None => continue,
                                 }
                             }
                             pb::watch_request::RequestUnion::ProgressRequest(_) => {
-                                let all_synced = watchers.values().all(|w| hub.progress(w.hub_id).is_some());
-                                if !all_synced { continue; }
-                                pb::WatchResponse { header: this.0.current_header(), watch_id: -1, ..Default::default() }
+                                // Answered once every watcher's marker came through its
+                                // queue (so no event at or below the answer's revision is
+                                // still unsent); not at all while one is catching up, as
+                                // etcd does.
+                                if watchers.is_empty() {
+                                    pb::WatchResponse { header: this.0.current_header(), watch_id: -1, ..Default::default() }
+                                } else if stream_progress.is_some() {
+                                    continue;
+                                } else {
+                                    next_token += 1;
+                                    let token = next_token;
+                                    let asked: Vec<i64> = watchers
+                                        .iter()
+                                        .filter(|(_, w)| hub.request_progress(w.hub_id, token))
+                                        .map(|(id, _)| *id)
+                                        .collect();
+                                    if asked.len() == watchers.len() {
+                                        stream_progress = Some((token, asked.into_iter().collect(), i64::MAX));
+                                    }
+                                    continue;
+                                }
                             }
                         };
                         if out_tx.send(Ok(resp)).await.is_err() { break; }
@@ -642,24 +669,51 @@ impl Watch for WatchService {
                     Some((id, update)) = upd_rx.recv() => {
                         let Some(w) = watchers.get(&id) else { continue };
                         let term = this.0.node.status.term.load(Ordering::Relaxed);
+                        if let WatchUpdate::Progress { revision, token } = update {
+                            if token == 0 {
+                                // A periodic notification for this watcher.
+                                let resp = pb::WatchResponse { header: this.0.header(revision, term), watch_id: id, ..Default::default() };
+                                if out_tx.send(Ok(resp)).await.is_err() { return; }
+                                continue;
+                            }
+                            let done = match stream_progress.as_mut() {
+                                Some((t, waiting, min_rev)) if *t == token => {
+                                    waiting.remove(&id);
+                                    *min_rev = (*min_rev).min(revision);
+                                    waiting.is_empty().then_some(*min_rev)
+                                }
+                                _ => None,
+                            };
+                            if let Some(rev) = done {
+                                stream_progress = None;
+                                let resp = pb::WatchResponse { header: this.0.header(rev, term), watch_id: -1, ..Default::default() };
+                                if out_tx.send(Ok(resp)).await.is_err() { return; }
+                            }
+                            continue;
+                        }
                         let (resp, dead) = match update {
                             WatchUpdate::Events { revision, events } => (pb::WatchResponse { header: this.0.header(revision, term), watch_id: id, events, ..Default::default() }, false),
                             WatchUpdate::Compacted { compact_revision } => (pb::WatchResponse { header: this.0.current_header(), watch_id: id, canceled: true, compact_revision, ..Default::default() }, true),
+                            WatchUpdate::Progress { .. } => continue,
                         };
                         let fragment = w.fragment;
                         if dead {
                             if let Some(w) = watchers.remove(&id) { hub.cancel(w.hub_id); }
+                            if let Some((_, waiting, _)) = stream_progress.as_mut() {
+                                waiting.remove(&id);
+                                if waiting.is_empty() { stream_progress = None; }
+                            }
                         }
                         for part in this.split(resp, fragment) {
                             if out_tx.send(Ok(part)).await.is_err() { return; }
                         }
                     }
                     _ = progress.tick() => {
-                        for (id, w) in &watchers {
-                            if !w.progress_notify { continue; }
-                            if let Some(rev) = hub.progress(w.hub_id) {
-                                let resp = pb::WatchResponse { header: this.0.header(rev.max(this.0.current_header().map(|h| h.revision).unwrap_or(0)), this.0.node.status.term.load(Ordering::Relaxed)), watch_id: *id, ..Default::default() };
-                                if out_tx.send(Ok(resp)).await.is_err() { return; }
+                        // Markers, not answers: each watcher's notification is sent
+                        // when its marker comes out of its queue, after its events.
+                        for w in watchers.values() {
+                            if w.progress_notify {
+                                hub.request_progress(w.hub_id, 0);
                             }
                         }
                     }

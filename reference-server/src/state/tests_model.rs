@@ -396,6 +396,7 @@ fn check_watch_replay(sm: &StateMachine, m: &Model) {
                     (revision, evs)
                 }
                 WatchUpdate::Compacted { .. } => panic!("start {start} > compact {}", m.compact),
+                WatchUpdate::Progress { .. } => panic!("no progress was requested"),
             })
             .collect();
         assert_eq!(got, want, "watch from {start}");

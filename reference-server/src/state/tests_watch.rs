@@ -89,6 +89,7 @@ fn brief(us: &[WatchUpdate]) -> Vec<(i64, Vec<Brief>)> {
                     .collect(),
             ),
             WatchUpdate::Compacted { compact_revision } => (-compact_revision, vec![]),
+            WatchUpdate::Progress { .. } => panic!("no progress was requested"),
         })
         .collect()
 }
@@ -235,6 +236,7 @@ fn prev_values(us: &[WatchUpdate]) -> Vec<Option<String>> {
         .flat_map(|u| match u {
             WatchUpdate::Events { events, .. } => events.clone(),
             WatchUpdate::Compacted { .. } => vec![],
+            WatchUpdate::Progress { .. } => panic!("no progress was requested"),
         })
         .map(|e: Event| e.prev_kv.map(|kv| String::from_utf8(kv.value).unwrap()))
         .collect()
@@ -503,6 +505,7 @@ fn concurrent_watchers_see_exact_streams() {
                     assert_eq!(events[0].kv.as_ref().unwrap().value, val.into_bytes());
                 }
                 WatchUpdate::Compacted { .. } => assert_eq!(n, got.len() - 1),
+                WatchUpdate::Progress { .. } => panic!("no progress was requested"),
             }
         }
         let complete = got.len() == N / 4;

@@ -62,6 +62,10 @@ pub enum WatchUpdate {
     Events { revision: i64, events: Vec<Event> },
     /// The watcher's next revision was compacted away; the watcher is removed.
     Compacted { compact_revision: i64 },
+    /// Asked for by [`WatchHub::request_progress`]: every matching event up to `revision`
+    /// was queued before this marker, so once the stream has sent what came before it,
+    /// a progress notification at `revision` is true. `token` is the asker's.
+    Progress { revision: i64, token: u64 },
 }
 
 /// Identifies a watcher on its hub.
@@ -175,12 +179,33 @@ impl WatchHub {
         }
     }
 
-    /// The revision up to which `id` has been sent everything, or None while it catches up
-    /// (or if it does not exist).
+    /// The revision up to which `id` has been queued everything, or None while it catches
+    /// up (or if it does not exist). Not a progress notification: queued is not sent (use
+    /// [`WatchHub::request_progress`]).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn progress(&self, id: WatcherId) -> Option<i64> {
         let inner = lock(&self.shared.inner);
         let w = inner.watchers.get(&id)?;
         w.synced.then_some(inner.current_rev)
+    }
+
+    /// Queues a [`WatchUpdate::Progress`] marker behind everything already queued for a
+    /// synced watcher (events are queued under the same lock that advances the current
+    /// revision, so nothing at or below the marker's revision can come after it). Returns
+    /// false, queuing nothing, when the watcher is catching up, gone, or its queue is
+    /// full: it has no progress to report now.
+    pub fn request_progress(&self, id: WatcherId, token: u64) -> bool {
+        let inner = lock(&self.shared.inner);
+        let Some(w) = inner.watchers.get(&id) else {
+            return false;
+        };
+        w.synced
+            && w.tx
+                .try_send(WatchUpdate::Progress {
+                    revision: inner.current_rev,
+                    token,
+                })
+                .is_ok()
     }
 
     /// Advances lazy catch-ups (only needed where there is no tokio runtime: with one, a

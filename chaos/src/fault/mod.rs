@@ -1,0 +1,185 @@
+//! Faults: one family per module, each fault a [`FaultKind`] with a name, a support
+//! rule, and inject / verify / heal steps.
+//!
+//! A fault is judged only if it really took effect: [`verify`](process) looks for the
+//! evidence (a killed process is gone, a paused leader lost leadership, a compaction
+//! answered) and a fault that cannot show it fails the round's setup, never passes it.
+//!
+//! Families built so far: `process` (SIGKILL, SIGTERM, SIGSTOP of chosen members, then
+//! restart or SIGCONT) and `maintenance` (compaction, defragmentation and leader moves
+//! as recorded client operations). Network faults through a proxy on every peer link
+//! come next.
+
+use std::time::Duration;
+
+use gauntlet_harness::{Client, Cluster};
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+mod maintenance;
+mod process;
+
+/// Every fault gauntlet chaos can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "&'static str")]
+pub enum FaultKind {
+    /// No fault: traffic only (the baseline, and the self-test's).
+    None,
+    /// SIGKILL a follower, restart it.
+    KillFollower,
+    /// SIGKILL the leader, restart it.
+    KillLeader,
+    /// SIGKILL a random member, restart it.
+    KillRandom,
+    /// SIGKILL a majority at once, restart them.
+    KillMajority,
+    /// SIGKILL every member, restart them.
+    KillAll,
+    /// SIGTERM a random member (SIGKILL after 10 s), restart it.
+    TermRandom,
+    /// SIGSTOP the leader for longer than the election timeout, then SIGCONT.
+    PauseLeader,
+    /// SIGSTOP a follower for longer than the election timeout, then SIGCONT.
+    PauseFollower,
+    /// Compact at the current revision, as a recorded client operation.
+    Compact,
+    /// Defragment every member, as recorded client operations.
+    Defrag,
+    /// Move leadership to a random follower.
+    MoveLeader,
+}
+
+impl From<FaultKind> for &'static str {
+    fn from(f: FaultKind) -> &'static str {
+        f.name()
+    }
+}
+
+impl FaultKind {
+    /// Every fault, in a fixed order.
+    pub const ALL: [FaultKind; 12] = [
+        FaultKind::None,
+        FaultKind::KillFollower,
+        FaultKind::KillLeader,
+        FaultKind::KillRandom,
+        FaultKind::KillMajority,
+        FaultKind::KillAll,
+        FaultKind::TermRandom,
+        FaultKind::PauseLeader,
+        FaultKind::PauseFollower,
+        FaultKind::Compact,
+        FaultKind::Defrag,
+        FaultKind::MoveLeader,
+    ];
+
+    /// `family.name`, what `--fault GLOB` matches.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::None => "none",
+            FaultKind::KillFollower => "process.kill-follower",
+            FaultKind::KillLeader => "process.kill-leader",
+            FaultKind::KillRandom => "process.kill-random",
+            FaultKind::KillMajority => "process.kill-majority",
+            FaultKind::KillAll => "process.kill-all",
+            FaultKind::TermRandom => "process.term-random",
+            FaultKind::PauseLeader => "process.pause-leader",
+            FaultKind::PauseFollower => "process.pause-follower",
+            FaultKind::Compact => "maintenance.compact",
+            FaultKind::Defrag => "maintenance.defrag",
+            FaultKind::MoveLeader => "maintenance.move-leader",
+        }
+    }
+
+    /// The family (the part of the name before the dot).
+    pub fn family(self) -> &'static str {
+        self.name().split('.').next().unwrap_or("none")
+    }
+
+    /// Whether a cluster of `members` can take this fault; `Err` says why not.
+    pub fn supported(self, members: usize) -> Result<(), String> {
+        match self {
+            FaultKind::KillFollower | FaultKind::PauseFollower | FaultKind::MoveLeader
+                if members < 2 =>
+            {
+                Err(format!(
+                    "{} needs a follower: 2 or more members",
+                    self.name()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a fault could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// The target does not implement what the fault needs (e.g. MoveLeader answers
+    /// Unimplemented): the round is reported as not run, not as passed.
+    #[error("not supported by the target: {0}")]
+    Unsupported(String),
+    /// Injecting or verifying failed: the round could not run as planned.
+    #[error("{0}")]
+    Failed(String),
+    /// The cluster did not serve again after the fault was healed: a finding.
+    #[error("{0}")]
+    NoRecovery(String),
+}
+
+/// What happened while a fault ran, on the recording clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRecord {
+    /// The fault.
+    pub fault: FaultKind,
+    /// Members it hit (indexes).
+    pub members: Vec<usize>,
+    /// The leader before the fault, if known.
+    pub leader_before: Option<usize>,
+    /// When injection started.
+    pub injected_ns: u64,
+    /// When healing finished (the cluster serves again).
+    pub healed_ns: u64,
+    /// Evidence that it took effect.
+    pub evidence: Vec<String>,
+}
+
+/// Everything a fault may use.
+pub(crate) struct FaultCtx<'a> {
+    pub cluster: &'a Cluster,
+    /// A recording client over every member (maintenance operations go into the history).
+    pub client: &'a Client,
+    pub rng: &'a mut StdRng,
+    pub election_ms: u64,
+}
+
+/// Injects `kind`, verifies it took effect, keeps it for its hold time, heals it and
+/// waits until the cluster serves again (`ready` bounds that wait).
+pub(crate) async fn run(
+    kind: FaultKind,
+    ctx: FaultCtx<'_>,
+    ready: Duration,
+) -> Result<FaultRecord, FaultError> {
+    let leader_before = ctx.cluster.leader().await.ok();
+    let injected_ns = gauntlet_harness::now_ns();
+    let (members, evidence) = match kind {
+        FaultKind::None => (Vec::new(), vec!["no fault".to_string()]),
+        FaultKind::Compact | FaultKind::Defrag | FaultKind::MoveLeader => {
+            maintenance::run(kind, &ctx, leader_before).await?
+        }
+        _ => process::run(kind, ctx, leader_before, ready).await?,
+    };
+    Ok(FaultRecord {
+        fault: kind,
+        members,
+        leader_before,
+        injected_ns,
+        healed_ns: gauntlet_harness::now_ns(),
+        evidence,
+    })
+}

@@ -1,0 +1,173 @@
+//! Process faults: SIGKILL, SIGTERM and SIGSTOP of chosen members, through the
+//! harness's launcher (so only targets gauntlet launched take them).
+
+use std::time::Duration;
+
+use gauntlet_api::etcdserverpb as pb;
+use gauntlet_harness::{Client, Cluster, MemberState};
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::{FaultCtx, FaultError, FaultKind};
+
+/// How long a killed member stays down before its restart.
+const DOWN_FOR: Duration = Duration::from_millis(1000);
+
+fn failed(e: impl std::fmt::Display) -> FaultError {
+    FaultError::Failed(e.to_string())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+/// Chooses the members a process fault hits.
+fn targets(
+    kind: FaultKind,
+    ctx: &mut FaultCtx<'_>,
+    leader: Option<usize>,
+) -> Result<Vec<usize>, FaultError> {
+    let n = ctx.cluster.size();
+    let all: Vec<usize> = (0..n).collect();
+    let followers: Vec<usize> = all.iter().copied().filter(|i| Some(*i) != leader).collect();
+    Ok(match kind {
+        FaultKind::KillLeader | FaultKind::PauseLeader => {
+            vec![leader.ok_or_else(|| failed("no leader to hit"))?]
+        }
+        FaultKind::KillFollower | FaultKind::PauseFollower => vec![*followers
+            .choose(ctx.rng)
+            .ok_or_else(|| failed("no follower to hit"))?],
+        FaultKind::KillRandom | FaultKind::TermRandom => vec![ctx.rng.gen_range(0..n)],
+        FaultKind::KillMajority => {
+            let mut m = all.clone();
+            m.shuffle(ctx.rng);
+            m.truncate(n / 2 + 1);
+            m.sort_unstable();
+            m
+        }
+        FaultKind::KillAll => all,
+        _ => return Err(failed(format!("{kind} is not a process fault"))),
+    })
+}
+
+/// Status of member `i` with a short deadline.
+async fn status_of(cluster: &Cluster, i: usize) -> Result<pb::StatusResponse, String> {
+    let url = cluster.endpoints()[i].clone();
+    let mut cfg = cluster.client_config(vec![url]);
+    cfg.dial_timeout = Duration::from_millis(500);
+    cfg.command_timeout = Duration::from_millis(500);
+    let c = Client::connect(cfg).await.map_err(|e| e.to_string())?;
+    c.status(pb::StatusRequest {})
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub(super) async fn run(
+    kind: FaultKind,
+    mut ctx: FaultCtx<'_>,
+    leader: Option<usize>,
+    ready: Duration,
+) -> Result<(Vec<usize>, Vec<String>), FaultError> {
+    let hit = targets(kind, &mut ctx, leader)?;
+    let cluster = ctx.cluster;
+    let mut evidence = Vec::new();
+    let pids: Vec<Option<u32>> = hit.iter().map(|i| cluster.members()[*i].pid).collect();
+    match kind {
+        FaultKind::PauseLeader | FaultKind::PauseFollower => {
+            let ids: Vec<u64> = {
+                let mut v = Vec::new();
+                for i in &hit {
+                    let s = status_of(cluster, *i).await.map_err(failed)?;
+                    v.push(s.header.map_or(0, |h| h.member_id));
+                }
+                v
+            };
+            for i in &hit {
+                cluster.pause(*i).map_err(failed)?;
+            }
+            // Longer than an election: a paused leader must lose leadership.
+            let hold = Duration::from_millis(ctx.election_ms * 3 + 500);
+            tokio::time::sleep(hold).await;
+            let mut problem = None;
+            for i in &hit {
+                match status_of(cluster, *i).await {
+                    Ok(_) => problem = Some(format!("m{i} answered Status while paused")),
+                    Err(e) => evidence.push(format!("m{i} paused: Status unanswered ({e})")),
+                }
+            }
+            if kind == FaultKind::PauseLeader && cluster.size() > 1 && problem.is_none() {
+                let old = hit[0];
+                let mut seen = None;
+                for j in (0..cluster.size()).filter(|j| *j != old) {
+                    if let Ok(s) = status_of(cluster, j).await {
+                        if s.leader != 0 && s.leader != ids[0] {
+                            seen = Some((j, s.leader));
+                            break;
+                        }
+                    }
+                }
+                match seen {
+                    Some((j, id)) => evidence.push(format!(
+                        "m{j} names leader {id:x}, not the paused m{old} ({:x})",
+                        ids[0]
+                    )),
+                    None => {
+                        problem = Some(format!(
+                            "{} ms after pausing leader m{old}, no other member named a new leader",
+                            hold.as_millis()
+                        ))
+                    }
+                }
+            }
+            for i in &hit {
+                cluster.resume(*i).map_err(failed)?;
+            }
+            if let Some(p) = problem {
+                return Err(failed(p));
+            }
+        }
+        FaultKind::TermRandom => {
+            for i in &hit {
+                cluster.stop(*i).await.map_err(failed)?;
+            }
+        }
+        _ => {
+            for i in &hit {
+                cluster.kill(*i).map_err(failed)?;
+            }
+        }
+    }
+    if matches!(
+        kind,
+        FaultKind::KillFollower
+            | FaultKind::KillLeader
+            | FaultKind::KillRandom
+            | FaultKind::KillMajority
+            | FaultKind::KillAll
+            | FaultKind::TermRandom
+    ) {
+        for (i, pid) in hit.iter().zip(&pids) {
+            let m = &cluster.members()[*i];
+            if m.state != MemberState::Stopped || pid.is_some_and(alive) {
+                return Err(failed(format!("m{i} is still running after {kind}")));
+            }
+            evidence.push(format!(
+                "m{i} (pid {}) is gone",
+                pid.map_or_else(|| "?".into(), |p| p.to_string())
+            ));
+        }
+        tokio::time::sleep(DOWN_FOR).await;
+        for i in &hit {
+            cluster.restart(*i).map_err(failed)?;
+        }
+    }
+    cluster.wait_ready(ready).await.map_err(|e| {
+        FaultError::NoRecovery(format!(
+            "the cluster did not serve again within {} s after {kind} was healed: {e}",
+            ready.as_secs()
+        ))
+    })?;
+    Ok((hit, evidence))
+}

@@ -1,0 +1,313 @@
+//! What a chaos run writes: a directory per failing round (and per round on
+//! request), and for the run `summary.json`, `junit.xml` and `summary.md`.
+//!
+//! A round directory holds everything needed to re-judge it without the servers:
+//! `history.jsonl` (the checker's JSON lines; `gauntlet check --model etcd
+//! history.jsonl` re-checks it unchanged), `watch.json` (every member's stream
+//! segments), `round.json` (plan, fault timeline, findings, availability),
+//! `history.html` (the checker's failure page, when not linearizable), `rerun.txt`
+//! (the one command that replays the round) and `members/` (logs and data dirs).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use gauntlet_checker::import::to_json_lines;
+use gauntlet_checker::models::etcd::EtcdModel;
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde::Serialize;
+
+use crate::convert::EtcdOp;
+use crate::round::{RoundResult, RoundVerdict};
+use crate::validate::Validation;
+use crate::watch::MemberWatch;
+
+/// Writes one round's directory.
+pub fn write_round(
+    dir: &Path,
+    result: &RoundResult,
+    history: &[EtcdOp],
+    watches: &[MemberWatch],
+    validation: &Validation,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("history.jsonl"), to_json_lines(history))?;
+    let segs: Vec<_> = watches
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "member": w.member,
+                "reached": w.reached,
+                "segments": w.segments,
+            })
+        })
+        .collect();
+    std::fs::write(
+        dir.join("watch.json"),
+        serde_json::to_string_pretty(&segs).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::write(
+        dir.join("round.json"),
+        serde_json::to_string_pretty(result).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::write(dir.join("rerun.txt"), format!("{}\n", result.rerun))?;
+    if let Some(check) = &validation.check {
+        if validation.linearizable == Some(false) {
+            let title = format!("chaos round {} ({})", result.spec.round, result.spec.fault);
+            let page = gauntlet_checker::html::render(&EtcdModel, &title, history, check);
+            std::fs::write(dir.join("history.html"), page)?;
+        }
+    }
+    Ok(())
+}
+
+/// Per-fault counts in `summary.json`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FaultSummary {
+    /// Rounds that ran this fault.
+    pub rounds: usize,
+    /// Of those, with a violation.
+    pub violations: usize,
+    /// Of those, unknown.
+    pub unknown: usize,
+    /// Of those, skipped or errored.
+    pub not_run: usize,
+    /// Median time from heal to the first successful write, ms.
+    pub first_write_after_heal_ms_p50: Option<u64>,
+    /// Longest write gap seen, ms.
+    pub longest_write_gap_ms_max: u64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// What ran.
+    pub target: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Rounds run.
+    pub rounds: usize,
+    /// Rounds with a violation.
+    pub violations: usize,
+    /// Rounds that could not be judged fully.
+    pub unknown: usize,
+    /// Rounds skipped (fault unsupported) or that could not run.
+    pub not_run: usize,
+    /// Per fault.
+    pub faults: BTreeMap<String, FaultSummary>,
+    /// Operations judged, over all rounds.
+    pub operations: usize,
+    /// Mean validation time per round, ms.
+    pub validation_ms_mean: u64,
+    /// Wall time, ms.
+    pub wall_ms: u64,
+    /// Rounds per hour at this pace.
+    pub rounds_per_hour: f64,
+    /// Every round, in order.
+    pub results: Vec<RoundResult>,
+}
+
+impl Summary {
+    /// Builds the summary of `results`.
+    pub fn new(target: &str, seed: u64, results: Vec<RoundResult>, wall: Duration) -> Summary {
+        let mut faults: BTreeMap<String, FaultSummary> = BTreeMap::new();
+        let mut heal: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for r in &results {
+            let f = faults.entry(r.spec.fault.name().to_string()).or_default();
+            f.rounds += 1;
+            match &r.verdict {
+                RoundVerdict::Violation => f.violations += 1,
+                RoundVerdict::Unknown => f.unknown += 1,
+                RoundVerdict::Skipped(_) | RoundVerdict::Error(_) => f.not_run += 1,
+                RoundVerdict::Passed => {}
+            }
+            f.longest_write_gap_ms_max = f
+                .longest_write_gap_ms_max
+                .max(r.availability.longest_write_gap_ms);
+            if let Some(ms) = r.availability.first_write_after_heal_ms {
+                heal.entry(r.spec.fault.name().to_string())
+                    .or_default()
+                    .push(ms);
+            }
+        }
+        for (name, mut v) in heal {
+            v.sort_unstable();
+            if let Some(f) = faults.get_mut(&name) {
+                f.first_write_after_heal_ms_p50 = v.get(v.len() / 2).copied();
+            }
+        }
+        let count = |p: fn(&RoundVerdict) -> bool| results.iter().filter(|r| p(&r.verdict)).count();
+        let judged: Vec<&RoundResult> = results
+            .iter()
+            .filter(|r| !matches!(r.verdict, RoundVerdict::Skipped(_) | RoundVerdict::Error(_)))
+            .collect();
+        let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
+        Summary {
+            target: target.to_string(),
+            seed,
+            rounds: results.len(),
+            violations: count(|v| *v == RoundVerdict::Violation),
+            unknown: count(|v| *v == RoundVerdict::Unknown),
+            not_run: count(|v| matches!(v, RoundVerdict::Skipped(_) | RoundVerdict::Error(_))),
+            faults,
+            operations: results.iter().map(|r| r.operations).sum(),
+            validation_ms_mean: if judged.is_empty() {
+                0
+            } else {
+                judged.iter().map(|r| r.validation_ms).sum::<u64>() / judged.len() as u64
+            },
+            wall_ms,
+            rounds_per_hour: if wall_ms == 0 {
+                0.0
+            } else {
+                results.len() as f64 * 3_600_000.0 / wall_ms as f64
+            },
+            results,
+        }
+    }
+
+    /// Exit code: 1 on a violation; else 2 when a round could not run or be judged; else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.violations > 0 {
+            1
+        } else if self.unknown > 0
+            || self
+                .results
+                .iter()
+                .any(|r| matches!(r.verdict, RoundVerdict::Error(_)))
+        {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// JUnit XML: one testcase per round.
+    pub fn junit(&self) -> String {
+        let mut report = Report::new(format!("gauntlet chaos {}", self.target));
+        let mut suite = TestSuite::new("chaos");
+        for r in &self.results {
+            let name = format!("round {} {}", r.spec.round, r.spec.fault);
+            let status = match &r.verdict {
+                RoundVerdict::Passed => TestCaseStatus::success(),
+                RoundVerdict::Violation => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(findings_line(r));
+                    s.set_description(format!("{}\nrerun: {}", findings_text(r), r.rerun));
+                    s
+                }
+                RoundVerdict::Unknown => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_message(format!("could not be judged: {}", r.unknown.join("; ")));
+                    s.set_description(format!("rerun: {}", r.rerun));
+                    s
+                }
+                RoundVerdict::Error(why) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_message(why.clone());
+                    s
+                }
+                RoundVerdict::Skipped(why) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(why.clone());
+                    s
+                }
+            };
+            let mut tc = TestCase::new(name, status);
+            tc.set_classname(format!("chaos.{}", r.spec.fault.family()));
+            tc.set_time(Duration::from_millis(r.wall_ms));
+            suite.add_test_case(tc);
+        }
+        report.add_test_suite(suite);
+        report.to_string().unwrap_or_default()
+    }
+
+    /// Markdown: verdict, per-fault table, then every failing round with its
+    /// findings, directory and rerun command.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Chaos: {}\n", self.target);
+        let _ = writeln!(
+            s,
+            "Seed {}; {} rounds in {:.1} s ({:.0} rounds/hour); {} violation(s), {} unknown, {} not run; {} operations judged; validation {} ms per round on average.\n",
+            self.seed,
+            self.rounds,
+            self.wall_ms as f64 / 1000.0,
+            self.rounds_per_hour,
+            self.violations,
+            self.unknown,
+            self.not_run,
+            self.operations,
+            self.validation_ms_mean
+        );
+        s.push_str("| fault | rounds | violations | unknown | not run | heal → first write p50 (ms) | longest write gap (ms) |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        for (name, f) in &self.faults {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                f.rounds,
+                f.violations,
+                f.unknown,
+                f.not_run,
+                f.first_write_after_heal_ms_p50
+                    .map_or_else(|| "-".into(), |v| v.to_string()),
+                f.longest_write_gap_ms_max
+            );
+        }
+        for r in &self.results {
+            if matches!(r.verdict, RoundVerdict::Passed) {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "\n## Round {} ({}): {}\n",
+                r.spec.round,
+                r.spec.fault,
+                match &r.verdict {
+                    RoundVerdict::Violation => "violation".to_string(),
+                    RoundVerdict::Unknown => "unknown".to_string(),
+                    RoundVerdict::Skipped(w) => format!("skipped: {w}"),
+                    RoundVerdict::Error(w) => format!("error: {w}"),
+                    RoundVerdict::Passed => "passed".to_string(),
+                }
+            );
+            for f in &r.findings {
+                let _ = writeln!(s, "- **{}**: {}", f.check, f.detail);
+            }
+            for u in &r.unknown {
+                let _ = writeln!(s, "- unknown: {u}");
+            }
+            if let Some(d) = &r.dir {
+                let _ = writeln!(s, "- evidence: `{}`", d.display());
+            }
+            let _ = writeln!(s, "- rerun: `{}`", r.rerun);
+        }
+        s
+    }
+
+    /// Writes `summary.json`, `junit.xml` and `summary.md` into `dir`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("summary.json"),
+            serde_json::to_string_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::write(dir.join("junit.xml"), self.junit())?;
+        std::fs::write(dir.join("summary.md"), self.markdown())
+    }
+}
+
+fn findings_line(r: &RoundResult) -> String {
+    let mut checks: Vec<&str> = r.findings.iter().map(|f| f.check.as_str()).collect();
+    checks.dedup();
+    format!("{} finding(s): {}", r.findings.len(), checks.join(", "))
+}
+
+fn findings_text(r: &RoundResult) -> String {
+    r.findings
+        .iter()
+        .map(|f| format!("{}: {}", f.check, f.detail))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

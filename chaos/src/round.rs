@@ -1,0 +1,467 @@
+//! One round: a fresh cluster, recorded traffic, one fault, validation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gauntlet_api::etcdserverpb as pb;
+use gauntlet_harness::{
+    Cache, Client, Cluster, ClusterSpec, MemoryRecorder, Mutation, Outcome, Proxy, Target,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::convert;
+use crate::fault::{self, FaultCtx, FaultError, FaultRecord};
+use crate::scenario::RoundSpec;
+use crate::traffic::{Traffic, TrafficConfig, PREFIX};
+use crate::validate::{validate, Finding};
+use crate::watch::Watchers;
+
+/// How long the cluster may take to serve again after a fault.
+pub const READY_AFTER_FAULT: Duration = Duration::from_secs(30);
+/// How long the final write may take (attempts included).
+pub const FINAL_WRITE_WITHIN: Duration = Duration::from_secs(30);
+/// How long watchers get to reach the final revision.
+pub const WATCH_CATCH_UP: Duration = Duration::from_secs(15);
+
+/// How rounds run (everything but what [`RoundSpec`] plans).
+#[derive(Debug, Clone)]
+pub struct RoundOptions {
+    /// The server.
+    pub target: Target,
+    /// Binary cache.
+    pub cache: Cache,
+    /// Traffic shape and volume.
+    pub traffic: TrafficConfig,
+    /// Traffic before the fault.
+    pub before_fault: Duration,
+    /// Traffic after the fault is healed.
+    pub after_fault: Duration,
+    /// Deadline of the linearizability check.
+    pub check_timeout: Duration,
+    /// Self-test: a response-mutating proxy in front of every member's client URL.
+    pub mutation: Option<Mutation>,
+    /// Where round directories go (`<out>/round-<n>/`); `None`: nowhere.
+    pub out: Option<PathBuf>,
+    /// Write a round directory for passing rounds too.
+    pub keep_all: bool,
+    /// The command that reruns this run, without `--round`; a round appends its own.
+    pub rerun: String,
+}
+
+/// A round's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
+pub enum RoundVerdict {
+    /// Every check held.
+    Passed,
+    /// A guarantee broke (see the findings).
+    Violation,
+    /// Nothing broke, but a check could not finish (see `unknown`).
+    Unknown,
+    /// The round did not run its fault (the target does not support it).
+    Skipped(String),
+    /// The round could not run (the target did not start, a fault could not be
+    /// injected).
+    Error(String),
+}
+
+/// Availability figures of a round.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Availability {
+    /// Requests sent by the traffic.
+    pub requests: u64,
+    /// Of those, failed (any way).
+    pub failed: u64,
+    /// Operations invoked while the fault was active.
+    pub during_fault: u64,
+    /// Of those, not answered with success.
+    pub during_fault_failed: u64,
+    /// From the end of healing to the first successful write invoked after it, ms.
+    pub first_write_after_heal_ms: Option<u64>,
+    /// Longest gap between two successful writes in the round, ms.
+    pub longest_write_gap_ms: u64,
+}
+
+/// What one round found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundResult {
+    /// The plan.
+    pub spec: RoundSpec,
+    /// The verdict.
+    pub verdict: RoundVerdict,
+    /// Broken guarantees.
+    pub findings: Vec<Finding>,
+    /// Checks that could not finish.
+    pub unknown: Vec<String>,
+    /// The fault as it ran.
+    pub fault: Option<FaultRecord>,
+    /// Operations in the history the checker judged.
+    pub operations: usize,
+    /// Recorded operations the model does not cover (left out of the check).
+    pub operations_left_out: usize,
+    /// Watch responses received on every member.
+    pub watch_responses: usize,
+    /// Availability.
+    pub availability: Availability,
+    /// Validation time, ms.
+    pub validation_ms: u64,
+    /// Whole round, ms.
+    pub wall_ms: u64,
+    /// The round's directory, when written.
+    pub dir: Option<PathBuf>,
+    /// The command that reruns this round alone.
+    pub rerun: String,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs one round; never panics on a misbehaving target (that is a verdict).
+pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
+    let started = Instant::now();
+    let rerun = format!("{} --round {}", opts.rerun, spec.round);
+    let mut result = RoundResult {
+        spec: spec.clone(),
+        verdict: RoundVerdict::Passed,
+        findings: Vec::new(),
+        unknown: Vec::new(),
+        fault: None,
+        operations: 0,
+        operations_left_out: 0,
+        watch_responses: 0,
+        availability: Availability::default(),
+        validation_ms: 0,
+        wall_ms: 0,
+        dir: None,
+        rerun,
+    };
+    if let Err(why) = spec.fault.supported(spec.members) {
+        result.verdict = RoundVerdict::Skipped(why);
+        return result;
+    }
+    let data = match tempfile::Builder::new().prefix("gauntlet-chaos-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            result.verdict = RoundVerdict::Error(format!("creating the round's data dir: {e}"));
+            return result;
+        }
+    };
+    let mut cspec = ClusterSpec::new(opts.target.clone(), spec.members);
+    cspec.heartbeat_interval_ms = spec.settings.heartbeat_ms;
+    cspec.election_timeout_ms = spec.settings.election_ms;
+    cspec.extra_args = spec.settings.extra_args();
+    cspec.data_root = Some(data.path().to_path_buf());
+    cspec.ready_timeout = Duration::from_secs(60);
+    let cluster = match Cluster::start(cspec, &opts.cache).await {
+        Ok(c) => c,
+        Err(e) => {
+            result.verdict = RoundVerdict::Error(format!("launching {}: {e}", opts.target));
+            return result;
+        }
+    };
+    let outcome = drive(&spec, opts, &cluster, &mut result).await;
+    if let Err(e) = outcome {
+        result.verdict = e;
+    }
+    result.wall_ms = millis(started.elapsed());
+    let keep = opts.keep_all
+        || !matches!(
+            result.verdict,
+            RoundVerdict::Passed | RoundVerdict::Skipped(_)
+        );
+    if keep {
+        if let Some(out) = &opts.out {
+            let dir = out.join(format!("round-{}", spec.round));
+            let _ = copy_cluster_files(&cluster, &dir);
+            result.dir = Some(dir);
+        }
+    }
+    drop(cluster);
+    result
+}
+
+/// Member logs and data dirs into `<dir>/members/`.
+fn copy_cluster_files(cluster: &Cluster, dir: &Path) -> std::io::Result<()> {
+    let members = dir.join("members");
+    std::fs::create_dir_all(&members)?;
+    for m in cluster.members() {
+        let _ = std::fs::copy(&m.log, members.join(format!("{}.log", m.name)));
+        let _ = copy_dir(&m.data_dir, &members.join(format!("{}.data", m.name)));
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(&p, to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn drive(
+    spec: &RoundSpec,
+    opts: &RoundOptions,
+    cluster: &Cluster,
+    result: &mut RoundResult,
+) -> Result<(), RoundVerdict> {
+    let err = |what: &str, e: &dyn std::fmt::Display| RoundVerdict::Error(format!("{what}: {e}"));
+    let mut rng = StdRng::seed_from_u64(spec.round_seed);
+    // The self-test's proxies sit between every client and its member.
+    let mut proxies = Vec::new();
+    let mut config = cluster.client_config(cluster.endpoints());
+    if let Some(m) = opts.mutation {
+        config.endpoints.clear();
+        for ep in cluster.endpoints() {
+            let p = Proxy::start(&ep, Some(m))
+                .await
+                .map_err(|e| err("starting the self-test proxy", &e))?;
+            config.endpoints.push(p.endpoint());
+            proxies.push(p);
+        }
+    }
+    config.command_timeout = opts.traffic.request_timeout;
+    let base = Client::connect(config)
+        .await
+        .map_err(|e| err("connecting", &e))?;
+    // The model assumes an empty store at revision 1.
+    let first = base
+        .range(crate::traffic::full_list())
+        .await
+        .map_err(|e| err("reading the empty cluster", &e))?;
+    let rev = first.header.map_or(0, |h| h.revision);
+    if first.count != 0 || rev != 1 {
+        return Err(RoundVerdict::Error(format!(
+            "a fresh cluster must be empty at revision 1; it has {} keys at revision {rev}",
+            first.count
+        )));
+    }
+    let recorder = Arc::new(MemoryRecorder::default());
+    let watchers = Watchers::start(&base).map_err(|e| err("starting watchers", &e))?;
+    let traffic = Traffic::start(&base, recorder.clone(), &opts.traffic, spec.round_seed)
+        .map_err(|e| err("starting traffic", &e))?;
+    let jitter = Duration::from_millis(rng.gen_range(0..200));
+    tokio::time::sleep(opts.before_fault + jitter).await;
+    let admin = base.with_recorder(recorder.clone());
+    let fault_result = fault::run(
+        spec.fault,
+        FaultCtx {
+            cluster,
+            client: &admin,
+            rng: &mut rng,
+            election_ms: spec.settings.election_ms,
+        },
+        READY_AFTER_FAULT,
+    )
+    .await;
+    let fault = match fault_result {
+        Ok(f) => Some(f),
+        Err(FaultError::Unsupported(why)) => {
+            let _ = traffic.stop().await;
+            let _ = watchers.finish(0, Duration::from_millis(10)).await;
+            return Err(RoundVerdict::Skipped(why));
+        }
+        Err(FaultError::NoRecovery(why)) => {
+            result.findings.push(Finding {
+                check: "recovery".into(),
+                detail: why,
+            });
+            None
+        }
+        Err(FaultError::Failed(why)) => {
+            let _ = traffic.stop().await;
+            let _ = watchers.finish(0, Duration::from_millis(10)).await;
+            return Err(RoundVerdict::Error(format!("fault {}: {why}", spec.fault)));
+        }
+    };
+    tokio::time::sleep(opts.after_fault).await;
+    let stats = traffic.stop().await;
+    // A final write must succeed: the cluster recovered.
+    let final_client = base.with_recorder(recorder.clone());
+    let deadline = Instant::now() + FINAL_WRITE_WITHIN;
+    let mut final_ok = false;
+    let mut last_err = String::new();
+    let mut attempt = 0u32;
+    while Instant::now() < deadline {
+        attempt += 1;
+        match final_client
+            .put_request(pb::PutRequest {
+                key: format!("{PREFIX}final").into_bytes(),
+                value: format!("final-{attempt}").into_bytes(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(_) => {
+                final_ok = true;
+                break;
+            }
+            Err(e) => {
+                last_err = e.to_string();
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    if !final_ok {
+        result.findings.push(Finding {
+            check: "final-write".into(),
+            detail: format!(
+                "no write succeeded within {} s after the fault was healed ({attempt} attempts; last: {last_err})",
+                FINAL_WRITE_WITHIN.as_secs()
+            ),
+        });
+    }
+    // A final linearizable read of everything.
+    let _ = final_client.range(crate::traffic::full_list()).await;
+    let ops = recorder.operations();
+    let max_rev = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok)
+        .filter_map(|o| o.ret.as_ref().and_then(convert::response))
+        .filter_map(|r| r.revision())
+        .max()
+        .unwrap_or(1);
+    let watches = watchers.finish(max_rev, WATCH_CATCH_UP).await;
+    for w in &watches {
+        if w.reached < max_rev {
+            result.unknown.push(format!(
+                "watch: member m{} delivered up to revision {} of {max_rev} within {} s of the end of traffic",
+                w.member,
+                w.reached,
+                WATCH_CATCH_UP.as_secs()
+            ));
+        }
+    }
+    hash_kv(&base, cluster.size(), max_rev, result).await;
+    drop(proxies);
+    let (history, left_out) = convert::history(&ops);
+    result.operations = history.len();
+    result.operations_left_out = left_out;
+    result.watch_responses = watches
+        .iter()
+        .flat_map(|w| &w.segments)
+        .map(|s| s.responses.len())
+        .sum();
+    result.availability = availability(&ops, fault.as_ref(), stats);
+    result.fault = fault;
+    let timeout = opts.check_timeout;
+    let h2 = history.clone();
+    let w2 = watches.clone();
+    let validation = tokio::task::spawn_blocking(move || validate(&h2, &w2, timeout))
+        .await
+        .map_err(|e| err("validation", &e))?;
+    result.validation_ms = validation.validation_ms;
+    result.findings.extend(validation.findings.iter().cloned());
+    result.unknown.extend(validation.unknown.iter().cloned());
+    result.verdict = if !result.findings.is_empty() {
+        RoundVerdict::Violation
+    } else if !result.unknown.is_empty() {
+        RoundVerdict::Unknown
+    } else {
+        RoundVerdict::Passed
+    };
+    let keep = opts.keep_all || result.verdict != RoundVerdict::Passed;
+    if let (true, Some(out)) = (keep, &opts.out) {
+        let dir = out.join(format!("round-{}", spec.round));
+        if let Err(e) = crate::report::write_round(&dir, result, &history, &watches, &validation) {
+            result
+                .unknown
+                .push(format!("writing {}: {e}", dir.display()));
+        }
+    }
+    Ok(())
+}
+
+/// HashKV at `revision` on every member must agree (members may lag: each is asked
+/// until it has the revision, within 10 s).
+async fn hash_kv(base: &Client, members: usize, revision: i64, result: &mut RoundResult) {
+    let mut hashes = Vec::new();
+    for i in 0..members {
+        let Ok(c) = base.pinned(i) else { continue };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match c.hash_kv(pb::HashKvRequest { revision }).await {
+                Ok(h) => {
+                    hashes.push((i, h.hash, h.compact_revision));
+                    break;
+                }
+                Err(e) if e.code() == Some(tonic::Code::Unimplemented) => return,
+                Err(e) => {
+                    if Instant::now() >= deadline {
+                        result.unknown.push(format!(
+                            "hashkv: m{i} did not answer HashKV at revision {revision}: {e}"
+                        ));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    if let Some((_, h0, c0)) = hashes.first().copied() {
+        if hashes.iter().any(|(_, h, c)| *h != h0 || *c != c0) {
+            result.findings.push(Finding {
+                check: "hashkv".into(),
+                detail: format!(
+                    "members disagree at revision {revision}: {}",
+                    hashes
+                        .iter()
+                        .map(|(i, h, c)| format!("m{i} hash {h:08x} compact {c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+}
+
+fn availability(
+    ops: &[gauntlet_harness::OpRecord],
+    fault: Option<&FaultRecord>,
+    stats: crate::traffic::ClientStats,
+) -> Availability {
+    let mut a = Availability {
+        requests: stats.requests,
+        failed: stats.failed,
+        ..Availability::default()
+    };
+    let mut writes: Vec<u64> = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && o.call.may_mutate())
+        .map(|o| o.complete_ns)
+        .collect();
+    writes.sort_unstable();
+    a.longest_write_gap_ms = writes
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .max()
+        .unwrap_or(0);
+    if let Some(f) = fault {
+        for o in ops {
+            if o.invoke_ns >= f.injected_ns && o.invoke_ns <= f.healed_ns {
+                a.during_fault += 1;
+                if o.outcome != Outcome::Ok {
+                    a.during_fault_failed += 1;
+                }
+            }
+        }
+        a.first_write_after_heal_ms = ops
+            .iter()
+            .filter(|o| {
+                o.outcome == Outcome::Ok && o.call.may_mutate() && o.invoke_ns >= f.healed_ns
+            })
+            .map(|o| (o.complete_ns - f.healed_ns) / 1_000_000)
+            .min();
+    }
+    a
+}

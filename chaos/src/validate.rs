@@ -1,0 +1,284 @@
+//! Judging a round, black-box: only from what the run itself observed.
+//!
+//! In order:
+//! 1. **linearizability** of the whole history (unknown outcomes included) with the
+//!    checker's etcd model, within a deadline (past the deadline: Unknown, never a pass);
+//! 2. **watch**: the events every member's watchers delivered must agree revision by
+//!    revision (their union is the ground truth, since no server file is read), and each
+//!    stream must keep etcd's watch guarantees against it (ordered, unique, atomic,
+//!    bookmarkable, reliable, resumable, filters, prev_kv, create/modify);
+//! 3. **acknowledged writes**: every acknowledged put shows up in the watched events at
+//!    its revision with its value, unless compaction hid that revision from every
+//!    watcher;
+//! 4. **no phantom values**: every value an event or a read carries was written by
+//!    some put (values are unique per write);
+//! 5. **replicas agree**: HashKV at one revision is equal on every member (when the
+//!    target implements it; checked by the round, reported here).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use gauntlet_checker::models::etcd::{EtcdModel, EtcdRequest, EtcdResponse, TxnOp, TxnOpResponse};
+use gauntlet_checker::search::{check, CheckOptions, Verdict};
+use gauntlet_checker::watch::{validate_watches, WriteRevision};
+use gauntlet_checker::Outcome;
+use serde::Serialize;
+
+use crate::convert::EtcdOp;
+use crate::watch::MemberWatch;
+
+/// One broken guarantee.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Which check: `linearizability`, `watch`, `acknowledged-write`, `phantom-value`,
+    /// `hashkv`, `final-write`, `recovery`.
+    pub check: String,
+    /// What, where, with the evidence.
+    pub detail: String,
+}
+
+/// What validation concluded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    /// Broken guarantees (empty: none found).
+    pub findings: Vec<Finding>,
+    /// Steps that could not finish (e.g. the linearizability search timed out).
+    pub unknown: Vec<String>,
+    /// The checker's verdict on the history.
+    pub linearizable: Option<bool>,
+    /// Wall time of validation.
+    pub validation_ms: u64,
+    /// The checker's result, kept for the failure page.
+    #[serde(skip)]
+    pub check: Option<gauntlet_checker::search::CheckResult>,
+}
+
+/// Runs checks 1 to 4 (see the module docs).
+pub fn validate(
+    history: &[EtcdOp],
+    watches: &[MemberWatch],
+    check_timeout: Duration,
+) -> Validation {
+    let started = Instant::now();
+    let mut findings = Vec::new();
+    let mut unknown = Vec::new();
+    let options = CheckOptions {
+        timeout: Some(check_timeout),
+        ..CheckOptions::default()
+    };
+    let (linearizable, result) = match check(&EtcdModel, history, &options) {
+        Ok(r) => {
+            let lin = match r.verdict {
+                Verdict::Linearizable => Some(true),
+                Verdict::NotLinearizable => {
+                    let part = r
+                        .partitions
+                        .iter()
+                        .find(|p| p.verdict == Verdict::NotLinearizable);
+                    let detail = match part {
+                        Some(p) => {
+                            let ops: Vec<String> = p
+                                .unplaceable
+                                .iter()
+                                .take(3)
+                                .filter_map(|i| history.get(*i))
+                                .map(|o| {
+                                    format!(
+                                        "client {} {:?} -> {:?}",
+                                        o.client_id, o.input, o.outcome
+                                    )
+                                })
+                                .collect();
+                            format!(
+                                "no linearization of {} operations; longest linearizable prefix has {}; cannot place next: {}",
+                                history.len(),
+                                p.linearization.len(),
+                                ops.join("; ")
+                            )
+                        }
+                        None => "not linearizable".to_string(),
+                    };
+                    findings.push(Finding {
+                        check: "linearizability".into(),
+                        detail,
+                    });
+                    Some(false)
+                }
+                Verdict::Unknown => {
+                    unknown.push(format!(
+                        "linearizability: the search did not finish within {} s",
+                        check_timeout.as_secs()
+                    ));
+                    None
+                }
+            };
+            (lin, Some(r))
+        }
+        Err(e) => {
+            unknown.push(format!("linearizability: the history is unusable: {e}"));
+            (None, None)
+        }
+    };
+    check_watches(history, watches, &mut findings);
+    Validation {
+        findings,
+        unknown,
+        linearizable,
+        validation_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        check: result,
+    }
+}
+
+fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec<Finding>) {
+    // Ground truth: the union of what every stream delivered, revision by revision;
+    // two streams that disagree on a revision are a finding on their own.
+    let mut truth: BTreeMap<i64, (u64, WriteRevision)> = BTreeMap::new();
+    let mut compacted_below = 0i64;
+    for mw in watches {
+        for seg in &mw.segments {
+            for resp in &seg.responses {
+                compacted_below = compacted_below.max(resp.compact_revision);
+                let mut by_rev: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+                for e in &resp.events {
+                    by_rev.entry(e.revision()).or_default().push(e.clone());
+                }
+                for (rev, events) in by_rev {
+                    match truth.get(&rev) {
+                        None => {
+                            truth.insert(
+                                rev,
+                                (
+                                    seg.id,
+                                    WriteRevision {
+                                        revision: rev,
+                                        events,
+                                    },
+                                ),
+                            );
+                        }
+                        Some((first, known)) if known.events != events => {
+                            findings.push(Finding {
+                                check: "watch".into(),
+                                detail: format!(
+                                    "watchers disagree at revision {rev}: watcher {first} saw {:?}, watcher {} (member m{}) saw {:?}",
+                                    known.events, seg.id, mw.member, events
+                                ),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    let writes: Vec<WriteRevision> = truth.values().map(|(_, w)| w.clone()).collect();
+    let watchers: Vec<_> = watches
+        .iter()
+        .flat_map(|m| m.segments.iter().cloned())
+        .collect();
+    for v in validate_watches(&writes, &watchers) {
+        let member = v.watcher_id / 10_000;
+        findings.push(Finding {
+            check: "watch".into(),
+            detail: format!(
+                "{:?} broken on member m{member} (watcher {}) at revision {}: {}",
+                v.guarantee, v.watcher_id, v.revision, v.detail
+            ),
+        });
+    }
+    // Acknowledged puts must be in the events at their revision.
+    let watched_max = truth.keys().next_back().copied().unwrap_or(0);
+    for op in history {
+        let Outcome::Ok(resp) = &op.outcome else {
+            continue;
+        };
+        let Some(rev) = resp.revision() else { continue };
+        let puts: Vec<(&str, &str)> = match (&op.input, resp) {
+            (EtcdRequest::Put { key, value, .. }, EtcdResponse::Put { .. }) => {
+                vec![(key.as_str(), value.as_str())]
+            }
+            (
+                EtcdRequest::Txn {
+                    success, failure, ..
+                },
+                EtcdResponse::Txn {
+                    succeeded,
+                    responses,
+                    ..
+                },
+            ) => {
+                let branch = if *succeeded { success } else { failure };
+                branch
+                    .iter()
+                    .zip(responses)
+                    .filter_map(|(o, r)| match (o, r) {
+                        (TxnOp::Put { key, value, .. }, TxnOpResponse::Put) => {
+                            Some((key.as_str(), value.as_str()))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if puts.is_empty() || rev > watched_max || rev < compacted_below {
+            continue;
+        }
+        match truth.get(&rev) {
+            Some((_, w)) => {
+                for (k, v) in puts {
+                    if !w.events.iter().any(|e| e.kv.key == k && e.kv.value == v) {
+                        findings.push(Finding {
+                            check: "acknowledged-write".into(),
+                            detail: format!(
+                                "put {k}={v} was acknowledged at revision {rev} (client {}), but the watched events of revision {rev} are {:?}",
+                                op.client_id, w.events
+                            ),
+                        });
+                    }
+                }
+            }
+            None => findings.push(Finding {
+                check: "acknowledged-write".into(),
+                detail: format!(
+                    "put {}={} was acknowledged at revision {rev} (client {}), but no watcher on any member delivered revision {rev}",
+                    puts[0].0, puts[0].1, op.client_id
+                ),
+            }),
+        }
+    }
+    // Every value anyone saw was written by someone.
+    let mut written: HashSet<&str> = HashSet::new();
+    for op in history {
+        match &op.input {
+            EtcdRequest::Put { value, .. } => {
+                written.insert(value);
+            }
+            EtcdRequest::Txn {
+                success, failure, ..
+            } => {
+                for o in success.iter().chain(failure) {
+                    if let TxnOp::Put { value, .. } = o {
+                        written.insert(value);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (rev, (_, w)) in &truth {
+        for e in &w.events {
+            if e.kind == gauntlet_checker::watch::EventKind::Put
+                && !written.contains(e.kv.value.as_str())
+            {
+                findings.push(Finding {
+                    check: "phantom-value".into(),
+                    detail: format!(
+                        "revision {rev} puts {}={} but no client ever wrote that value",
+                        e.kv.key, e.kv.value
+                    ),
+                });
+            }
+        }
+    }
+}

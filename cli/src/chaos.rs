@@ -1,0 +1,230 @@
+//! `gauntlet chaos`: seeded fault rounds under recorded traffic.
+//!
+//! Exit codes: 0 when no round found a violation and every round was judged; 1 on a
+//! violation; 2 on bad input, a target that could not start, or rounds that could not
+//! be judged (unknown).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use gauntlet_chaos::fault::FaultKind;
+use gauntlet_chaos::report::Summary;
+use gauntlet_chaos::round::{run_round, RoundOptions, RoundVerdict};
+use gauntlet_chaos::scenario::{glob_match, plan, TrafficProfile};
+use gauntlet_chaos::traffic::TrafficConfig;
+use gauntlet_harness::{Cache, Mutation, Target};
+
+/// Flags of `gauntlet chaos`.
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    /// Target to launch: reference, etcd@VERSION or exec:PATH.
+    #[arg(long, default_value = "reference")]
+    target: String,
+    /// Members of each round's cluster.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+    /// Rounds to run.
+    #[arg(long, default_value_t = 10)]
+    rounds: u64,
+    /// Run only this round of the seeded plan (what a failing round's rerun command uses).
+    #[arg(long)]
+    round: Option<u64>,
+    /// Seed of every random choice; one seed reproduces the run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Faults to choose from (glob over names, e.g. 'process.*'); see --list-faults.
+    #[arg(long, default_value = "*")]
+    fault: String,
+    /// Traffic profile (etcd).
+    #[arg(long, default_value = "etcd", value_parser = parse_profile)]
+    profile: TrafficProfile,
+    /// Traffic before the fault and after it is healed, each (e.g. 1s).
+    #[arg(long, default_value = "1s", value_parser = crate::parse_duration)]
+    duration: Duration,
+    /// Operations per second over all clients.
+    #[arg(long, default_value_t = 200)]
+    qps: u32,
+    /// Deadline of each round's linearizability check.
+    #[arg(long, default_value = "60s", value_parser = crate::parse_duration)]
+    check_timeout: Duration,
+    /// Write summary.json, junit.xml, summary.md and failing rounds' directories here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep the directory of every round, passing ones too.
+    #[arg(long)]
+    keep_all: bool,
+    /// Self-test: put a response-mutating proxy (e.g. drop-watch-event) between the
+    /// clients and every member; rounds must then fail.
+    #[arg(long)]
+    mutate: Option<String>,
+    /// List the faults and exit.
+    #[arg(long)]
+    list_faults: bool,
+}
+
+fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
+    s.parse()
+}
+
+/// Runs the subcommand; returns the exit code.
+pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
+    if args.list_faults {
+        for f in FaultKind::ALL {
+            println!("{:<26} {}", f.name(), f.family());
+        }
+        return Ok(0);
+    }
+    if !(1..=9).contains(&args.members) {
+        bail!("--members must be between 1 and 9, got {}", args.members);
+    }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    if args.qps == 0 {
+        bail!("--qps must be at least 1");
+    }
+    let faults: Vec<FaultKind> = FaultKind::ALL
+        .into_iter()
+        .filter(|f| glob_match(&args.fault, f.name()))
+        .collect();
+    if faults.is_empty() {
+        bail!(
+            "--fault {:?} matches no fault (see --list-faults)",
+            args.fault
+        );
+    }
+    let supported: Vec<FaultKind> = faults
+        .iter()
+        .copied()
+        .filter(|f| f.supported(args.members).is_ok())
+        .collect();
+    if supported.is_empty() {
+        bail!(
+            "no fault matching {:?} works on {} member(s): {}",
+            args.fault,
+            args.members,
+            faults
+                .iter()
+                .filter_map(|f| f.supported(args.members).err())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let mutation = args
+        .mutate
+        .as_deref()
+        .map(str::parse::<Mutation>)
+        .transpose()?;
+    if let Some(r) = args.round {
+        if r >= args.rounds {
+            bail!(
+                "--round {r} is outside the plan of --rounds {}",
+                args.rounds
+            );
+        }
+    }
+    let target: Target = args.target.parse()?;
+    let cache = Cache::from_env();
+    if let Target::Etcd { .. } = &target {
+        if cache.binary(&target.to_string(), "etcd").is_err() {
+            eprintln!("{target} is not cached yet: fetching it first");
+            crate::fetch(&[target.to_string()])?;
+        }
+    }
+    target.server_binary(&cache)?;
+    let mut rerun = format!(
+        "gauntlet chaos --target {target} --members {} --rounds {} --seed {} --fault '{}' --profile etcd --duration {}ms --qps {}",
+        args.members,
+        args.rounds,
+        args.seed,
+        args.fault,
+        args.duration.as_millis(),
+        args.qps
+    );
+    if let Some(m) = mutation {
+        rerun.push_str(&format!(" --mutate {m}"));
+    }
+    if let Some(out) = &args.out {
+        rerun.push_str(&format!(" --out {}", out.display()));
+    }
+    let opts = RoundOptions {
+        target: target.clone(),
+        cache,
+        traffic: TrafficConfig {
+            qps: args.qps,
+            ..TrafficConfig::default()
+        },
+        before_fault: args.duration,
+        after_fault: args.duration,
+        check_timeout: args.check_timeout,
+        mutation,
+        out: args.out.clone(),
+        keep_all: args.keep_all,
+        rerun: rerun.clone(),
+    };
+    let rounds: Vec<u64> = match args.round {
+        Some(r) => vec![r],
+        None => (0..args.rounds).collect(),
+    };
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for r in rounds {
+        let spec = plan(args.seed, r, args.members, &supported, args.profile);
+        let fault = spec.fault;
+        let res = run_round(spec, &opts).await;
+        let mark = match &res.verdict {
+            RoundVerdict::Passed => "ok       ".to_string(),
+            RoundVerdict::Violation => "VIOLATION".to_string(),
+            RoundVerdict::Unknown => "UNKNOWN  ".to_string(),
+            RoundVerdict::Skipped(_) => "skipped  ".to_string(),
+            RoundVerdict::Error(_) => "ERROR    ".to_string(),
+        };
+        eprintln!(
+            "round {r:>4} {mark} {fault:<26} {} ops, {} watch responses, validation {} ms, round {} ms",
+            res.operations, res.watch_responses, res.validation_ms, res.wall_ms
+        );
+        match &res.verdict {
+            RoundVerdict::Violation | RoundVerdict::Unknown => {
+                for f in &res.findings {
+                    eprintln!("           {}: {}", f.check, f.detail);
+                }
+                for u in &res.unknown {
+                    eprintln!("           unknown: {u}");
+                }
+                if let Some(d) = &res.dir {
+                    eprintln!("           evidence: {}", d.display());
+                }
+                eprintln!("           rerun: {}", res.rerun);
+            }
+            RoundVerdict::Skipped(w) | RoundVerdict::Error(w) => eprintln!("           {w}"),
+            RoundVerdict::Passed => {}
+        }
+        results.push(res);
+    }
+    let summary = Summary::new(
+        &format!("{target} x{}", args.members),
+        args.seed,
+        results,
+        started.elapsed(),
+    );
+    println!("{}", summary.markdown());
+    if let Some(out) = &args.out {
+        summary
+            .write(out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {}/{{summary.json,junit.xml,summary.md}}",
+            out.display()
+        );
+    }
+    let code = summary.exit_code();
+    if code != 0 {
+        eprintln!(
+            "{} violation(s), {} unknown, {} not run; rerun with: {rerun}",
+            summary.violations, summary.unknown, summary.not_run
+        );
+    }
+    Ok(code)
+}

@@ -591,3 +591,34 @@ fn dropped_receivers_are_forgotten() {
     h.put("k", "1");
     assert_eq!(hub.watchers_total(), 0);
 }
+
+/// A progress marker is queued behind the events already queued for the watcher, so a
+/// stream that sends what it dequeues in order never announces a revision before its
+/// events (the chaos suite caught the old out-of-band answer doing exactly that).
+#[test]
+fn progress_markers_follow_queued_events() {
+    let mut h = H::new();
+    let hub = h.sm.watch_hub();
+    let (tx, mut rx) = mpsc::channel(16);
+    let id = hub.watch(spec("a", "\0", 0), tx);
+    h.put("a", "1"); // 2
+    h.put("b", "1"); // 3
+    assert!(hub.request_progress(id, 7));
+    let us = drain(&mut rx);
+    assert_eq!(us.len(), 3, "{us:?}");
+    assert!(matches!(us[0], WatchUpdate::Events { revision: 2, .. }));
+    assert!(matches!(us[1], WatchUpdate::Events { revision: 3, .. }));
+    assert_eq!(
+        us[2],
+        WatchUpdate::Progress {
+            revision: 3,
+            token: 7
+        }
+    );
+    // A watcher that is catching up has no progress to report; a gone one neither.
+    let (tx2, _rx2) = mpsc::channel(1);
+    let behind = hub.watch(spec("a", "\0", 2), tx2);
+    assert!(!hub.request_progress(behind, 1));
+    hub.cancel(id);
+    assert!(!hub.request_progress(id, 1));
+}

@@ -391,27 +391,34 @@ async fn drive(
 /// HashKV at `revision` on every member must agree (members may lag: each is asked
 /// until it has the revision, within 10 s).
 async fn hash_kv(base: &Client, members: usize, revision: i64, result: &mut RoundResult) {
-    let mut hashes = Vec::new();
-    for i in 0..members {
-        let Ok(c) = base.pinned(i) else { continue };
+    let asks = (0..members).map(|i| async move {
+        let c = base.pinned(i).ok()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match c.hash_kv(pb::HashKvRequest { revision }).await {
-                Ok(h) => {
-                    hashes.push((i, h.hash, h.compact_revision));
-                    break;
-                }
-                Err(e) if e.code() == Some(tonic::Code::Unimplemented) => return,
+                Ok(h) => return Some((i, Ok((h.hash, h.compact_revision)))),
+                Err(e) if e.code() == Some(tonic::Code::Unimplemented) => return None,
                 Err(e) => {
                     if Instant::now() >= deadline {
-                        result.unknown.push(format!(
-                            "hashkv: m{i} did not answer HashKV at revision {revision}: {e}"
-                        ));
-                        break;
+                        return Some((i, Err(e.to_string())));
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
+        }
+    });
+    let answers: Vec<_> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut hashes = Vec::new();
+    for (i, a) in answers {
+        match a {
+            Ok((h, c)) => hashes.push((i, h, c)),
+            Err(e) => result.unknown.push(format!(
+                "hashkv: m{i} did not answer HashKV at revision {revision}: {e}"
+            )),
         }
     }
     if let Some((_, h0, c0)) = hashes.first().copied() {

@@ -47,6 +47,11 @@ fn scope(m: Mutation) -> &'static [&'static str] {
         Mutation::FlipTxnSucceeded => &["kv.txn.value_equal", "kv.txn.mod_equal"],
         Mutation::ReverseRange => &["kv.range.prefix", "kv.range.interval_half_open"],
         Mutation::WrongVersion => &["kv.range.kv_fields", "kv.range.revision_old_value"],
+        Mutation::LoseWrite => &[
+            "kv.put.update_increments_version",
+            "kv.range.reads_see_completed_writes",
+        ],
+        Mutation::StaleRead => &["kv.range.reads_see_completed_writes"],
     }
 }
 

@@ -77,11 +77,17 @@ pub enum Mutation {
     ReverseRange,
     /// Range answers report each key's version one higher.
     WrongVersion,
+    /// Every second Put is acknowledged (with the next revision) but never forwarded:
+    /// an acknowledged write that is lost.
+    LoseWrite,
+    /// A Range repeated with the same request is answered, every second time, with the
+    /// answer the previous one got: a stale read.
+    StaleRead,
 }
 
 impl Mutation {
     /// Every mutation.
-    pub const ALL: [Mutation; 15] = [
+    pub const ALL: [Mutation; 17] = [
         Mutation::DropWatchEvent,
         Mutation::ReorderEvents,
         Mutation::StaleRevision,
@@ -97,6 +103,8 @@ impl Mutation {
         Mutation::FlipTxnSucceeded,
         Mutation::ReverseRange,
         Mutation::WrongVersion,
+        Mutation::LoseWrite,
+        Mutation::StaleRead,
     ];
 
     /// The kebab-case name used on command lines.
@@ -117,6 +125,8 @@ impl Mutation {
             Mutation::FlipTxnSucceeded => "flip-txn-succeeded",
             Mutation::ReverseRange => "reverse-range",
             Mutation::WrongVersion => "wrong-version",
+            Mutation::LoseWrite => "lose-write",
+            Mutation::StaleRead => "stale-read",
         }
     }
 }
@@ -203,6 +213,9 @@ impl Proxy {
             on_death: options.on_death,
             forwarded: std::sync::atomic::AtomicU64::new(0),
             dead: std::sync::atomic::AtomicBool::new(false),
+            puts: std::sync::atomic::AtomicU64::new(0),
+            max_revision: std::sync::atomic::AtomicI64::new(0),
+            ranges: std::sync::Mutex::new(std::collections::HashMap::new()),
             died: died.clone(),
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -269,6 +282,12 @@ struct Inner {
     /// Unary requests forwarded so far.
     forwarded: std::sync::atomic::AtomicU64,
     dead: std::sync::atomic::AtomicBool,
+    /// `LoseWrite`: puts seen, and the highest header revision seen.
+    puts: std::sync::atomic::AtomicU64,
+    max_revision: std::sync::atomic::AtomicI64,
+    /// `StaleRead`: the last answer per encoded Range request, and how often each
+    /// request was seen.
+    ranges: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (u64, pb::RangeResponse)>>,
     died: Arc<tokio::sync::Notify>,
 }
 
@@ -423,6 +442,11 @@ impl Forward {
     }
 
     fn header(&self, h: &mut Option<pb::ResponseHeader>, kv: bool) {
+        if let Some(h) = h.as_ref() {
+            self.0
+                .max_revision
+                .fetch_max(h.revision, std::sync::atomic::Ordering::SeqCst);
+        }
         if let Some(h) = h.as_mut() {
             if kv && self.is(Mutation::WrongMemberId) {
                 h.member_id ^= 0x5a5a;
@@ -567,15 +591,74 @@ type R<T> = std::result::Result<Response<T>, Status>;
 impl kv_server::Kv for Forward {
     async fn range(&self, req: Request<pb::RangeRequest>) -> R<pb::RangeResponse> {
         self.maybe_die(Some(req.get_ref())).await;
+        let stale_key = self.is(Mutation::StaleRead).then(|| {
+            use prost::Message as _;
+            req.get_ref().encode_to_vec()
+        });
+        if let Some(k) = &stale_key {
+            let ranges = self
+                .0
+                .ranges
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((seen, old)) = ranges.get(k) {
+                if seen % 2 == 1 {
+                    let old = old.clone();
+                    drop(ranges);
+                    if let Some(e) = self
+                        .0
+                        .ranges
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_mut(k)
+                    {
+                        e.0 += 1;
+                    }
+                    return Ok(Response::new(old));
+                }
+            }
+        }
         let fwd = self.forward(req);
         let r = KvClient::new(self.0.channel.clone())
             .max_decoding_message_size(PROXY_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(PROXY_MAX_MESSAGE_BYTES)
             .range(fwd)
             .await;
-        self.finish(r, |p, r| p.range(r))
+        let r = self.finish(r, |p, r| p.range(r));
+        if let (Some(k), Ok(resp)) = (stale_key, &r) {
+            let mut ranges = self
+                .0
+                .ranges
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let e = ranges.entry(k).or_insert((0, resp.get_ref().clone()));
+            e.0 += 1;
+            e.1 = resp.get_ref().clone();
+        }
+        r
     }
     async fn put(&self, req: Request<pb::PutRequest>) -> R<pb::PutResponse> {
+        if self.is(Mutation::LoseWrite)
+            && self
+                .0
+                .puts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                % 2
+                == 1
+        {
+            let revision = self
+                .0
+                .max_revision
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            return Ok(Response::new(pb::PutResponse {
+                header: Some(pb::ResponseHeader {
+                    revision,
+                    ..Default::default()
+                }),
+                prev_kv: None,
+            }));
+        }
         unary!(self, req, KvClient, put, |p, r| p.put(r))
     }
     async fn delete_range(

@@ -449,6 +449,18 @@ fn put_cases() -> Vec<Case> {
             let kv = got.kvs.first().cloned().unwrap_or_default();
             eq(&"put k 3 times, range k", "(create, mod, version)", (r1, r3, 3), (kv.create_revision, kv.mod_revision, kv.version))
         }),
+        case("kv.range.reads_see_completed_writes", "A linearizable read started after a write completed sees it, even if the same read was answered before the write.", doc::GUARANTEES, |ctx| async move {
+            let before = ok(&"range k (absent)", ctx.client.get(ctx.key("k")).await)?;
+            eq(&"range k before any put", "keys", 0, before.kvs.len())?;
+            let rev = put(&ctx, "k", "v1").await?;
+            let after = ok(&"range k after put k=v1", ctx.client.get(ctx.key("k")).await)?;
+            let kv = after.kvs.first().cloned().unwrap_or_default();
+            eq(&"range k after put k=v1", "(value, mod_revision)", (b"v1".to_vec(), rev), (kv.value, kv.mod_revision))?;
+            put(&ctx, "k", "v2").await?;
+            let again = ok(&"range k after put k=v2", ctx.client.get(ctx.key("k")).await)?;
+            let kv = again.kvs.first().cloned().unwrap_or_default();
+            eq(&"range k after put k=v2", "value", b"v2".to_vec(), kv.value)
+        }),
         case("kv.put.same_value_still_new_revision", "Putting the same value again is still a modification: version and mod_revision change.", doc::API, |ctx| async move {
             let r1 = put(&ctx, "k", "same").await?;
             let r2 = put(&ctx, "k", "same").await?;

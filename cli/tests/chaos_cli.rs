@@ -1,0 +1,116 @@
+//! `gauntlet chaos` from the command line: bad input is one line and exit 2; a clean
+//! run exits 0 and writes its reports; a self-test round that must fail exits 1 and
+//! leaves a directory whose history `gauntlet check --model etcd` re-checks unchanged.
+
+use std::process::Command;
+
+fn gauntlet(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args(args)
+        .output()
+        .expect("run gauntlet");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    for (args, says) in [
+        (vec!["chaos", "--fault", "network.*"], "matches no fault"),
+        (vec!["chaos", "--profile", "kubernetes"], "not built yet"),
+        (
+            vec!["chaos", "--members", "1", "--fault", "process.kill-follower"],
+            "needs a follower",
+        ),
+        (vec!["chaos", "--rounds", "0"], "--rounds must be at least 1"),
+        (vec!["chaos", "--rounds", "2", "--round", "5"], "outside the plan"),
+        (vec!["chaos", "--mutate", "nonsense"], "unknown mutation"),
+        (vec!["chaos", "--target", "nonsense"], "nonsense"),
+    ] {
+        let (code, _, err) = gauntlet(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        // One line (clap adds its usual pointer to --help after flag errors).
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("For more information"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn list_faults_names_every_family() {
+    let (code, out, _) = gauntlet(&["chaos", "--list-faults"]);
+    assert_eq!(code, 0);
+    for name in ["none", "process.kill-leader", "process.pause-follower", "maintenance.compact"] {
+        assert!(out.contains(name), "{out}");
+    }
+}
+
+#[test]
+fn a_clean_run_exits_0_and_a_lie_exits_1_with_rechecked_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clean");
+    let (code, stdout, err) = gauntlet(&[
+        "chaos",
+        "--rounds",
+        "2",
+        "--fault",
+        "none",
+        "--duration",
+        "500ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["rounds"], 2);
+    assert_eq!(summary["violations"], 0);
+    assert_eq!(summary["faults"]["none"]["rounds"], 2);
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 2, "{junit}");
+    assert!(std::fs::read_to_string(out.join("summary.md"))
+        .unwrap()
+        .contains("| none | 2 | 0 |"));
+
+    let bad = dir.path().join("lie");
+    let (code, _, err) = gauntlet(&[
+        "chaos",
+        "--rounds",
+        "1",
+        "--fault",
+        "none",
+        "--duration",
+        "500ms",
+        "--mutate",
+        "lose-write",
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("rerun: gauntlet chaos"), "{err}");
+    let round = bad.join("round-0");
+    for f in ["history.jsonl", "watch.json", "round.json", "rerun.txt", "history.html"] {
+        assert!(round.join(f).is_file(), "{f} missing in {}", round.display());
+    }
+    assert!(round.join("members").join("m0.log").is_file());
+    let rerun = std::fs::read_to_string(round.join("rerun.txt")).unwrap();
+    assert!(rerun.contains("--mutate lose-write") && rerun.contains("--round 0"), "{rerun}");
+    // The evidence re-checks unchanged: not linearizable.
+    let (code, stdout, err) = gauntlet(&[
+        "check",
+        "--model",
+        "etcd",
+        "--format",
+        "jsonl",
+        round.join("history.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}\n{err}");
+    let junit = std::fs::read_to_string(bad.join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+}

@@ -45,6 +45,7 @@
 
 pub mod convert;
 pub mod fault;
+pub mod kube;
 pub mod report;
 pub mod round;
 pub mod scenario;

@@ -17,7 +17,7 @@ use crate::fault::{self, FaultCtx, FaultError, FaultRecord};
 use crate::scenario::RoundSpec;
 use crate::traffic::{Traffic, TrafficConfig, PREFIX};
 use crate::validate::{validate, Finding};
-use crate::watch::Watchers;
+use crate::watch::{MemberWatch, Watchers};
 
 /// How long the cluster may take to serve again after a fault.
 pub const READY_AFTER_FAULT: Duration = Duration::from_secs(30);
@@ -254,8 +254,14 @@ async fn drive(
     }
     let recorder = Arc::new(MemoryRecorder::default());
     let watchers = Watchers::start(&base).map_err(|e| err("starting watchers", &e))?;
-    let traffic = Traffic::start(&base, recorder.clone(), &opts.traffic, spec.round_seed)
-        .map_err(|e| err("starting traffic", &e))?;
+    let traffic = Traffic::start(
+        &base,
+        recorder.clone(),
+        &opts.traffic,
+        spec.profile,
+        spec.round_seed,
+    )
+    .map_err(|e| err("starting traffic", &e))?;
     let jitter = Duration::from_millis(rng.gen_range(0..200));
     tokio::time::sleep(opts.before_fault + jitter).await;
     let admin = base.with_recorder(recorder.clone());
@@ -291,7 +297,7 @@ async fn drive(
         }
     };
     tokio::time::sleep(opts.after_fault).await;
-    let stats = traffic.stop().await;
+    let (stats, client_watches) = traffic.stop().await;
     // A final write must succeed: the cluster recovered.
     let final_client = base.with_recorder(recorder.clone());
     let deadline = Instant::now() + FINAL_WRITE_WITHIN;
@@ -337,7 +343,7 @@ async fn drive(
         .filter_map(|r| r.revision())
         .max()
         .unwrap_or(1);
-    let watches = watchers.finish(max_rev, WATCH_CATCH_UP).await;
+    let mut watches = watchers.finish(max_rev, WATCH_CATCH_UP).await;
     for w in &watches {
         if w.reached < max_rev {
             result.unknown.push(format!(
@@ -347,6 +353,14 @@ async fn drive(
                 WATCH_CATCH_UP.as_secs()
             ));
         }
+    }
+    if !client_watches.is_empty() {
+        // The traffic's own watches (list-and-watch) are judged with the members'.
+        watches.push(MemberWatch {
+            member: usize::MAX,
+            reached: max_rev,
+            segments: client_watches,
+        });
     }
     hash_kv(&base, cluster.size(), max_rev, result).await;
     drop(proxies);

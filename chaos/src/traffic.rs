@@ -1,4 +1,5 @@
-//! Recorded traffic: the `etcd` profile, after etcd's robustness traffic.
+//! Recorded traffic: the `etcd` profile, after etcd's robustness traffic (the
+//! `kubernetes` profile is in [`crate::kube`]).
 //!
 //! Clients are of two kinds: pinned to one member, and over every endpoint (they
 //! move to the next endpoint after a failure, as etcd's client balances). Each client
@@ -361,6 +362,7 @@ pub struct ClientStats {
 pub struct Traffic {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<ClientStats>>,
+    segments: crate::kube::Segments,
 }
 
 impl Traffic {
@@ -370,8 +372,10 @@ impl Traffic {
         base: &Client,
         recorder: Arc<dyn Recorder>,
         cfg: &TrafficConfig,
+        profile: crate::scenario::TrafficProfile,
         seed: u64,
     ) -> Result<Traffic, gauntlet_harness::ClientError> {
+        let segments: crate::kube::Segments = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let non_unique = Arc::new(Semaphore::new(NON_UNIQUE_WRITERS));
         let members = base.endpoints().len();
@@ -391,12 +395,34 @@ impl Traffic {
             let stop = stop.clone();
             let non_unique = non_unique.clone();
             let cfg = cfg.clone();
+            let rng =
+                StdRng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+            if profile == crate::scenario::TrafficProfile::Kubernetes {
+                let mut kc = crate::kube::client(index, client, rng, segments.clone(), &cfg);
+                tasks.push(tokio::spawn(async move {
+                    let mut stats = ClientStats::default();
+                    let mut tick = tokio::time::interval(period);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    while !stop.load(Ordering::Relaxed) {
+                        tick.tick().await;
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        stats.requests += 1;
+                        let ok = kc.step().await.is_ok();
+                        kc.failed_last = !ok;
+                        if !ok {
+                            stats.failed += 1;
+                        }
+                    }
+                    stats
+                }));
+                continue;
+            }
             let mut st = ClientState {
                 index,
                 client,
-                rng: StdRng::seed_from_u64(
-                    seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
-                ),
+                rng,
                 written: 0,
                 last_revision: 0,
                 mod_revisions: HashMap::new(),
@@ -423,8 +449,20 @@ impl Traffic {
                 stats
             }));
         }
-        // The compactor: a random revision between the last compaction and now.
         let compactor = base.with_recorder(recorder);
+        if profile == crate::scenario::TrafficProfile::Kubernetes {
+            tasks.push(tokio::spawn(crate::kube::compactor(
+                compactor,
+                cfg.compact_every,
+                stop.clone(),
+            )));
+            return Ok(Traffic {
+                stop,
+                tasks,
+                segments,
+            });
+        }
+        // The compactor: a random revision between the last compaction and now.
         let stop2 = stop.clone();
         let every = cfg.compact_every;
         let mut rng = StdRng::seed_from_u64(seed.rotate_left(17));
@@ -464,11 +502,16 @@ impl Traffic {
             }
             stats
         }));
-        Ok(Traffic { stop, tasks })
+        Ok(Traffic {
+            stop,
+            tasks,
+            segments,
+        })
     }
 
-    /// Stops every client after its request in flight; returns the summed counts.
-    pub async fn stop(self) -> ClientStats {
+    /// Stops every client after its request in flight; returns the summed counts and
+    /// the watch segments the clients' own watches collected (kubernetes profile).
+    pub async fn stop(self) -> (ClientStats, Vec<gauntlet_checker::watch::Watcher>) {
         self.stop.store(true, Ordering::Relaxed);
         let mut total = ClientStats::default();
         for t in self.tasks {
@@ -477,7 +520,13 @@ impl Traffic {
                 total.failed += s.failed;
             }
         }
-        total
+        let segs = std::mem::take(
+            &mut *self
+                .segments
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        (total, segs)
     }
 }
 

@@ -265,11 +265,15 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
         }
     }
     for v in validate_watches(&writes, &watchers) {
-        let member = v.watcher_id / 10_000;
+        let whose = if v.watcher_id >= 1_000_000 {
+            "a traffic client's list-and-watch".to_string()
+        } else {
+            format!("member m{}", v.watcher_id / 10_000)
+        };
         findings.push(Finding {
             check: "watch".into(),
             detail: format!(
-                "{:?} broken on member m{member} (watcher {}) at revision {}: {}",
+                "{:?} broken on {whose} (watcher {}) at revision {}: {}",
                 v.guarantee, v.watcher_id, v.revision, v.detail
             ),
         });

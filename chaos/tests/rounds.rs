@@ -30,7 +30,17 @@ async fn round(
     seed: u64,
     mutation: Option<Mutation>,
 ) -> RoundResult {
-    let spec = plan(seed, 0, 3, &[fault], TrafficProfile::Etcd);
+    profiled(target, fault, seed, mutation, TrafficProfile::Etcd).await
+}
+
+async fn profiled(
+    target: &str,
+    fault: FaultKind,
+    seed: u64,
+    mutation: Option<Mutation>,
+    profile: TrafficProfile,
+) -> RoundResult {
+    let spec = plan(seed, 0, 3, &[fault], profile);
     assert_eq!(spec.fault, fault);
     run_round(spec, &options(target, mutation)).await
 }
@@ -109,4 +119,30 @@ async fn every_lie_fails_its_round() {
             explain(&r)
         );
     }
+}
+
+/// The kubernetes profile (optimistic txns, paginated lists, list-and-watch, leases,
+/// the API server's compaction) passes a fault round on the reference server, and its
+/// own watches catch a dropped event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_profile_passes_and_catches_a_lie() {
+    let r = profiled(
+        "reference",
+        FaultKind::KillLeader,
+        400,
+        None,
+        TrafficProfile::Kubernetes,
+    )
+    .await;
+    assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
+    assert!(r.operations > 50, "{}", explain(&r));
+    let r = profiled(
+        "reference",
+        FaultKind::None,
+        401,
+        Some(Mutation::LoseWrite),
+        TrafficProfile::Kubernetes,
+    )
+    .await;
+    assert_eq!(r.verdict, RoundVerdict::Violation, "{}", explain(&r));
 }

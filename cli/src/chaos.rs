@@ -37,7 +37,7 @@ pub struct ChaosArgs {
     /// Faults to choose from (glob over names, e.g. 'process.*'); see --list-faults.
     #[arg(long, default_value = "*")]
     fault: String,
-    /// Traffic profile (etcd).
+    /// Traffic profile: etcd or kubernetes.
     #[arg(long, default_value = "etcd", value_parser = parse_profile)]
     profile: TrafficProfile,
     /// Traffic before the fault and after it is healed, each (e.g. 1s).
@@ -135,11 +135,15 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     }
     target.server_binary(&cache)?;
     let mut rerun = format!(
-        "gauntlet chaos --target {target} --members {} --rounds {} --seed {} --fault '{}' --profile etcd --duration {}ms --qps {}",
+        "gauntlet chaos --target {target} --members {} --rounds {} --seed {} --fault '{}' --profile {} --duration {}ms --qps {}",
         args.members,
         args.rounds,
         args.seed,
         args.fault,
+        match args.profile {
+            TrafficProfile::Etcd => "etcd",
+            TrafficProfile::Kubernetes => "kubernetes",
+        },
         args.duration.as_millis(),
         args.qps
     );

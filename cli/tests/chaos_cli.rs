@@ -20,13 +20,25 @@ fn gauntlet(args: &[&str]) -> (i32, String, String) {
 fn bad_input_is_one_line_and_exit_2() {
     for (args, says) in [
         (vec!["chaos", "--fault", "network.*"], "matches no fault"),
-        (vec!["chaos", "--profile", "kubernetes"], "not built yet"),
+        (vec!["chaos", "--profile", "k8s"], "use etcd or kubernetes"),
         (
-            vec!["chaos", "--members", "1", "--fault", "process.kill-follower"],
+            vec![
+                "chaos",
+                "--members",
+                "1",
+                "--fault",
+                "process.kill-follower",
+            ],
             "needs a follower",
         ),
-        (vec!["chaos", "--rounds", "0"], "--rounds must be at least 1"),
-        (vec!["chaos", "--rounds", "2", "--round", "5"], "outside the plan"),
+        (
+            vec!["chaos", "--rounds", "0"],
+            "--rounds must be at least 1",
+        ),
+        (
+            vec!["chaos", "--rounds", "2", "--round", "5"],
+            "outside the plan",
+        ),
         (vec!["chaos", "--mutate", "nonsense"], "unknown mutation"),
         (vec!["chaos", "--target", "nonsense"], "nonsense"),
     ] {
@@ -46,7 +58,12 @@ fn bad_input_is_one_line_and_exit_2() {
 fn list_faults_names_every_family() {
     let (code, out, _) = gauntlet(&["chaos", "--list-faults"]);
     assert_eq!(code, 0);
-    for name in ["none", "process.kill-leader", "process.pause-follower", "maintenance.compact"] {
+    for name in [
+        "none",
+        "process.kill-leader",
+        "process.pause-follower",
+        "maintenance.compact",
+    ] {
         assert!(out.contains(name), "{out}");
     }
 }
@@ -95,12 +112,25 @@ fn a_clean_run_exits_0_and_a_lie_exits_1_with_rechecked_evidence() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("rerun: gauntlet chaos"), "{err}");
     let round = bad.join("round-0");
-    for f in ["history.jsonl", "watch.json", "round.json", "rerun.txt", "history.html"] {
-        assert!(round.join(f).is_file(), "{f} missing in {}", round.display());
+    for f in [
+        "history.jsonl",
+        "watch.json",
+        "round.json",
+        "rerun.txt",
+        "history.html",
+    ] {
+        assert!(
+            round.join(f).is_file(),
+            "{f} missing in {}",
+            round.display()
+        );
     }
     assert!(round.join("members").join("m0.log").is_file());
     let rerun = std::fs::read_to_string(round.join("rerun.txt")).unwrap();
-    assert!(rerun.contains("--mutate lose-write") && rerun.contains("--round 0"), "{rerun}");
+    assert!(
+        rerun.contains("--mutate lose-write") && rerun.contains("--round 0"),
+        "{rerun}"
+    );
     // The evidence re-checks unchanged: not linearizable.
     let (code, stdout, err) = gauntlet(&[
         "check",

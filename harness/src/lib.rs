@@ -40,11 +40,13 @@ mod client;
 mod cluster;
 mod error;
 pub mod liveness;
+pub mod netproxy;
 pub mod profile;
 mod provision;
 mod proxy;
 mod record;
 mod target;
+pub mod toxiproxy;
 
 pub use client::{
     Client, ClientConfig, ClientError, Credentials, LeaseKeeper, TlsFiles, WatchStream,

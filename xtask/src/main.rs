@@ -1,9 +1,10 @@
 //! Developer tasks, so that no shell script is needed anywhere but `.ci/run`.
 //!
 //! * `cargo xtask provision`: fetch every target the tests need into the cache.
-//! * `cargo xtask test`: the full test run (what README.md and CI run): formatting,
-//!   clippy, provisioning, every test under nextest, doctests, and a final check that
-//!   no server process started by the run is still alive.
+//! * `cargo xtask test`: the full test run (what README.md and CI run): system
+//!   packages the build needs (OpenSSL headers, installed with apt when missing),
+//!   formatting, clippy, provisioning, every test under nextest, doctests, and a final
+//!   check that no server process started by the run is still alive.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -110,8 +111,37 @@ fn nextest_available() -> bool {
         .unwrap_or(false)
 }
 
+/// Debian packages the build needs beyond the toolchain: OpenSSL's headers and
+/// pkg-config, for the third-party toxiproxy client the tests use (it links OpenSSL).
+const SYSTEM_PACKAGES: &[&str] = &["libssl-dev", "pkg-config"];
+
+/// Installs [`SYSTEM_PACKAGES`] with apt when OpenSSL's pkg-config entry is missing.
+fn system_packages() -> anyhow::Result<()> {
+    let present = Command::new("pkg-config")
+        .args(["--exists", "openssl"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", SYSTEM_PACKAGES.join(" "));
+    run(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-q"]),
+    )?;
+    run(
+        "apt-get install",
+        Command::new("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(SYSTEM_PACKAGES)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
 fn test(filter: &[String]) -> anyhow::Result<()> {
     let before = server_pids();
+    system_packages()?;
     run(
         "checking formatting",
         cargo().args(["fmt", "--all", "--", "--check"]),

@@ -25,7 +25,9 @@ use nix::unistd::Pid;
 use crate::client::{Client, ClientConfig, ClientError, TlsFiles};
 use crate::error::{HarnessError, Result};
 use crate::provision::Cache;
+use crate::netproxy::Registry;
 use crate::target::Target;
+use crate::toxiproxy::{ToxiproxyClient, ToxiproxyServer};
 use gauntlet_api::etcdserverpb as pb;
 
 /// How long [`Cluster::stop`] waits after SIGTERM before SIGKILL.
@@ -63,6 +65,28 @@ pub struct ClusterSpec {
     pub ready_timeout: Duration,
     /// TLS on the client URLs; `None` serves plain HTTP/2.
     pub tls: Option<ClusterTls>,
+    /// A fault proxy in front of every member's peer port: members advertise the
+    /// proxy's address, so everything sent *to* member `i` crosses proxy `i`
+    /// ([`Cluster::peer_proxy`]). `None`: members talk directly.
+    pub peer_proxy: Option<PeerProxy>,
+}
+
+/// Where a cluster's peer proxies come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerProxy {
+    /// Gauntlet's own proxies, behind a toxiproxy-compatible API the cluster serves.
+    Local,
+    /// A toxiproxy server (or anything speaking its API) at this URL.
+    Toxiproxy(String),
+}
+
+/// The peer proxies of a running cluster.
+#[derive(Debug)]
+struct PeerProxies {
+    client: ToxiproxyClient,
+    names: Vec<String>,
+    /// Our own API server and its proxies (stopped when the cluster is dropped).
+    _local: Option<ToxiproxyServer>,
 }
 
 /// TLS for the members' client URLs, and the files the harness itself connects with.
@@ -93,6 +117,7 @@ impl ClusterSpec {
             data_root: None,
             ready_timeout: Duration::from_secs(30),
             tls: None,
+            peer_proxy: None,
         }
     }
 }
@@ -156,11 +181,14 @@ pub struct Cluster {
     binary: PathBuf,
     root: PathBuf,
     members: Mutex<Vec<Member>>,
+    peer_proxies: Option<PeerProxies>,
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// Client and peer port of every member (`2i`, `2i + 1`), then one peer-proxy port per
+/// member (`2n + i`) when the spec asks for peer proxies.
 fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
-    let n = spec.members * 2;
+    let n = spec.members * if spec.peer_proxy.is_some() { 3 } else { 2 };
     match spec.base_port {
         Some(base) => {
             let mut ports = Vec::with_capacity(n);
@@ -338,11 +366,25 @@ impl Cluster {
         };
         let token = format!("gauntlet-{}-{}", std::process::id(), ports[0]);
         let scheme = if spec.tls.is_some() { "https" } else { "http" };
+        let n = spec.members;
+        let peer_proxies = match &spec.peer_proxy {
+            None => None,
+            Some(kind) => Some(
+                start_peer_proxies(kind, &token, &host, &ports[2 * n..], |i| {
+                    format!("{host}:{}", ports[2 * i + 1])
+                })
+                .await?,
+            ),
+        };
+        let advertised = |i: usize| match &peer_proxies {
+            Some(_) => format!("http://{host}:{}", ports[2 * n + i]),
+            None => format!("http://{host}:{}", ports[2 * i + 1]),
+        };
         let infos: Vec<MemberInfo> = (0..spec.members)
             .map(|i| MemberInfo {
                 name: format!("m{i}"),
                 client_url: format!("{scheme}://{host}:{}", ports[2 * i]),
-                peer_url: format!("http://{host}:{}", ports[2 * i + 1]),
+                peer_url: advertised(i),
                 data_dir: root.join(format!("m{i}.data")),
                 log: root.join(format!("m{i}.log")),
                 pid: None,
@@ -356,7 +398,7 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let mut members = Vec::new();
-        for info in infos {
+        for (member_index, info) in infos.into_iter().enumerate() {
             let mut args: Vec<String> = vec![
                 "--name".into(),
                 info.name.clone(),
@@ -367,7 +409,7 @@ impl Cluster {
                 "--advertise-client-urls".into(),
                 info.client_url.clone(),
                 "--listen-peer-urls".into(),
-                info.peer_url.clone(),
+                format!("http://{host}:{}", ports[2 * member_index + 1]),
                 "--initial-advertise-peer-urls".into(),
                 info.peer_url.clone(),
                 "--initial-cluster".into(),
@@ -405,6 +447,7 @@ impl Cluster {
             binary: binary.to_path_buf(),
             root,
             members: Mutex::new(members),
+            peer_proxies,
             _tmp: tmp,
         };
         for i in 0..spec.members {
@@ -473,6 +516,22 @@ impl Cluster {
             Self::member_mut(&mut members, i)?.info.log.clone()
         };
         Ok(log_tail(&path, lines))
+    }
+
+    /// The toxiproxy client and proxy name in front of member `i`'s peer port, when
+    /// the cluster was started with [`ClusterSpec::peer_proxy`].
+    pub fn peer_proxy(&self, i: usize) -> Option<(ToxiproxyClient, String)> {
+        let p = self.peer_proxies.as_ref()?;
+        Some((p.client.clone(), p.names.get(i)?.clone()))
+    }
+
+    /// What member `i`'s peer proxy did (connections, refusals, chunks slowed, cut),
+    /// when the proxies are gauntlet's own ([`PeerProxy::Local`]).
+    pub fn peer_proxy_stats(&self, i: usize) -> Option<std::sync::Arc<crate::netproxy::ProxyStats>> {
+        let p = self.peer_proxies.as_ref()?;
+        let server = p._local.as_ref()?;
+        let name = p.names.get(i)?;
+        server.registry().get(name).ok().map(|x| x.stats.clone())
     }
 
     /// Client URLs of all members, in member order.
@@ -760,7 +819,54 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown();
+        // Proxies on someone else's toxiproxy are removed; our own stop with the cluster.
+        if let Some(p) = &self.peer_proxies {
+            if p._local.is_none() {
+                for name in &p.names {
+                    let _ = p.client.delete_proxy(name);
+                }
+            }
+        }
     }
+}
+
+/// Creates one proxy per member (`<token>-m<i>-peer`, listening on `ports[i]`,
+/// forwarding to `upstream(i)`) on our own API server or on a toxiproxy.
+async fn start_peer_proxies(
+    kind: &PeerProxy,
+    token: &str,
+    host: &str,
+    ports: &[u16],
+    upstream: impl Fn(usize) -> String,
+) -> Result<PeerProxies> {
+    let (client, local) = match kind {
+        PeerProxy::Local => {
+            let registry = std::sync::Arc::new(Registry::new(u64::from(ports[0])));
+            let server = ToxiproxyServer::start(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                registry,
+            )
+            .await?;
+            (ToxiproxyClient::new(&server.url()), Some(server))
+        }
+        PeerProxy::Toxiproxy(url) => (ToxiproxyClient::new(url), None),
+    };
+    let mut names = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let name = format!("{token}-m{i}-peer");
+        let c = client.clone();
+        let (n, listen, up) = (name.clone(), format!("{host}:{port}"), upstream(i));
+        tokio::task::spawn_blocking(move || c.create_proxy(&n, &listen, &up))
+            .await
+            .map_err(|e| HarnessError::Invalid(format!("creating peer proxy {name}: {e}")))?
+            .map_err(|e| HarnessError::Invalid(format!("creating peer proxy {name}: {e}")))?;
+        names.push(name);
+    }
+    Ok(PeerProxies {
+        client,
+        names,
+        _local: local,
+    })
 }
 
 #[cfg(test)]

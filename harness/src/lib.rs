@@ -52,7 +52,7 @@ pub use client::{
     Client, ClientConfig, ClientError, Credentials, LeaseKeeper, TlsFiles, WatchStream,
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIAL_TIMEOUT, MAX_RESPONSE_BYTES,
 };
-pub use cluster::{Cluster, ClusterSpec, ClusterTls, MemberInfo, MemberState};
+pub use cluster::{Cluster, ClusterSpec, ClusterTls, MemberInfo, MemberState, PeerProxy};
 pub use error::{HarnessError, Result};
 pub use provision::{
     sha256_file, verify, Cache, CachedTarget, DebPackage, FetchOutcome, Manifest, Source,

@@ -204,8 +204,10 @@ pub struct ProxyStats {
     pub chunks_slowed: AtomicU64,
     /// Chunks a toxic dropped.
     pub chunks_dropped: AtomicU64,
-    /// Connections a toxic closed or reset.
+    /// Connections a toxic, or taking the proxy down, closed or reset.
     pub connections_cut: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
 }
 
 /// One proxy; see the module docs.
@@ -332,6 +334,11 @@ impl NetProxy {
         };
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
+        let stats = Arc::clone(&self.stats);
+        let _open = scopeguard(move || {
+            stats.open.fetch_sub(1, Ordering::Relaxed);
+        });
         // Which toxics apply to this connection (toxicity), drawn once per toxic name.
         let seed = self
             .rng
@@ -372,6 +379,19 @@ impl NetProxy {
             let _ = server.set_zero_linger();
         }
     }
+}
+
+/// Runs `f` when dropped.
+struct Guard<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Guard<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+fn scopeguard<F: FnMut()>(f: F) -> Guard<F> {
+    Guard(f)
 }
 
 /// How a pumped stream ended.
@@ -715,6 +735,9 @@ impl Registry {
         if !want || restart {
             p.enabled.store(false, Ordering::SeqCst);
             p.stop_accepting();
+            p.stats
+                .connections_cut
+                .fetch_add(p.stats.open.load(Ordering::Relaxed), Ordering::Relaxed);
             p.epoch.send_modify(|e| *e += 1);
         }
         if want && (restart || !p.enabled()) {

@@ -29,6 +29,7 @@
 //!     after_fault: std::time::Duration::from_secs(1),
 //!     check_timeout: std::time::Duration::from_secs(60),
 //!     mutation: None,
+//!     toxiproxy: None,
 //!     out: None,
 //!     keep_all: false,
 //!     rerun: "gauntlet chaos --target etcd@3.5.1 --seed 1".into(),

@@ -43,6 +43,9 @@ pub struct RoundOptions {
     pub check_timeout: Duration,
     /// Self-test: a response-mutating proxy in front of every member's client URL.
     pub mutation: Option<Mutation>,
+    /// Network faults drive the peer proxies of this toxiproxy server instead of
+    /// gauntlet's own.
+    pub toxiproxy: Option<String>,
     /// Where round directories go (`<out>/round-<n>/`); `None`: nowhere.
     pub out: Option<PathBuf>,
     /// Write a round directory for passing rounds too.
@@ -155,6 +158,12 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
     cspec.election_timeout_ms = spec.settings.election_ms;
     cspec.extra_args = spec.settings.extra_args();
     cspec.data_root = Some(data.path().to_path_buf());
+    if spec.fault.family() == "network" {
+        cspec.peer_proxy = Some(match &opts.toxiproxy {
+            Some(url) => gauntlet_harness::PeerProxy::Toxiproxy(url.clone()),
+            None => gauntlet_harness::PeerProxy::Local,
+        });
+    }
     cspec.ready_timeout = Duration::from_secs(60);
     let cluster = match Cluster::start(cspec, &opts.cache).await {
         Ok(c) => c,

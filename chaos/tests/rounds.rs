@@ -18,6 +18,7 @@ fn options(target: &str, mutation: Option<Mutation>) -> RoundOptions {
         after_fault: Duration::from_millis(600),
         check_timeout: Duration::from_secs(60),
         mutation,
+        toxiproxy: None,
         out: None,
         keep_all: false,
         rerun: format!("gauntlet chaos --target {target}"),
@@ -145,4 +146,31 @@ async fn kubernetes_profile_passes_and_catches_a_lie() {
     )
     .await;
     assert_eq!(r.verdict, RoundVerdict::Violation, "{}", explain(&r));
+}
+
+/// Network faults through the peer proxies: each takes effect (the proxy's counters
+/// say so) and the reference server passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_faults_take_effect_through_the_peer_proxies() {
+    for (i, f) in [
+        FaultKind::CutLeaderInbound,
+        FaultKind::CutFollowerInbound,
+        FaultKind::DelayPeer,
+        FaultKind::BandwidthPeer,
+        FaultKind::ResetPeer,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = round("reference", f, 500 + i as u64, None).await;
+        assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
+        let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
+        assert!(ev.contains("proxy counted"), "{ev}");
+        if f == FaultKind::CutLeaderInbound {
+            assert!(
+                ev.contains("now names leader"),
+                "the leader was not replaced: {ev}"
+            );
+        }
+    }
 }

@@ -62,6 +62,10 @@ pub struct ChaosArgs {
     /// List the faults and exit.
     #[arg(long)]
     list_faults: bool,
+    /// Drive the peer proxies of network faults through this toxiproxy server
+    /// (default: gauntlet's own proxies, behind the same API).
+    #[arg(long)]
+    toxiproxy: Option<String>,
 }
 
 fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
@@ -150,6 +154,9 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     if let Some(m) = mutation {
         rerun.push_str(&format!(" --mutate {m}"));
     }
+    if let Some(t) = &args.toxiproxy {
+        rerun.push_str(&format!(" --toxiproxy {t}"));
+    }
     if let Some(out) = &args.out {
         rerun.push_str(&format!(" --out {}", out.display()));
     }
@@ -164,6 +171,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         after_fault: args.duration,
         check_timeout: args.check_timeout,
         mutation,
+        toxiproxy: args.toxiproxy.clone(),
         out: args.out.clone(),
         keep_all: args.keep_all,
         rerun: rerun.clone(),

@@ -81,6 +81,15 @@ enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Seeded fault rounds (crashes, pauses, maintenance) under recorded traffic, judged by the checker.
     Chaos(chaos::ChaosArgs),
+    /// Serve toxiproxy's HTTP API over gauntlet's fault proxies (until Ctrl-C).
+    Proxy {
+        /// Where the API listens (loopback).
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        listen_api: std::net::SocketAddr,
+        /// Seed of the toxicity draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Serve a real server behind a proxy that behaves like a foreign server (another
     /// reported version, a crash on a given request); takes etcd's flags after `--`.
     StandIn(standin::StandInArgs),
@@ -223,6 +232,7 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
                 },
         } => cluster_up(&target, members, base_port, data_dir).await,
         Command::Version => version(&conn).await,
+        Command::Proxy { listen_api, seed } => proxy_api(listen_api, seed).await,
         Command::Check(_)
         | Command::Bench(_)
         | Command::Conformance(_)
@@ -326,6 +336,22 @@ async fn cluster_up(
     }
     eprintln!("stopping ...");
     cluster.shutdown();
+    Ok(())
+}
+
+async fn proxy_api(listen: std::net::SocketAddr, seed: u64) -> anyhow::Result<()> {
+    let registry = std::sync::Arc::new(gauntlet_harness::netproxy::Registry::new(seed));
+    let server = gauntlet_harness::toxiproxy::ToxiproxyServer::start(listen, registry)
+        .await
+        .with_context(|| format!("starting the proxy API on {listen}"))?;
+    println!("toxiproxy API on {}", server.url());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    drop(server);
     Ok(())
 }
 

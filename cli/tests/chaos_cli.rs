@@ -19,7 +19,7 @@ fn gauntlet(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for (args, says) in [
-        (vec!["chaos", "--fault", "network.*"], "matches no fault"),
+        (vec!["chaos", "--fault", "disk.*"], "matches no fault"),
         (vec!["chaos", "--profile", "k8s"], "use etcd or kubernetes"),
         (
             vec![
@@ -143,4 +143,42 @@ fn a_clean_run_exits_0_and_a_lie_exits_1_with_rechecked_evidence() {
     assert_eq!(code, 1, "{stdout}\n{err}");
     let junit = std::fs::read_to_string(bad.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
+}
+
+/// `--toxiproxy URL` puts the peer proxies on a toxiproxy API server other than the
+/// round's own: here `gauntlet proxy`, standing in for a real toxiproxy.
+#[test]
+fn network_faults_drive_an_external_toxiproxy() {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args(["proxy", "--listen-api", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("toxiproxy API on"), "{line}");
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, out, err) = gauntlet(&[
+        "chaos",
+        "--rounds",
+        "1",
+        "--fault",
+        "network.delay-peer",
+        "--duration",
+        "500ms",
+        "--toxiproxy",
+        &url,
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("network.delay-peer"), "{err}");
 }

@@ -24,8 +24,8 @@ use nix::unistd::Pid;
 
 use crate::client::{Client, ClientConfig, ClientError, TlsFiles};
 use crate::error::{HarnessError, Result};
-use crate::provision::Cache;
 use crate::netproxy::Registry;
+use crate::provision::Cache;
 use crate::target::Target;
 use crate::toxiproxy::{ToxiproxyClient, ToxiproxyServer};
 use gauntlet_api::etcdserverpb as pb;
@@ -527,7 +527,10 @@ impl Cluster {
 
     /// What member `i`'s peer proxy did (connections, refusals, chunks slowed, cut),
     /// when the proxies are gauntlet's own ([`PeerProxy::Local`]).
-    pub fn peer_proxy_stats(&self, i: usize) -> Option<std::sync::Arc<crate::netproxy::ProxyStats>> {
+    pub fn peer_proxy_stats(
+        &self,
+        i: usize,
+    ) -> Option<std::sync::Arc<crate::netproxy::ProxyStats>> {
         let p = self.peer_proxies.as_ref()?;
         let server = p._local.as_ref()?;
         let name = p.names.get(i)?;

@@ -13,7 +13,9 @@ use gauntlet_harness::{Cache, Cluster, ClusterSpec, PeerProxy};
 
 async fn leader_seen_by_others(cluster: &Cluster, not: usize) -> Option<u64> {
     for j in (0..cluster.size()).filter(|j| *j != not) {
-        let Ok(c) = cluster.member_client(j).await else { continue };
+        let Ok(c) = cluster.member_client(j).await else {
+            continue;
+        };
         if let Ok(s) = c.status(pb::StatusRequest {}).await {
             if s.leader != 0 {
                 return Some(s.leader);
@@ -35,7 +37,12 @@ async fn isolate_the_leader(target: &str, must_move: bool) {
     let leader = cluster.leader().await.unwrap();
     let old_id = {
         let c = cluster.member_client(leader).await.unwrap();
-        c.status(pb::StatusRequest {}).await.unwrap().header.unwrap().member_id
+        c.status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .header
+            .unwrap()
+            .member_id
     };
     let (api, name) = cluster.peer_proxy(leader).expect("peer proxies");
     let (a, n) = (api.clone(), name.clone());
@@ -46,17 +53,26 @@ async fn isolate_the_leader(target: &str, must_move: bool) {
     let mut moved = false;
     for _ in 0..if must_move { 100 } else { 30 } {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if leader_seen_by_others(&cluster, leader).await.is_some_and(|l| l != old_id) {
+        if leader_seen_by_others(&cluster, leader)
+            .await
+            .is_some_and(|l| l != old_id)
+        {
             moved = true;
             break;
         }
     }
     if must_move {
-        assert!(moved, "{target}: nobody replaced the cut-off leader m{leader}");
+        assert!(
+            moved,
+            "{target}: nobody replaced the cut-off leader m{leader}"
+        );
     }
     let stats = cluster.peer_proxy_stats(leader).expect("local proxies");
     assert!(
-        stats.connections_cut.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        stats
+            .connections_cut
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
         "{target}: taking the leader's proxy down cut no connection"
     );
     tokio::task::spawn_blocking(move || api.set_enabled(&name, true))

@@ -5,10 +5,10 @@
 //! evidence (a killed process is gone, a paused leader lost leadership, a compaction
 //! answered) and a fault that cannot show it fails the round's setup, never passes it.
 //!
-//! Families built so far: `process` (SIGKILL, SIGTERM, SIGSTOP of chosen members, then
-//! restart or SIGCONT) and `maintenance` (compaction, defragmentation and leader moves
-//! as recorded client operations). Network faults through a proxy on every peer link
-//! come next.
+//! Families: `process` (SIGKILL, SIGTERM, SIGSTOP of chosen members, then restart or
+//! SIGCONT), `maintenance` (compaction, defragmentation and leader moves as recorded
+//! client operations) and `network` (a member's inbound peer proxy taken down, delayed,
+//! throttled or resetting connections).
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 mod maintenance;
+mod network;
 mod process;
 
 /// Every fault gauntlet chaos can inject.
@@ -47,6 +48,16 @@ pub enum FaultKind {
     Defrag,
     /// Move leadership to a random follower.
     MoveLeader,
+    /// Take the leader's inbound peer proxy down for three election timeouts.
+    CutLeaderInbound,
+    /// Take a follower's inbound peer proxy down for three election timeouts.
+    CutFollowerInbound,
+    /// 75 ± 50 ms on both streams of a random member's inbound peer proxy for a second.
+    DelayPeer,
+    /// 64 KB/s on both streams of a random member's inbound peer proxy for a second.
+    BandwidthPeer,
+    /// Reset every connection into a random member's peer port for a second.
+    ResetPeer,
 }
 
 impl From<FaultKind> for &'static str {
@@ -57,7 +68,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -70,6 +81,11 @@ impl FaultKind {
         FaultKind::Compact,
         FaultKind::Defrag,
         FaultKind::MoveLeader,
+        FaultKind::CutLeaderInbound,
+        FaultKind::CutFollowerInbound,
+        FaultKind::DelayPeer,
+        FaultKind::BandwidthPeer,
+        FaultKind::ResetPeer,
     ];
 
     /// `family.name`, what `--fault GLOB` matches.
@@ -87,6 +103,11 @@ impl FaultKind {
             FaultKind::Compact => "maintenance.compact",
             FaultKind::Defrag => "maintenance.defrag",
             FaultKind::MoveLeader => "maintenance.move-leader",
+            FaultKind::CutLeaderInbound => "network.cut-leader-inbound",
+            FaultKind::CutFollowerInbound => "network.cut-follower-inbound",
+            FaultKind::DelayPeer => "network.delay-peer",
+            FaultKind::BandwidthPeer => "network.bandwidth-peer",
+            FaultKind::ResetPeer => "network.reset-peer",
         }
     }
 
@@ -98,7 +119,10 @@ impl FaultKind {
     /// Whether a cluster of `members` can take this fault; `Err` says why not.
     pub fn supported(self, members: usize) -> Result<(), String> {
         match self {
-            FaultKind::KillFollower | FaultKind::PauseFollower | FaultKind::MoveLeader
+            FaultKind::KillFollower
+            | FaultKind::PauseFollower
+            | FaultKind::MoveLeader
+            | FaultKind::CutFollowerInbound
                 if members < 2 =>
             {
                 Err(format!(
@@ -106,6 +130,10 @@ impl FaultKind {
                     self.name()
                 ))
             }
+            _ if self.family() == "network" && members < 2 => Err(format!(
+                "{} needs peer links: 2 or more members",
+                self.name()
+            )),
             _ => Ok(()),
         }
     }
@@ -171,6 +199,10 @@ pub(crate) async fn run(
         FaultKind::None => (Vec::new(), vec!["no fault".to_string()]),
         FaultKind::Compact | FaultKind::Defrag | FaultKind::MoveLeader => {
             maintenance::run(kind, &ctx, leader_before).await?
+        }
+        k if k.family() == "network" => {
+            let mut ctx = ctx;
+            network::run(kind, &mut ctx, leader_before, ready).await?
         }
         _ => process::run(kind, ctx, leader_before, ready).await?,
     };

@@ -1,0 +1,209 @@
+//! Network faults, through the fault proxy in front of every member's peer port
+//! (driven with the toxiproxy client, so `--toxiproxy URL` can put a real toxiproxy
+//! there instead).
+//!
+//! A member's proxy carries every connection dialed *to* that member, so these faults
+//! degrade what the member receives on connections others open to it. Targets that
+//! dial the peer they send to (the reference server) lose everything addressed to the
+//! member; etcd, whose followers also dial the leader to read from it and whose
+//! leader falls back to connections it dials itself, routes around a cut of one
+//! member's inbound side. Full partitions need a network namespace per member (a later
+//! backend); the evidence of each fault here is what its proxy did.
+
+use std::time::Duration;
+
+use gauntlet_api::etcdserverpb as pb;
+use gauntlet_harness::toxiproxy::{ToxicJson, ToxiproxyClient};
+use gauntlet_harness::Client;
+use rand::Rng;
+
+use super::{FaultCtx, FaultError, FaultKind};
+
+/// How long a degrading toxic stays on.
+const TOXIC_FOR: Duration = Duration::from_millis(1000);
+
+fn failed(e: impl std::fmt::Display) -> FaultError {
+    FaultError::Failed(e.to_string())
+}
+
+async fn api<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, gauntlet_harness::toxiproxy::ToxiproxyError> + Send + 'static,
+) -> Result<T, FaultError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(failed)?
+        .map_err(failed)
+}
+
+fn toxic(name: &str, kind: &str, stream: &str, attrs: &[(&str, u64)]) -> ToxicJson {
+    ToxicJson {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        stream: stream.to_string(),
+        toxicity: 1.0,
+        attributes: attrs.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    }
+}
+
+async fn leader_named_by_others(ctx: &FaultCtx<'_>, not: usize) -> Option<(usize, u64)> {
+    for j in (0..ctx.cluster.size()).filter(|j| *j != not) {
+        let url = ctx.cluster.endpoints()[j].clone();
+        let mut cfg = ctx.cluster.client_config(vec![url]);
+        cfg.dial_timeout = Duration::from_millis(500);
+        cfg.command_timeout = Duration::from_millis(500);
+        let Ok(c) = Client::connect(cfg).await else {
+            continue;
+        };
+        if let Ok(s) = c.status(pb::StatusRequest {}).await {
+            if s.leader != 0 {
+                return Some((j, s.leader));
+            }
+        }
+    }
+    None
+}
+
+pub(super) async fn run(
+    kind: FaultKind,
+    ctx: &mut FaultCtx<'_>,
+    leader: Option<usize>,
+    ready: Duration,
+) -> Result<(Vec<usize>, Vec<String>), FaultError> {
+    let n = ctx.cluster.size();
+    let followers: Vec<usize> = (0..n).filter(|i| Some(*i) != leader).collect();
+    let hit = match kind {
+        FaultKind::CutLeaderInbound => leader.ok_or_else(|| failed("no leader to cut"))?,
+        FaultKind::CutFollowerInbound => *followers
+            .get(ctx.rng.gen_range(0..followers.len().max(1)))
+            .ok_or_else(|| failed("no follower to cut"))?,
+        _ => ctx.rng.gen_range(0..n),
+    };
+    let (client, name): (ToxiproxyClient, String) = ctx
+        .cluster
+        .peer_proxy(hit)
+        .ok_or_else(|| failed("the cluster has no peer proxies (network faults need them)"))?;
+    let stats = ctx.cluster.peer_proxy_stats(hit);
+    let before = stats.as_ref().map(|s| {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            s.chunks_slowed.load(Relaxed),
+            s.connections_cut.load(Relaxed),
+        )
+    });
+    let mut evidence = Vec::new();
+    match kind {
+        FaultKind::CutLeaderInbound | FaultKind::CutFollowerInbound => {
+            let old_id = match leader {
+                Some(l) => {
+                    let url = ctx.cluster.endpoints()[l].clone();
+                    let c = Client::connect(ctx.cluster.client_config(vec![url]))
+                        .await
+                        .map_err(failed)?;
+                    c.status(pb::StatusRequest {})
+                        .await
+                        .map_err(failed)?
+                        .header
+                        .map_or(0, |h| h.member_id)
+                }
+                None => 0,
+            };
+            let (c, p) = (client.clone(), name.clone());
+            let shown = api(move || c.set_enabled(&p, false)).await?;
+            if shown.enabled {
+                return Err(failed(format!(
+                    "proxy {name} still enabled after disabling it"
+                )));
+            }
+            evidence.push(format!("m{hit}'s inbound peer proxy is down"));
+            let hold = Duration::from_millis(ctx.election_ms * 3 + 500);
+            tokio::time::sleep(hold).await;
+            if kind == FaultKind::CutLeaderInbound {
+                match leader_named_by_others(ctx, hit).await {
+                    Some((j, id)) if id != old_id => evidence.push(format!(
+                        "m{j} now names leader {id:x} (was m{hit}, {old_id:x})"
+                    )),
+                    _ => evidence.push(format!(
+                        "m{hit} kept leadership: the target's peers reach it on connections it dials itself"
+                    )),
+                }
+            }
+            let (c, p) = (client.clone(), name.clone());
+            api(move || c.set_enabled(&p, true)).await?;
+        }
+        FaultKind::DelayPeer | FaultKind::BandwidthPeer | FaultKind::ResetPeer => {
+            let toxics: Vec<ToxicJson> = match kind {
+                FaultKind::DelayPeer => ["upstream", "downstream"]
+                    .iter()
+                    .map(|s| {
+                        toxic(
+                            &format!("chaos-delay-{s}"),
+                            "latency",
+                            s,
+                            &[("latency", 75), ("jitter", 50)],
+                        )
+                    })
+                    .collect(),
+                FaultKind::BandwidthPeer => ["upstream", "downstream"]
+                    .iter()
+                    .map(|s| {
+                        toxic(
+                            &format!("chaos-bandwidth-{s}"),
+                            "bandwidth",
+                            s,
+                            &[("rate", 64)],
+                        )
+                    })
+                    .collect(),
+                _ => vec![toxic(
+                    "chaos-reset",
+                    "reset_peer",
+                    "downstream",
+                    &[("timeout", 0)],
+                )],
+            };
+            for t in &toxics {
+                let (c, p, t2) = (client.clone(), name.clone(), t.clone());
+                api(move || c.add_toxic(&p, &t2)).await?;
+            }
+            evidence.push(format!(
+                "toxics on m{hit}'s inbound peer proxy: {}",
+                toxics
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            tokio::time::sleep(TOXIC_FOR).await;
+            for t in &toxics {
+                let (c, p, tn) = (client.clone(), name.clone(), t.name.clone());
+                api(move || c.remove_toxic(&p, &tn)).await?;
+            }
+        }
+        _ => return Err(failed(format!("{kind} is not a network fault"))),
+    }
+    // What the proxy did (our own proxies count it; a real toxiproxy does not say).
+    if let (Some(s), Some((slowed0, cut0))) = (stats, before) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let slowed = s.chunks_slowed.load(Relaxed) - slowed0;
+        let cut = s.connections_cut.load(Relaxed) - cut0;
+        let took = match kind {
+            FaultKind::DelayPeer | FaultKind::BandwidthPeer => slowed > 0,
+            _ => cut > 0,
+        };
+        evidence.push(format!(
+            "proxy counted {slowed} chunks slowed, {cut} connections cut"
+        ));
+        if !took {
+            return Err(failed(format!(
+                "{kind} did not take effect: m{hit}'s proxy slowed {slowed} chunks and cut {cut} connections"
+            )));
+        }
+    }
+    ctx.cluster.wait_ready(ready).await.map_err(|e| {
+        FaultError::NoRecovery(format!(
+            "the cluster did not serve again within {} s after {kind} was healed: {e}",
+            ready.as_secs()
+        ))
+    })?;
+    Ok((vec![hit], evidence))
+}

@@ -111,6 +111,8 @@ struct ClientState {
     leases: Vec<i64>,
     next_lease: i64,
     failed_last: bool,
+    cfg: TrafficConfig,
+    non_unique: Arc<Semaphore>,
 }
 
 fn list_request() -> pb::RangeRequest {
@@ -155,7 +157,9 @@ impl ClientState {
     }
 
     /// Runs one operation; `Err` when the request failed (any way).
-    async fn step(&mut self, cfg: &TrafficConfig, non_unique: &Semaphore) -> Result<(), ()> {
+    async fn step(&mut self) -> Result<(), ()> {
+        let cfg = &self.cfg.clone();
+        let non_unique = &self.non_unique.clone();
         let op = if self.failed_last {
             Op::List
         } else {
@@ -348,6 +352,28 @@ impl ClientState {
     }
 }
 
+/// Runs `step` every `period` (never two at once, skipped ticks not made up) until
+/// `stop`; counts requests and failures (`step` returns whether it succeeded).
+async fn paced<S, F>(period: Duration, stop: &AtomicBool, state: &mut S, mut step: F) -> ClientStats
+where
+    F: for<'a> FnMut(&'a mut S) -> futures::future::BoxFuture<'a, bool>,
+{
+    let mut stats = ClientStats::default();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        stats.requests += 1;
+        if !step(state).await {
+            stats.failed += 1;
+        }
+    }
+    stats
+}
+
 /// Counts one client made.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientStats {
@@ -400,22 +426,14 @@ impl Traffic {
             if profile == crate::scenario::TrafficProfile::Kubernetes {
                 let mut kc = crate::kube::client(index, client, rng, segments.clone(), &cfg);
                 tasks.push(tokio::spawn(async move {
-                    let mut stats = ClientStats::default();
-                    let mut tick = tokio::time::interval(period);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    while !stop.load(Ordering::Relaxed) {
-                        tick.tick().await;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        stats.requests += 1;
-                        let ok = kc.step().await.is_ok();
-                        kc.failed_last = !ok;
-                        if !ok {
-                            stats.failed += 1;
-                        }
-                    }
-                    stats
+                    paced(period, &stop, &mut kc, |kc| {
+                        Box::pin(async move {
+                            let ok = kc.step().await.is_ok();
+                            kc.failed_last = !ok;
+                            ok
+                        })
+                    })
+                    .await
                 }));
                 continue;
             }
@@ -429,24 +447,18 @@ impl Traffic {
                 leases: Vec::new(),
                 next_lease: 0,
                 failed_last: false,
+                cfg,
+                non_unique,
             };
             tasks.push(tokio::spawn(async move {
-                let mut stats = ClientStats::default();
-                let mut tick = tokio::time::interval(period);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                while !stop.load(Ordering::Relaxed) {
-                    tick.tick().await;
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    stats.requests += 1;
-                    let ok = st.step(&cfg, &non_unique).await.is_ok();
-                    st.failed_last = !ok;
-                    if !ok {
-                        stats.failed += 1;
-                    }
-                }
-                stats
+                paced(period, &stop, &mut st, |st| {
+                    Box::pin(async move {
+                        let ok = st.step().await.is_ok();
+                        st.failed_last = !ok;
+                        ok
+                    })
+                })
+                .await
             }));
         }
         let compactor = base.with_recorder(recorder);

@@ -131,13 +131,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     }
     let target: Target = args.target.parse()?;
     let cache = Cache::from_env();
-    if let Target::Etcd { .. } = &target {
-        if cache.binary(&target.to_string(), "etcd").is_err() {
-            eprintln!("{target} is not cached yet: fetching it first");
-            crate::fetch(&[target.to_string()])?;
-        }
-    }
-    target.server_binary(&cache)?;
+    crate::ensure_launchable(&target, &cache)?;
     let mut rerun = format!(
         "gauntlet chaos --target {target} --members {} --rounds {} --seed {} --fault '{}' --profile {} --duration {}ms --qps {}",
         args.members,

@@ -106,13 +106,7 @@ pub async fn run_conformance(
         (t, true) => {
             let target: Target = t.as_deref().unwrap_or("reference").parse()?;
             let cache = Cache::from_env();
-            if let Target::Etcd { .. } = &target {
-                if cache.binary(&target.to_string(), "etcd").is_err() {
-                    eprintln!("{target} is not cached yet: fetching it first");
-                    crate::fetch(&[target.to_string()])?;
-                }
-            }
-            target.server_binary(&cache)?;
+            crate::ensure_launchable(&target, &cache)?;
             let ledger = matches!(target, Target::Etcd { .. });
             (
                 Under::Launch {

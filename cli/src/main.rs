@@ -243,6 +243,19 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
     }
 }
 
+/// Checks that `target` can be launched: fetches a real etcd into the cache first
+/// when it is missing, then resolves its server binary.
+pub(crate) fn ensure_launchable(target: &Target, cache: &Cache) -> anyhow::Result<()> {
+    if let Target::Etcd { .. } = target {
+        if cache.binary(&target.to_string(), "etcd").is_err() {
+            eprintln!("{target} is not cached yet: fetching it first");
+            fetch(&[target.to_string()])?;
+        }
+    }
+    target.server_binary(cache)?;
+    Ok(())
+}
+
 fn fetch(targets: &[String]) -> anyhow::Result<()> {
     let cache = Cache::from_env();
     let sources = SourceList::for_cache(&cache)?;
@@ -298,13 +311,7 @@ async fn cluster_up(
     spec.election_timeout_ms = 1000;
     spec.base_port = base_port;
     spec.data_root = data_dir;
-    if let Target::Etcd { .. } = &target {
-        if cache.binary(&target.to_string(), "etcd").is_err() {
-            eprintln!("{target} is not cached yet: fetching it first");
-            fetch(&[target.to_string()])?;
-        }
-    }
-    target.server_binary(&cache)?;
+    ensure_launchable(&target, &cache)?;
     eprintln!("starting {members} member(s) of {target} ...");
     let cluster = Cluster::start(spec, &cache)
         .await

@@ -876,15 +876,7 @@ async fn run_pooled(
                         };
                     });
                     let _ = tx.send(Msg::Crash(crash));
-                    for r in pending.drain(..) {
-                        let _ = tx.send(Msg::Case(
-                            r.index,
-                            verdict_of(&r.case, unavailable(&reason), 0),
-                        ));
-                    }
-                    for (i, c) in queue.drain(..) {
-                        let _ = tx.send(Msg::Case(i, verdict_of(&c, unavailable(&reason), 0)));
-                    }
+                    report_rest(&tx, &mut pending, &mut queue, || unavailable(&reason));
                     return restarts;
                 }
             };
@@ -946,17 +938,25 @@ async fn run_pooled(
         let _ = tx.send(Msg::Crash(crash));
         if unfinished {
             let reason = format!("{headline}; gave up after {MAX_RESTARTS} restarts");
-            for r in pending.drain(..) {
-                let _ = tx.send(Msg::Case(
-                    r.index,
-                    verdict_of(&r.case, unavailable(&reason), 0),
-                ));
-            }
-            for (i, c) in queue.drain(..) {
-                let _ = tx.send(Msg::Case(i, verdict_of(&c, unavailable(&reason), 0)));
-            }
+            report_rest(&tx, &mut pending, &mut queue, || unavailable(&reason));
             return restarts;
         }
+    }
+}
+
+/// Reports every case left (suspects not yet run alone, then the queue) with the
+/// outcome `outcome` makes.
+fn report_rest(
+    tx: &mpsc::UnboundedSender<Msg>,
+    pending: &mut VecDeque<Running>,
+    queue: &mut VecDeque<(usize, Case)>,
+    outcome: impl Fn() -> Outcome,
+) {
+    for r in pending.drain(..) {
+        let _ = tx.send(Msg::Case(r.index, verdict_of(&r.case, outcome(), 0)));
+    }
+    for (i, c) in queue.drain(..) {
+        let _ = tx.send(Msg::Case(i, verdict_of(&c, outcome(), 0)));
     }
 }
 

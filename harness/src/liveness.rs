@@ -230,21 +230,7 @@ impl Monitor {
 /// its own (auth required, Status unimplemented, ...), not a transport failure, a
 /// deadline, or `Unavailable`.
 fn answered(e: &crate::client::ClientError) -> bool {
-    use tonic::Code;
-    matches!(
-        e.code(),
-        Some(
-            Code::InvalidArgument
-                | Code::NotFound
-                | Code::AlreadyExists
-                | Code::PermissionDenied
-                | Code::Unauthenticated
-                | Code::FailedPrecondition
-                | Code::OutOfRange
-                | Code::ResourceExhausted
-                | Code::Unimplemented
-        )
-    )
+    e.code().is_some_and(crate::record::is_rejection)
 }
 
 impl Inner {

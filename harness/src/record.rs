@@ -64,6 +64,24 @@ const NOT_CONNECTED_MARKERS: &[&str] = &[
     "invalid uri",
 ];
 
+/// Whether `code` is one etcd answers only for requests it rejected before proposing
+/// them (so the server is alive, and the request had no effect).
+pub fn is_rejection(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::ResourceExhausted
+            | Code::Unimplemented
+    )
+}
+
 /// The single choke point: maps a call's result to its [`Outcome`].
 ///
 /// * success → `Ok`;
@@ -89,15 +107,7 @@ pub fn classify(mutating: bool, failure: Option<&FailureKind>) -> Outcome {
         FailureKind::NotSent => Outcome::Failed,
         FailureKind::Timeout | FailureKind::StreamBroken => Outcome::Unknown,
         FailureKind::Status { code, message } => match code {
-            Code::InvalidArgument
-            | Code::NotFound
-            | Code::AlreadyExists
-            | Code::PermissionDenied
-            | Code::Unauthenticated
-            | Code::FailedPrecondition
-            | Code::OutOfRange
-            | Code::ResourceExhausted
-            | Code::Unimplemented => Outcome::Failed,
+            c if is_rejection(*c) => Outcome::Failed,
             Code::Unavailable => {
                 let m = message.to_ascii_lowercase();
                 if NOT_CONNECTED_MARKERS

@@ -96,6 +96,8 @@ pub struct Summary {
     pub not_run: usize,
     /// Per fault.
     pub faults: BTreeMap<String, FaultSummary>,
+    /// Per traffic profile.
+    pub profiles: BTreeMap<String, FaultSummary>,
     /// Operations judged, over all rounds.
     pub operations: usize,
     /// Mean validation time per round, ms.
@@ -112,8 +114,24 @@ impl Summary {
     /// Builds the summary of `results`.
     pub fn new(target: &str, seed: u64, results: Vec<RoundResult>, wall: Duration) -> Summary {
         let mut faults: BTreeMap<String, FaultSummary> = BTreeMap::new();
+        let mut profiles: BTreeMap<String, FaultSummary> = BTreeMap::new();
         let mut heal: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for r in &results {
+            let p = profiles
+                .entry(
+                    serde_json::to_value(r.spec.profile)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                )
+                .or_default();
+            p.rounds += 1;
+            match &r.verdict {
+                RoundVerdict::Violation => p.violations += 1,
+                RoundVerdict::Unknown => p.unknown += 1,
+                RoundVerdict::Skipped(_) | RoundVerdict::Error(_) => p.not_run += 1,
+                RoundVerdict::Passed => {}
+            }
             let f = faults.entry(r.spec.fault.name().to_string()).or_default();
             f.rounds += 1;
             match &r.verdict {
@@ -151,6 +169,7 @@ impl Summary {
             unknown: count(|v| *v == RoundVerdict::Unknown),
             not_run: count(|v| matches!(v, RoundVerdict::Skipped(_) | RoundVerdict::Error(_))),
             faults,
+            profiles,
             operations: results.iter().map(|r| r.operations).sum(),
             validation_ms_mean: if judged.is_empty() {
                 0

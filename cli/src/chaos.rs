@@ -37,9 +37,10 @@ pub struct ChaosArgs {
     /// Faults to choose from (glob over names, e.g. 'process.*'); see --list-faults.
     #[arg(long, default_value = "*")]
     fault: String,
-    /// Traffic profile: etcd or kubernetes.
-    #[arg(long, default_value = "etcd", value_parser = parse_profile)]
-    profile: TrafficProfile,
+    /// Traffic profiles, comma-separated (etcd, kubernetes); round R uses the
+    /// (R mod n)-th, so `etcd,kubernetes` alternates them.
+    #[arg(long, default_value = "etcd", value_delimiter = ',', value_parser = parse_profile)]
+    profile: Vec<TrafficProfile>,
     /// Traffic before the fault and after it is healed, each (e.g. 1s).
     #[arg(long, default_value = "1s", value_parser = crate::parse_duration)]
     duration: Duration,
@@ -88,6 +89,9 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     }
     if args.qps == 0 {
         bail!("--qps must be at least 1");
+    }
+    if args.profile.is_empty() {
+        bail!("--profile needs at least one of etcd, kubernetes");
     }
     let faults: Vec<FaultKind> = FaultKind::ALL
         .into_iter()
@@ -138,10 +142,14 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         args.rounds,
         args.seed,
         args.fault,
-        match args.profile {
-            TrafficProfile::Etcd => "etcd",
-            TrafficProfile::Kubernetes => "kubernetes",
-        },
+        args.profile
+            .iter()
+            .map(|p| match p {
+                TrafficProfile::Etcd => "etcd",
+                TrafficProfile::Kubernetes => "kubernetes",
+            })
+            .collect::<Vec<_>>()
+            .join(","),
         args.duration.as_millis(),
         args.qps
     );
@@ -177,7 +185,8 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let mut results = Vec::new();
     for r in rounds {
-        let spec = plan(args.seed, r, args.members, &supported, args.profile);
+        let profile = args.profile[usize::try_from(r).unwrap_or(0) % args.profile.len()];
+        let spec = plan(args.seed, r, args.members, &supported, profile);
         let fault = spec.fault;
         let res = run_round(spec, &opts).await;
         let mark = match &res.verdict {
@@ -188,8 +197,15 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             RoundVerdict::Error(_) => "ERROR    ".to_string(),
         };
         eprintln!(
-            "round {r:>4} {mark} {fault:<26} {} ops, {} watch responses, validation {} ms, round {} ms",
-            res.operations, res.watch_responses, res.validation_ms, res.wall_ms
+            "round {r:>4} {mark} {fault:<30} {:<10} {} ops, {} watch responses, validation {} ms, round {} ms",
+            match profile {
+                TrafficProfile::Etcd => "etcd",
+                TrafficProfile::Kubernetes => "kubernetes",
+            },
+            res.operations,
+            res.watch_responses,
+            res.validation_ms,
+            res.wall_ms
         );
         match &res.verdict {
             RoundVerdict::Violation | RoundVerdict::Unknown => {

@@ -62,6 +62,32 @@ pub fn write_round(
     Ok(())
 }
 
+/// Reads back what [`write_round`] wrote (`history.jsonl`, `watch.json`), so a round
+/// can be judged again without any server (`gauntlet chaos --revalidate DIR`).
+pub fn load_round(dir: &Path) -> Result<(Vec<EtcdOp>, Vec<MemberWatch>), String> {
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()))
+    };
+    let history: Vec<EtcdOp> = gauntlet_checker::import::parse_json_lines(&read("history.jsonl")?)
+        .map_err(|e| format!("{}: {e}", dir.join("history.jsonl").display()))?;
+    let watch: serde_json::Value = serde_json::from_str(&read("watch.json")?)
+        .map_err(|e| format!("{}: {e}", dir.join("watch.json").display()))?;
+    let mut watches = Vec::new();
+    for m in watch.as_array().into_iter().flatten() {
+        let segments = serde_json::from_value(m["segments"].clone())
+            .map_err(|e| format!("{}: segments: {e}", dir.join("watch.json").display()))?;
+        watches.push(MemberWatch {
+            member: m["member"]
+                .as_u64()
+                .and_then(|x| usize::try_from(x).ok())
+                .unwrap_or(usize::MAX),
+            reached: m["reached"].as_i64().unwrap_or(0),
+            segments,
+        });
+    }
+    Ok((history, watches))
+}
+
 /// Per-fault counts in `summary.json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FaultSummary {

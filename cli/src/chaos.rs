@@ -63,6 +63,10 @@ pub struct ChaosArgs {
     /// List the faults and exit.
     #[arg(long)]
     list_faults: bool,
+    /// Judge a round directory again (its history.jsonl and watch.json), without any
+    /// server; exit 0 when it passes, 1 on a finding.
+    #[arg(long)]
+    revalidate: Option<PathBuf>,
     /// Drive the peer proxies of network faults through this toxiproxy server
     /// (default: gauntlet's own proxies, behind the same API).
     #[arg(long)]
@@ -80,6 +84,31 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             println!("{:<26} {}", f.name(), f.family());
         }
         return Ok(0);
+    }
+    if let Some(dir) = &args.revalidate {
+        let (history, watches) =
+            gauntlet_chaos::report::load_round(dir).map_err(anyhow::Error::msg)?;
+        let v = gauntlet_chaos::validate::validate(&history, &watches, args.check_timeout);
+        for f in &v.findings {
+            println!("{}: {}", f.check, f.detail);
+        }
+        for u in &v.unknown {
+            println!("unknown: {u}");
+        }
+        println!(
+            "{} operations, {} findings, {} unknown, validation {} ms",
+            history.len(),
+            v.findings.len(),
+            v.unknown.len(),
+            v.validation_ms
+        );
+        return Ok(if !v.findings.is_empty() {
+            1
+        } else if !v.unknown.is_empty() {
+            2
+        } else {
+            0
+        });
     }
     if !(1..=9).contains(&args.members) {
         bail!("--members must be between 1 and 9, got {}", args.members);

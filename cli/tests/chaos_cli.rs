@@ -143,6 +143,10 @@ fn a_clean_run_exits_0_and_a_lie_exits_1_with_rechecked_evidence() {
     assert_eq!(code, 1, "{stdout}\n{err}");
     let junit = std::fs::read_to_string(bad.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
+    // And the whole round re-judges without a server: still a violation.
+    let (code, stdout, err) = gauntlet(&["chaos", "--revalidate", round.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}\n{err}");
+    assert!(stdout.contains("linearizability"), "{stdout}");
 }
 
 /// `--toxiproxy URL` puts the peer proxies on a toxiproxy API server other than the

@@ -30,6 +30,8 @@
 //!     check_timeout: std::time::Duration::from_secs(60),
 //!     mutation: None,
 //!     toxiproxy: None,
+//!     etcd_release: None,
+//!     ledger: gauntlet_chaos::ledger::Ledger::builtin(),
 //!     out: None,
 //!     keep_all: false,
 //!     rerun: "gauntlet chaos --target etcd@3.5.1 --seed 1".into(),
@@ -47,6 +49,7 @@
 pub mod convert;
 pub mod fault;
 pub mod kube;
+pub mod ledger;
 pub mod report;
 pub mod round;
 pub mod scenario;

@@ -95,6 +95,9 @@ pub struct FaultSummary {
     pub rounds: usize,
     /// Of those, with a violation.
     pub violations: usize,
+    /// Of those, with only known etcd issues.
+    #[serde(default)]
+    pub known_issues: usize,
     /// Of those, unknown.
     pub unknown: usize,
     /// Of those, skipped or errored.
@@ -116,6 +119,8 @@ pub struct Summary {
     pub rounds: usize,
     /// Rounds with a violation.
     pub violations: usize,
+    /// Rounds whose findings are all known issues of the etcd release under test.
+    pub known_issues: usize,
     /// Rounds that could not be judged fully.
     pub unknown: usize,
     /// Rounds skipped (fault unsupported) or that could not run.
@@ -153,6 +158,7 @@ impl Summary {
                 .or_default();
             p.rounds += 1;
             match &r.verdict {
+                RoundVerdict::KnownIssue => p.known_issues += 1,
                 RoundVerdict::Violation => p.violations += 1,
                 RoundVerdict::Unknown => p.unknown += 1,
                 RoundVerdict::Skipped(_) | RoundVerdict::Error(_) => p.not_run += 1,
@@ -161,6 +167,7 @@ impl Summary {
             let f = faults.entry(r.spec.fault.name().to_string()).or_default();
             f.rounds += 1;
             match &r.verdict {
+                RoundVerdict::KnownIssue => f.known_issues += 1,
                 RoundVerdict::Violation => f.violations += 1,
                 RoundVerdict::Unknown => f.unknown += 1,
                 RoundVerdict::Skipped(_) | RoundVerdict::Error(_) => f.not_run += 1,
@@ -192,6 +199,7 @@ impl Summary {
             seed,
             rounds: results.len(),
             violations: count(|v| *v == RoundVerdict::Violation),
+            known_issues: count(|v| *v == RoundVerdict::KnownIssue),
             unknown: count(|v| *v == RoundVerdict::Unknown),
             not_run: count(|v| matches!(v, RoundVerdict::Skipped(_) | RoundVerdict::Error(_))),
             faults,
@@ -242,6 +250,19 @@ impl Summary {
                     s.set_description(format!("{}\nrerun: {}", findings_text(r), r.rerun));
                     s
                 }
+                RoundVerdict::KnownIssue => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!(
+                        "known etcd issue: {}",
+                        r.known_issues
+                            .iter()
+                            .map(|k| format!("{} (fixed in {})", k.url, k.fixed_in))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    s.set_description(format!("{}\nrerun: {}", findings_text(r), r.rerun));
+                    s
+                }
                 RoundVerdict::Unknown => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
                     s.set_message(format!("could not be judged: {}", r.unknown.join("; ")));
@@ -275,12 +296,13 @@ impl Summary {
         let _ = writeln!(s, "# Chaos: {}\n", self.target);
         let _ = writeln!(
             s,
-            "Seed {}; {} rounds in {:.1} s ({:.0} rounds/hour); {} violation(s), {} unknown, {} not run; {} operations judged; validation {} ms per round on average.\n",
+            "Seed {}; {} rounds in {:.1} s ({:.0} rounds/hour); {} violation(s), {} known etcd issue(s), {} unknown, {} not run; {} operations judged; validation {} ms per round on average.\n",
             self.seed,
             self.rounds,
             self.wall_ms as f64 / 1000.0,
             self.rounds_per_hour,
             self.violations,
+            self.known_issues,
             self.unknown,
             self.not_run,
             self.operations,
@@ -311,6 +333,14 @@ impl Summary {
                 r.spec.fault,
                 match &r.verdict {
                     RoundVerdict::Violation => "violation".to_string(),
+                    RoundVerdict::KnownIssue => format!(
+                        "known etcd issue ({})",
+                        r.known_issues
+                            .iter()
+                            .map(|k| format!("{}, fixed in {}", k.url, k.fixed_in))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                     RoundVerdict::Unknown => "unknown".to_string(),
                     RoundVerdict::Skipped(w) => format!("skipped: {w}"),
                     RoundVerdict::Error(w) => format!("error: {w}"),

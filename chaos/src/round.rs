@@ -46,6 +46,11 @@ pub struct RoundOptions {
     /// Network faults drive the peer proxies of this toxiproxy server instead of
     /// gauntlet's own.
     pub toxiproxy: Option<String>,
+    /// The etcd release under test when the target is real etcd: the known-issue
+    /// ledger applies only then.
+    pub etcd_release: Option<gauntlet_harness::profile::SemVer>,
+    /// The known-issue ledger.
+    pub ledger: crate::ledger::Ledger,
     /// Where round directories go (`<out>/round-<n>/`); `None`: nowhere.
     pub out: Option<PathBuf>,
     /// Write a round directory for passing rounds too.
@@ -62,6 +67,9 @@ pub enum RoundVerdict {
     Passed,
     /// A guarantee broke (see the findings).
     Violation,
+    /// Guarantees broke, and every finding is a known issue of this etcd release
+    /// (see `known_issues`).
+    KnownIssue,
     /// Nothing broke, but a check could not finish (see `unknown`).
     Unknown,
     /// The round did not run its fault (the target does not support it).
@@ -99,6 +107,8 @@ pub struct RoundResult {
     pub findings: Vec<Finding>,
     /// Checks that could not finish.
     pub unknown: Vec<String>,
+    /// The ledger entries that cover the findings, when the verdict is a known issue.
+    pub known_issues: Vec<crate::ledger::KnownIssue>,
     /// The fault as it ran.
     pub fault: Option<FaultRecord>,
     /// Operations in the history the checker judged.
@@ -132,6 +142,7 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
         verdict: RoundVerdict::Passed,
         findings: Vec::new(),
         unknown: Vec::new(),
+        known_issues: Vec::new(),
         fault: None,
         operations: 0,
         operations_left_out: 0,
@@ -253,6 +264,7 @@ async fn drive(
         // We launched it with empty data dirs: etcd starts empty at revision 1.
         result.findings.push(Finding {
             check: "empty-at-start".into(),
+            guarantee: None,
             detail: format!(
                 "a freshly launched cluster answered a full range with count {} ({} keys) at revision {rev}; an empty store is at revision 1",
                 first.count,
@@ -295,6 +307,7 @@ async fn drive(
         Err(FaultError::NoRecovery(why)) => {
             result.findings.push(Finding {
                 check: "recovery".into(),
+                guarantee: None,
                 detail: why,
             });
             None
@@ -336,6 +349,7 @@ async fn drive(
     if !final_ok {
         result.findings.push(Finding {
             check: "final-write".into(),
+            guarantee: None,
             detail: format!(
                 "no write succeeded within {} s after the fault was healed ({attempt} attempts; last: {last_err})",
                 FINAL_WRITE_WITHIN.as_secs()
@@ -392,8 +406,22 @@ async fn drive(
     result.validation_ms = validation.validation_ms;
     result.findings.extend(validation.findings.iter().cloned());
     result.unknown.extend(validation.unknown.iter().cloned());
+    let known: Option<Vec<crate::ledger::KnownIssue>> = opts.etcd_release.and_then(|v| {
+        result
+            .findings
+            .iter()
+            .map(|f| opts.ledger.lookup(f, v).cloned())
+            .collect()
+    });
     result.verdict = if !result.findings.is_empty() {
-        RoundVerdict::Violation
+        match known {
+            Some(mut k) => {
+                k.dedup();
+                result.known_issues = k;
+                RoundVerdict::KnownIssue
+            }
+            None => RoundVerdict::Violation,
+        }
     } else if !result.unknown.is_empty() {
         RoundVerdict::Unknown
     } else {
@@ -448,6 +476,7 @@ async fn hash_kv(base: &Client, members: usize, revision: i64, result: &mut Roun
         if hashes.iter().any(|(_, h, c)| *h != h0 || *c != c0) {
             result.findings.push(Finding {
                 check: "hashkv".into(),
+                guarantee: None,
                 detail: format!(
                     "members disagree at revision {revision}: {}",
                     hashes

@@ -28,11 +28,15 @@ use crate::convert::EtcdOp;
 use crate::watch::MemberWatch;
 
 /// One broken guarantee.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Finding {
     /// Which check: `linearizability`, `watch`, `acknowledged-write`, `phantom-value`,
-    /// `hashkv`, `final-write`, `recovery`.
+    /// `hashkv`, `final-write`, `recovery`, `empty-at-start`.
     pub check: String,
+    /// For the watch validator's findings, the guarantee that broke (`Bookmarkable`,
+    /// `Reliable`, ...): what the known-issue ledger matches on.
+    #[serde(default)]
+    pub guarantee: Option<String>,
     /// What, where, with the evidence.
     pub detail: String,
 }
@@ -100,6 +104,7 @@ pub fn validate(
                     };
                     findings.push(Finding {
                         check: "linearizability".into(),
+                        guarantee: None,
                         detail,
                     });
                     Some(false)
@@ -199,6 +204,7 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
                         Some((first, known)) if known.events != events => {
                             findings.push(Finding {
                                 check: "watch".into(),
+                                guarantee: None,
                                 detail: format!(
                                     "watchers disagree at revision {rev}: watcher {first} saw {:?}, watcher {} (member m{}) saw {:?}",
                                     known.events, seg.id, mw.member, events
@@ -227,6 +233,7 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
                 if e.prev_kv.is_some() && e.prev_kv != prev {
                     findings.push(Finding {
                         check: "watch".into(),
+                        guarantee: None,
                         detail: format!(
                             "revision {rev} {} carries prev_kv {:?}, but the key's previous state in the event sequence is {:?}",
                             e.kv.key, e.prev_kv, prev
@@ -311,6 +318,7 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
         };
         findings.push(Finding {
             check: "watch".into(),
+            guarantee: Some(format!("{:?}", v.guarantee)),
             detail: format!(
                 "{:?} broken on {whose} (watcher {}) at revision {}: {}",
                 v.guarantee, v.watcher_id, v.revision, v.detail
@@ -370,6 +378,7 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
                 if found.windows(2).any(|p| p[0] > p[1]) {
                     findings.push(Finding {
                         check: "watch".into(),
+                        guarantee: None,
                         detail: format!(
                             "the txn acknowledged at revision {rev} (client {}) wrote {:?} in that order, but the watched events of revision {rev} are in another order: {:?}",
                             op.client_id,
@@ -382,6 +391,7 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
                     if !w.events.iter().any(|e| e.kv.key == k && e.kv.value == v) {
                         findings.push(Finding {
                             check: "acknowledged-write".into(),
+                            guarantee: None,
                             detail: format!(
                                 "put {k}={v} was acknowledged at revision {rev} (client {}), but the watched events of revision {rev} are {:?}",
                                 op.client_id, w.events
@@ -392,6 +402,7 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
             }
             None => findings.push(Finding {
                 check: "acknowledged-write".into(),
+                guarantee: None,
                 detail: format!(
                     "put {}={} was acknowledged at revision {rev} (client {}), but no watcher on any member delivered revision {rev}",
                     puts[0].0, puts[0].1, op.client_id
@@ -425,6 +436,7 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
             {
                 findings.push(Finding {
                     check: "phantom-value".into(),
+                    guarantee: None,
                     detail: format!(
                         "revision {rev} puts {}={} but no client ever wrote that value",
                         e.kv.key, e.kv.value

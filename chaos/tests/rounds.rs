@@ -19,6 +19,8 @@ fn options(target: &str, mutation: Option<Mutation>) -> RoundOptions {
         check_timeout: Duration::from_secs(60),
         mutation,
         toxiproxy: None,
+        etcd_release: None,
+        ledger: gauntlet_chaos::ledger::Ledger::builtin(),
         out: None,
         keep_all: false,
         rerun: format!("gauntlet chaos --target {target}"),

@@ -203,6 +203,11 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         check_timeout: args.check_timeout,
         mutation,
         toxiproxy: args.toxiproxy.clone(),
+        etcd_release: match &target {
+            Target::Etcd { version } => gauntlet_harness::profile::SemVer::parse(version),
+            _ => None,
+        },
+        ledger: gauntlet_chaos::ledger::Ledger::builtin(),
         out: args.out.clone(),
         keep_all: args.keep_all,
         rerun: rerun.clone(),
@@ -221,6 +226,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         let mark = match &res.verdict {
             RoundVerdict::Passed => "ok       ".to_string(),
             RoundVerdict::Violation => "VIOLATION".to_string(),
+            RoundVerdict::KnownIssue => "known    ".to_string(),
             RoundVerdict::Unknown => "UNKNOWN  ".to_string(),
             RoundVerdict::Skipped(_) => "skipped  ".to_string(),
             RoundVerdict::Error(_) => "ERROR    ".to_string(),
@@ -237,7 +243,13 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             res.wall_ms
         );
         match &res.verdict {
-            RoundVerdict::Violation | RoundVerdict::Unknown => {
+            RoundVerdict::Violation | RoundVerdict::Unknown | RoundVerdict::KnownIssue => {
+                for k in &res.known_issues {
+                    eprintln!(
+                        "           known etcd issue: {} ({}, fixed in {})",
+                        k.description, k.url, k.fixed_in
+                    );
+                }
                 for f in &res.findings {
                     eprintln!("           {}: {}", f.check, f.detail);
                 }

@@ -333,7 +333,9 @@ impl Cluster {
             match Self::start_once(&spec, &binary).await {
                 Ok(c) => return Ok(c),
                 Err(e @ HarnessError::MemberExited { .. })
-                    if e.to_string().to_ascii_lowercase().contains("address already in use") =>
+                    if e.to_string()
+                        .to_ascii_lowercase()
+                        .contains("address already in use") =>
                 {
                     last_err = Some(e);
                 }

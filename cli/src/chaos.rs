@@ -64,7 +64,8 @@ pub struct ChaosArgs {
     #[arg(long)]
     list_faults: bool,
     /// Judge a round directory again (its history.jsonl and watch.json), without any
-    /// server; exit 0 when it passes, 1 on a finding.
+    /// server; exit 0 when it passes, 1 on a finding (with --target etcd@VERSION, known
+    /// issues of that release do not count).
     #[arg(long)]
     revalidate: Option<PathBuf>,
     /// Drive the peer proxies of network faults through this toxiproxy server
@@ -89,8 +90,25 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         let (history, watches) =
             gauntlet_chaos::report::load_round(dir).map_err(anyhow::Error::msg)?;
         let v = gauntlet_chaos::validate::validate(&history, &watches, args.check_timeout);
+        // With --target etcd@VERSION, findings that are known issues of that release
+        // are said so and do not fail the re-judgement.
+        let release = match args.target.parse::<Target>() {
+            Ok(Target::Etcd { version }) => gauntlet_harness::profile::SemVer::parse(&version),
+            _ => None,
+        };
+        let ledger = gauntlet_chaos::ledger::Ledger::builtin();
+        let mut new_findings = 0;
         for f in &v.findings {
-            println!("{}: {}", f.check, f.detail);
+            match release.and_then(|r| ledger.lookup(f, r)) {
+                Some(k) => println!(
+                    "{}: {} [known etcd issue {}, fixed in {}]",
+                    f.check, f.detail, k.url, k.fixed_in
+                ),
+                None => {
+                    new_findings += 1;
+                    println!("{}: {}", f.check, f.detail);
+                }
+            }
         }
         for u in &v.unknown {
             println!("unknown: {u}");
@@ -102,7 +120,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             v.unknown.len(),
             v.validation_ms
         );
-        return Ok(if !v.findings.is_empty() {
+        return Ok(if new_findings > 0 {
             1
         } else if !v.unknown.is_empty() {
             2

@@ -188,11 +188,7 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
         result.verdict = e;
     }
     result.wall_ms = millis(started.elapsed());
-    let keep = opts.keep_all
-        || !matches!(
-            result.verdict,
-            RoundVerdict::Passed | RoundVerdict::Skipped(_)
-        );
+    let keep = keeps(opts, &result.verdict);
     if keep {
         if let Some(out) = &opts.out {
             let dir = out.join(format!("round-{}", spec.round));
@@ -202,6 +198,12 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
     }
     drop(cluster);
     result
+}
+
+/// Whether a round's directory is written: on request, or when it did not pass
+/// (a skipped round has nothing to show).
+fn keeps(opts: &RoundOptions, verdict: &RoundVerdict) -> bool {
+    opts.keep_all || !matches!(verdict, RoundVerdict::Passed | RoundVerdict::Skipped(_))
 }
 
 /// Member logs and data dirs into `<dir>/members/`.
@@ -427,7 +429,7 @@ async fn drive(
     } else {
         RoundVerdict::Passed
     };
-    let keep = opts.keep_all || result.verdict != RoundVerdict::Passed;
+    let keep = keeps(opts, &result.verdict);
     if let (true, Some(out)) = (keep, &opts.out) {
         let dir = out.join(format!("round-{}", spec.round));
         if let Err(e) = crate::report::write_round(&dir, result, &history, &watches, &validation) {

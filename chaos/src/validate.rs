@@ -134,18 +134,26 @@ pub fn validate(
     }
 }
 
-/// The highest revision a compaction in `history` may have reached (answered or
-/// unknown compactions).
-fn compacted_up_to(history: &[EtcdOp]) -> i64 {
-    history
+/// Every revision a compaction may have reached: compactions in `history` that were
+/// answered or whose outcome is unknown, and compaction revisions a watcher was told.
+fn compaction_revisions(history: &[EtcdOp], watches: &[MemberWatch]) -> HashSet<i64> {
+    let mut revs: HashSet<i64> = history
         .iter()
         .filter(|o| !matches!(o.outcome, Outcome::Failed))
         .filter_map(|o| match o.input {
             EtcdRequest::Compact { revision } => Some(revision),
             _ => None,
         })
-        .max()
-        .unwrap_or(0)
+        .collect();
+    revs.extend(
+        watches
+            .iter()
+            .flat_map(|m| &m.segments)
+            .flat_map(|s| &s.responses)
+            .map(|r| r.compact_revision)
+            .filter(|c| *c > 0),
+    );
+    revs
 }
 
 /// etcd reads an event's `prev_kv` at the revision before it when it sends the event;
@@ -164,7 +172,8 @@ fn same_but_prev_kv(a: &[WatchEvent], b: &[WatchEvent]) -> bool {
 }
 
 fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec<Finding>) {
-    let compacted = compacted_up_to(history);
+    let compactions = compaction_revisions(history, watches);
+    let compacted = compactions.iter().copied().max().unwrap_or(0);
     // Ground truth: the union of what every stream delivered, revision by revision;
     // two streams that disagree on a revision are a finding on their own.
     let mut truth: BTreeMap<i64, (u64, WriteRevision)> = BTreeMap::new();
@@ -275,25 +284,9 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
     // exactly the compaction revision, so a watch resumed at that revision cannot
     // replay it. A stream that starts at a compaction revision whose events are all
     // deletes, and delivered nothing at it, is judged as starting one revision later.
-    let mut compaction_revisions: HashSet<i64> = history
-        .iter()
-        .filter(|o| !matches!(o.outcome, Outcome::Failed))
-        .filter_map(|o| match o.input {
-            EtcdRequest::Compact { revision } => Some(revision),
-            _ => None,
-        })
-        .collect();
-    compaction_revisions.extend(
-        watches
-            .iter()
-            .flat_map(|m| &m.segments)
-            .flat_map(|s| &s.responses)
-            .map(|r| r.compact_revision)
-            .filter(|c| *c > 0),
-    );
     for w in &mut watchers {
         let start = w.request.start_revision;
-        if !compaction_revisions.contains(&start) {
+        if !compactions.contains(&start) {
             continue;
         }
         let only_deletes = truth.get(&start).is_some_and(|(_, t)| {

@@ -186,6 +186,21 @@ mod tests {
     use gauntlet_api::etcdserverpb as pb;
     use gauntlet_harness::{Call, Request};
 
+    /// The successful completion of client 1's request sent at `invoke_ns`.
+    fn answered(invoke_ns: u64) -> OpRecord {
+        OpRecord {
+            client_id: 1,
+            op_id: 0,
+            endpoint: String::new(),
+            call: Call::Range(pb::RangeRequest::default()),
+            ret: None,
+            failure: None,
+            invoke_ns,
+            complete_ns: 0,
+            outcome: gauntlet_harness::Outcome::Ok,
+        }
+    }
+
     #[test]
     fn tracker_keeps_the_last_requests_and_marks_the_dead_member() {
         let t = Tracker::default();
@@ -218,17 +233,7 @@ mod tests {
         );
         // Answer all but the last: only the last is shown.
         for i in 4..9u8 {
-            t.operation(OpRecord {
-                client_id: 1,
-                op_id: 0,
-                endpoint: String::new(),
-                call: Call::Range(pb::RangeRequest::default()),
-                ret: None,
-                failure: None,
-                invoke_ns: u64::from(i),
-                complete_ns: 0,
-                outcome: gauntlet_harness::Outcome::Ok,
-            });
+            t.operation(answered(u64::from(i)));
         }
         let r = t.requests("127.0.0.1:2");
         assert_eq!(r.len(), 1, "{r:?}");
@@ -237,17 +242,7 @@ mod tests {
             "{r:?}"
         );
         // All answered: the last one, unmarked.
-        t.operation(OpRecord {
-            client_id: 1,
-            op_id: 0,
-            endpoint: String::new(),
-            call: Call::Range(pb::RangeRequest::default()),
-            ret: None,
-            failure: None,
-            invoke_ns: 9,
-            complete_ns: 0,
-            outcome: gauntlet_harness::Outcome::Ok,
-        });
+        t.operation(answered(9));
         let r = t.requests("127.0.0.1:2");
         assert_eq!(r.len(), 1, "{r:?}");
         assert!(!r[0].contains("no answer"), "{r:?}");

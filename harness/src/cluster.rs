@@ -86,7 +86,7 @@ struct PeerProxies {
     client: ToxiproxyClient,
     names: Vec<String>,
     /// Our own API server and its proxies (stopped when the cluster is dropped).
-    _local: Option<ToxiproxyServer>,
+    local: Option<ToxiproxyServer>,
 }
 
 /// TLS for the members' client URLs, and the files the harness itself connects with.
@@ -534,7 +534,7 @@ impl Cluster {
         i: usize,
     ) -> Option<std::sync::Arc<crate::netproxy::ProxyStats>> {
         let p = self.peer_proxies.as_ref()?;
-        let server = p._local.as_ref()?;
+        let server = p.local.as_ref()?;
         let name = p.names.get(i)?;
         server.registry().get(name).ok().map(|x| x.stats.clone())
     }
@@ -733,6 +733,17 @@ impl Cluster {
         Ok(())
     }
 
+    /// Status of member `i`, asked on a fresh connection with a short deadline
+    /// ([`PROBE_TIMEOUT`]): a paused or cut-off member answers with an error, fast.
+    pub async fn member_status(&self, i: usize) -> std::result::Result<pb::StatusResponse, String> {
+        let url = self
+            .endpoints()
+            .get(i)
+            .cloned()
+            .ok_or_else(|| format!("no member {i}"))?;
+        self.status_of(&url).await
+    }
+
     async fn status_of(&self, url: &str) -> std::result::Result<pb::StatusResponse, String> {
         let mut cfg = self.client_config(vec![url.to_string()]);
         cfg.dial_timeout = PROBE_TIMEOUT;
@@ -826,7 +837,7 @@ impl Drop for Cluster {
         self.shutdown();
         // Proxies on someone else's toxiproxy are removed; our own stop with the cluster.
         if let Some(p) = &self.peer_proxies {
-            if p._local.is_none() {
+            if p.local.is_none() {
                 for name in &p.names {
                     let _ = p.client.delete_proxy(name);
                 }
@@ -870,7 +881,7 @@ async fn start_peer_proxies(
     Ok(PeerProxies {
         client,
         names,
-        _local: local,
+        local,
     })
 }
 

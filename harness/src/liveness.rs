@@ -265,18 +265,25 @@ impl Inner {
         d
     }
 
+    /// Declares the first launched member whose process exited on its own, if any.
+    fn exited(&self) -> Option<Death> {
+        let cluster = self.cluster.as_ref()?;
+        let (i, status) = cluster
+            .members()
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, m)| m.exited.map(|s| (i, s)))?;
+        Some(self.declare(i, format!("process exited on its own: {status}")))
+    }
+
     /// One probe round; returns the death once one is declared.
     async fn round(&self) -> Option<Death> {
         let _one = self.round.lock().await;
         if let Some(d) = self.lock().death.clone() {
             return Some(d);
         }
-        if let Some(cluster) = &self.cluster {
-            for (i, m) in cluster.members().into_iter().enumerate() {
-                if let Some(status) = m.exited {
-                    return Some(self.declare(i, format!("process exited on its own: {status}")));
-                }
-            }
+        if let Some(d) = self.exited() {
+            return Some(d);
         }
         let round_ns = now_ns();
         let answers = futures::future::join_all(
@@ -320,12 +327,8 @@ impl Inner {
             }
         }
         // A process that exited during the round explains the misses better.
-        if let Some(cluster) = &self.cluster {
-            for (i, m) in cluster.members().into_iter().enumerate() {
-                if let Some(status) = m.exited {
-                    return Some(self.declare(i, format!("process exited on its own: {status}")));
-                }
-            }
+        if let Some(d) = self.exited() {
+            return Some(d);
         }
         let (i, err) = down?;
         Some(self.declare(

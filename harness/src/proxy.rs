@@ -596,26 +596,14 @@ impl kv_server::Kv for Forward {
             req.get_ref().encode_to_vec()
         });
         if let Some(k) = &stale_key {
-            let ranges = self
+            let mut ranges = self
                 .0
                 .ranges
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((seen, old)) = ranges.get(k) {
-                if seen % 2 == 1 {
-                    let old = old.clone();
-                    drop(ranges);
-                    if let Some(e) = self
-                        .0
-                        .ranges
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_mut(k)
-                    {
-                        e.0 += 1;
-                    }
-                    return Ok(Response::new(old));
-                }
+            if let Some((seen, old)) = ranges.get_mut(k).filter(|(seen, _)| *seen % 2 == 1) {
+                *seen += 1;
+                return Ok(Response::new(old.clone()));
             }
         }
         let fwd = self.forward(req);

@@ -12,9 +12,7 @@
 
 use std::time::Duration;
 
-use gauntlet_api::etcdserverpb as pb;
 use gauntlet_harness::toxiproxy::{ToxicJson, ToxiproxyClient};
-use gauntlet_harness::Client;
 use rand::Rng;
 
 use super::{FaultCtx, FaultError, FaultKind};
@@ -47,14 +45,7 @@ fn toxic(name: &str, kind: &str, stream: &str, attrs: &[(&str, u64)]) -> ToxicJs
 
 async fn leader_named_by_others(ctx: &FaultCtx<'_>, not: usize) -> Option<(usize, u64)> {
     for j in (0..ctx.cluster.size()).filter(|j| *j != not) {
-        let url = ctx.cluster.endpoints()[j].clone();
-        let mut cfg = ctx.cluster.client_config(vec![url]);
-        cfg.dial_timeout = Duration::from_millis(500);
-        cfg.command_timeout = Duration::from_millis(500);
-        let Ok(c) = Client::connect(cfg).await else {
-            continue;
-        };
-        if let Ok(s) = c.status(pb::StatusRequest {}).await {
+        if let Ok(s) = ctx.cluster.member_status(j).await {
             if s.leader != 0 {
                 return Some((j, s.leader));
             }
@@ -94,17 +85,13 @@ pub(super) async fn run(
     match kind {
         FaultKind::CutLeaderInbound | FaultKind::CutFollowerInbound => {
             let old_id = match leader {
-                Some(l) => {
-                    let url = ctx.cluster.endpoints()[l].clone();
-                    let c = Client::connect(ctx.cluster.client_config(vec![url]))
-                        .await
-                        .map_err(failed)?;
-                    c.status(pb::StatusRequest {})
-                        .await
-                        .map_err(failed)?
-                        .header
-                        .map_or(0, |h| h.member_id)
-                }
+                Some(l) => ctx
+                    .cluster
+                    .member_status(l)
+                    .await
+                    .map_err(failed)?
+                    .header
+                    .map_or(0, |h| h.member_id),
                 None => 0,
             };
             let (c, p) = (client.clone(), name.clone());

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use gauntlet_api::etcdserverpb as pb;
-use gauntlet_harness::{Client, Cluster, MemberState};
+use gauntlet_harness::MemberState;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -52,18 +51,6 @@ fn targets(
     })
 }
 
-/// Status of member `i` with a short deadline.
-async fn status_of(cluster: &Cluster, i: usize) -> Result<pb::StatusResponse, String> {
-    let url = cluster.endpoints()[i].clone();
-    let mut cfg = cluster.client_config(vec![url]);
-    cfg.dial_timeout = Duration::from_millis(500);
-    cfg.command_timeout = Duration::from_millis(500);
-    let c = Client::connect(cfg).await.map_err(|e| e.to_string())?;
-    c.status(pb::StatusRequest {})
-        .await
-        .map_err(|e| e.to_string())
-}
-
 pub(super) async fn run(
     kind: FaultKind,
     mut ctx: FaultCtx<'_>,
@@ -79,7 +66,7 @@ pub(super) async fn run(
             let ids: Vec<u64> = {
                 let mut v = Vec::new();
                 for i in &hit {
-                    let s = status_of(cluster, *i).await.map_err(failed)?;
+                    let s = cluster.member_status(*i).await.map_err(failed)?;
                     v.push(s.header.map_or(0, |h| h.member_id));
                 }
                 v
@@ -92,7 +79,7 @@ pub(super) async fn run(
             tokio::time::sleep(hold).await;
             let mut problem = None;
             for i in &hit {
-                match status_of(cluster, *i).await {
+                match cluster.member_status(*i).await {
                     Ok(_) => problem = Some(format!("m{i} answered Status while paused")),
                     Err(e) => evidence.push(format!("m{i} paused: Status unanswered ({e})")),
                 }
@@ -101,7 +88,7 @@ pub(super) async fn run(
                 let old = hit[0];
                 let mut seen = None;
                 for j in (0..cluster.size()).filter(|j| *j != old) {
-                    if let Ok(s) = status_of(cluster, j).await {
+                    if let Ok(s) = cluster.member_status(j).await {
                         if s.leader != 0 && s.leader != ids[0] {
                             seen = Some((j, s.leader));
                             break;

@@ -295,6 +295,7 @@ async fn drive(
             client: &admin,
             rng: &mut rng,
             election_ms: spec.settings.election_ms,
+            snapshot_count: spec.settings.snapshot_count,
         },
         READY_AFTER_FAULT,
     )

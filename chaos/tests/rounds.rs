@@ -176,3 +176,42 @@ async fn network_faults_take_effect_through_the_peer_proxies() {
         }
     }
 }
+
+/// Full partitions (links cut both ways, whoever dialed): each takes effect on the
+/// reference server and it passes; on etcd, which routes around a cut of one member's
+/// inbound side, cutting the leader's links really replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_take_effect_on_the_reference_server_and_on_etcd() {
+    for (i, f) in [
+        FaultKind::PartitionLeader,
+        FaultKind::PartitionFollower,
+        FaultKind::PartitionMinority,
+        FaultKind::PartitionRing,
+        FaultKind::PartitionUntilSnapshot,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = round("reference", f, 700 + i as u64, None).await;
+        assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
+        let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
+        assert!(ev.contains("proxies dropped"), "{ev}");
+        match f {
+            FaultKind::PartitionLeader => assert!(ev.contains("names leader"), "{ev}"),
+            FaultKind::PartitionFollower | FaultKind::PartitionMinority => {
+                assert!(ev.contains("the majority at"), "{ev}")
+            }
+            FaultKind::PartitionUntilSnapshot => {
+                assert!(
+                    ev.contains("entries behind") && ev.contains("caught up"),
+                    "{ev}"
+                )
+            }
+            _ => assert!(ev.contains("reaches"), "{ev}"),
+        }
+    }
+    let r = round("etcd@3.5.1", FaultKind::PartitionLeader, 710, None).await;
+    assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
+    let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
+    assert!(ev.contains("names leader"), "{ev}");
+}

@@ -182,6 +182,9 @@ pub struct Cluster {
     root: PathBuf,
     members: Mutex<Vec<Member>>,
     peer_proxies: Option<PeerProxies>,
+    /// Every process each member was started as (`m<i>`, pid), newest last: how the
+    /// peer proxies tell which member dialed a connection.
+    dialers: std::sync::Arc<Mutex<Vec<(String, u32)>>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -444,12 +447,29 @@ impl Cluster {
                 stopping: false,
             });
         }
+        let dialers = std::sync::Arc::new(Mutex::new(Vec::new()));
+        if let Some(server) = peer_proxies.as_ref().and_then(|p| p.local.as_ref()) {
+            for proxy in server.registry().all() {
+                let d = std::sync::Arc::clone(&dialers);
+                proxy.set_labeler(std::sync::Arc::new(move |peer, listen| {
+                    let candidates: Vec<(String, u32)> = d
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .iter()
+                        .rev()
+                        .cloned()
+                        .collect();
+                    crate::sockowner::owner(peer, listen, &candidates)
+                }));
+            }
+        }
         let cluster = Cluster {
             spec: spec.clone(),
             binary: binary.to_path_buf(),
             root,
             members: Mutex::new(members),
             peer_proxies,
+            dialers,
             _tmp: tmp,
         };
         for i in 0..spec.members {
@@ -478,6 +498,14 @@ impl Cluster {
         let mut members = self.lock();
         let m = Self::member_mut(&mut members, i)?;
         let child = spawn_member(&self.binary, &m.args, &m.info.log)?;
+        {
+            let mut d = self
+                .dialers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            d.retain(|(name, _)| *name != m.info.name);
+            d.push((m.info.name.clone(), child.id()));
+        }
         m.info.pid = Some(child.id());
         m.info.state = MemberState::Running;
         m.info.exited = None;
@@ -537,6 +565,43 @@ impl Cluster {
         let server = p.local.as_ref()?;
         let name = p.names.get(i)?;
         server.registry().get(name).ok().map(|x| x.stats.clone())
+    }
+
+    /// Cuts exactly the links in `cut` (pairs of member indexes; either order) and
+    /// restores every other: each connection between two cut members is blackholed in
+    /// both directions ([`crate::netproxy`]'s partitions). An empty list heals all.
+    /// Needs gauntlet's own peer proxies ([`PeerProxy::Local`]): a toxiproxy cannot tell
+    /// which member dialed a connection.
+    pub fn set_partition(&self, cut: &[(usize, usize)]) -> Result<()> {
+        let p = self.peer_proxies.as_ref().ok_or_else(|| {
+            HarnessError::Invalid("the cluster has no peer proxies (partitions need them)".into())
+        })?;
+        let server = p.local.as_ref().ok_or_else(|| {
+            HarnessError::Invalid(
+                "partitions need gauntlet's own peer proxies, not a toxiproxy server".into(),
+            )
+        })?;
+        let n = p.names.len();
+        if let Some((a, b)) = cut.iter().find(|(a, b)| *a >= n || *b >= n || a == b) {
+            return Err(HarnessError::Invalid(format!(
+                "link m{a}-m{b} is not a link of this {n}-member cluster"
+            )));
+        }
+        for (i, name) in p.names.iter().enumerate() {
+            let blocked: std::collections::BTreeSet<String> = cut
+                .iter()
+                .filter_map(|&(a, b)| match (a == i, b == i) {
+                    (true, _) => Some(format!("m{b}")),
+                    (_, true) => Some(format!("m{a}")),
+                    _ => None,
+                })
+                .collect();
+            server
+                .registry()
+                .set_blocked(name, blocked)
+                .map_err(|e| HarnessError::Invalid(format!("partitioning {name}: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Client URLs of all members, in member order.

@@ -42,6 +42,7 @@ mod error;
 pub mod liveness;
 pub mod netproxy;
 pub mod profile;
+pub mod sockowner;
 mod provision;
 mod proxy;
 mod record;

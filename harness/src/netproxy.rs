@@ -25,9 +25,20 @@
 //!
 //! [`crate::toxiproxy`] serves these proxies over toxiproxy's HTTP API.
 //!
+//! **Partitions (an extension of toxiproxy's model).** A proxy may be given a
+//! [`SourceLabeler`] that names who dialed each connection (the chaos suite's names
+//! member processes, through [`crate::sockowner`]), and a set of *blocked sources*
+//! ([`Registry::set_blocked`]). Every connection from a blocked source is blackholed
+//! in both directions: bytes are read and dropped, nothing is closed, so the dialer
+//! sees silence rather than an error, as behind a dropped link. When the block lifts,
+//! a connection that lost bytes is reset rather than resumed (resuming would hand the
+//! peer a stream with a hole in it); connections that lost nothing carry on. Cutting
+//! the link A–B is then: block A on B's proxy and B on A's proxy, since every
+//! connection between A and B is dialed by one of them into the other's proxy.
+//!
 //! Invariant: proxies listen on loopback only, and a dropped [`Registry`] stops them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -208,10 +219,17 @@ pub struct ProxyStats {
     pub connections_cut: AtomicU64,
     /// Connections open now.
     pub open: AtomicU64,
+    /// Chunks dropped because their connection's source is blocked (a partition).
+    pub chunks_partitioned: AtomicU64,
+    /// Connections reset when a partition healed, because they had lost bytes.
+    pub connections_partitioned: AtomicU64,
 }
 
+/// Names who dialed a connection: `(peer address, proxy listen address) -> label`.
+/// `None` when it cannot tell (such connections are never blocked).
+pub type SourceLabeler = Arc<dyn Fn(SocketAddr, SocketAddr) -> Option<String> + Send + Sync>;
+
 /// One proxy; see the module docs.
-#[derive(Debug)]
 pub struct NetProxy {
     name: String,
     listen: Mutex<SocketAddr>,
@@ -222,8 +240,24 @@ pub struct NetProxy {
     epoch: watch::Sender<u64>,
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
     rng: Mutex<StdRng>,
+    /// Names each connection's dialer (partitions).
+    labeler: Mutex<Option<SourceLabeler>>,
+    /// Sources whose connections are blackholed.
+    blocked: watch::Sender<Arc<BTreeSet<String>>>,
     /// What the proxy did.
     pub stats: Arc<ProxyStats>,
+}
+
+impl std::fmt::Debug for NetProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetProxy")
+            .field("name", &self.name)
+            .field("listen", &self.listen())
+            .field("upstream", &self.upstream())
+            .field("enabled", &self.enabled())
+            .field("blocked", &self.blocked())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a proxy operation failed (the HTTP API maps these to toxiproxy's codes).
@@ -270,6 +304,17 @@ impl NetProxy {
     pub fn toxics(&self) -> Vec<Toxic> {
         self.toxics.borrow().as_ref().clone()
     }
+    /// The sources whose connections it blackholes.
+    pub fn blocked(&self) -> BTreeSet<String> {
+        self.blocked.borrow().as_ref().clone()
+    }
+    /// Installs the function that names each new connection's dialer.
+    pub fn set_labeler(&self, labeler: SourceLabeler) {
+        *self
+            .labeler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(labeler);
+    }
 
     async fn start(self: &Arc<Self>) -> Result<(), ProxyError> {
         let want = self.listen();
@@ -291,7 +336,7 @@ impl NetProxy {
         let me = Arc::clone(self);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else {
+                let Ok((client, peer)) = listener.accept().await else {
                     continue;
                 };
                 if !me.enabled() {
@@ -300,7 +345,7 @@ impl NetProxy {
                 }
                 me.stats.connections.fetch_add(1, Ordering::Relaxed);
                 let link = Arc::clone(&me);
-                tokio::spawn(async move { link.serve(client).await });
+                tokio::spawn(async move { link.serve(client, peer, got).await });
             }
         });
         if let Some(old) = self
@@ -325,7 +370,20 @@ impl NetProxy {
         }
     }
 
-    async fn serve(self: Arc<Self>, client: TcpStream) {
+    async fn serve(self: Arc<Self>, client: TcpStream, peer: SocketAddr, listen: SocketAddr) {
+        let labeler = self
+            .labeler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // Named while the dialer's socket surely exists (it is waiting for us).
+        let source = match labeler {
+            Some(l) => tokio::task::spawn_blocking(move || l(peer, listen))
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
         let up = self.upstream();
         let Ok(Ok(server)) =
             tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(&up)).await
@@ -358,6 +416,7 @@ impl NetProxy {
                 &mut sw,
                 StdRng::seed_from_u64(seed),
                 epoch,
+                source.as_deref(),
             );
             let down_task = pump(
                 &self,
@@ -366,6 +425,7 @@ impl NetProxy {
                 &mut cw,
                 StdRng::seed_from_u64(seed ^ 0x5DEE_CE66),
                 epoch,
+                source.as_deref(),
             );
             // When one direction ends (EOF, cut, reset), the connection is over.
             tokio::select! {
@@ -409,6 +469,7 @@ async fn pump<R, W>(
     to: &mut W,
     mut rng: StdRng,
     epoch: u64,
+    source: Option<&str>,
 ) -> End
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -416,6 +477,9 @@ where
 {
     let mut toxics_rx = proxy.toxics.subscribe();
     let mut epoch_rx = proxy.epoch.subscribe();
+    let mut blocked_rx = proxy.blocked.subscribe();
+    // This connection lost bytes to a partition: it must not resume after the heal.
+    let mut holed = false;
     let mut drawn: BTreeMap<String, bool> = BTreeMap::new();
     let mut buf = vec![0u8; CHUNK_BYTES];
     let mut sent: u64 = 0;
@@ -425,6 +489,13 @@ where
     loop {
         if *epoch_rx.borrow() != epoch {
             return End::Closed;
+        }
+        let partitioned = source.is_some_and(|s| blocked_rx.borrow().contains(s));
+        if holed && !partitioned {
+            stats
+                .connections_partitioned
+                .fetch_add(1, Ordering::Relaxed);
+            return End::Reset;
         }
         let active: Vec<Toxic> = toxics_rx
             .borrow()
@@ -494,6 +565,7 @@ where
                 Ok(n) => n,
             },
             _ = toxics_rx.changed() => continue,
+            _ = blocked_rx.changed() => continue,
             _ = epoch_rx.changed() => return End::Closed,
             reset = cut => {
                 stats.connections_cut.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +573,11 @@ where
             }
         };
         let mut chunk = &buf[..n];
+        if partitioned {
+            holed = true;
+            stats.chunks_partitioned.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         if active
             .iter()
             .any(|t| matches!(t.kind, ToxicKind::Timeout { .. }))
@@ -687,6 +764,8 @@ impl Registry {
             rng: Mutex::new(StdRng::seed_from_u64(
                 self.seed ^ n.wrapping_mul(0x9E37_79B9),
             )),
+            labeler: Mutex::new(None),
+            blocked: watch::channel(Arc::new(BTreeSet::new())).0,
             stats: Arc::default(),
         });
         if enabled {
@@ -758,10 +837,19 @@ impl Registry {
         Ok(())
     }
 
-    /// Enables every proxy and removes every toxic.
+    /// Blackholes every connection into `proxy` whose dialer is one of `sources`
+    /// (empty: none); see the module docs.
+    pub fn set_blocked(&self, proxy: &str, sources: BTreeSet<String>) -> Result<(), ProxyError> {
+        let p = self.get(proxy)?;
+        p.blocked.send_replace(Arc::new(sources));
+        Ok(())
+    }
+
+    /// Enables every proxy, removes every toxic and lifts every partition.
     pub async fn reset(&self) -> Result<(), ProxyError> {
         for p in self.all() {
             p.toxics.send_replace(Arc::new(Vec::new()));
+            p.blocked.send_replace(Arc::new(BTreeSet::new()));
             if !p.enabled() {
                 self.update(p.name(), Some(true), None, None).await?;
             }
@@ -887,6 +975,51 @@ mod tests {
             .await
             .map_err(|_| std::io::Error::other("timed out"))??;
         Ok(t.elapsed())
+    }
+
+    #[tokio::test]
+    async fn blocked_sources_are_blackholed_and_reset_after_the_heal() {
+        let up = echo_server().await;
+        let reg = Registry::new(3);
+        let p = reg
+            .create("echo", "127.0.0.1:0", &up.to_string(), true)
+            .await
+            .unwrap();
+        // Connections dialed by this process are "a" (found through /proc, as the chaos
+        // suite finds member processes); nothing else is named.
+        let me = vec![("a".to_string(), std::process::id())];
+        p.set_labeler(Arc::new(move |peer, listen| {
+            crate::sockowner::owner(peer, listen, &me)
+        }));
+        let addr = p.listen();
+        let mut held = TcpStream::connect(addr).await.unwrap();
+        held.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        held.read_exact(&mut buf).await.unwrap();
+        reg.set_blocked("echo", ["b".to_string()].into()).unwrap();
+        assert!(
+            round_trip(addr).await.is_ok(),
+            "another source's block must not apply"
+        );
+        reg.set_blocked("echo", ["a".to_string()].into()).unwrap();
+        // Silence, not an error, on the held connection and on a new one.
+        held.write_all(b"ping").await.unwrap();
+        let silent = tokio::time::timeout(Duration::from_millis(300), held.read(&mut buf)).await;
+        assert!(
+            silent.is_err(),
+            "a blocked source's bytes must be dropped: {silent:?}"
+        );
+        assert!(round_trip(addr).await.is_err());
+        assert!(p.stats.chunks_partitioned.load(Ordering::Relaxed) >= 2);
+        // Heal: the connection that lost bytes is reset, new ones work.
+        reg.set_blocked("echo", BTreeSet::new()).unwrap();
+        let after = tokio::time::timeout(Duration::from_secs(3), held.read(&mut buf)).await;
+        assert!(
+            matches!(after, Ok(Ok(0)) | Ok(Err(_))),
+            "a holed connection must end after the heal: {after:?}"
+        );
+        assert!(round_trip(addr).await.is_ok());
+        assert!(p.stats.connections_partitioned.load(Ordering::Relaxed) >= 1);
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@
 //! Families: `process` (SIGKILL, SIGTERM, SIGSTOP of chosen members, then restart or
 //! SIGCONT), `maintenance` (compaction, defragmentation and leader moves as recorded
 //! client operations) and `network` (a member's inbound peer proxy taken down, delayed,
-//! throttled or resetting connections).
+//! throttled or resetting connections; full partitions that cut chosen links between
+//! members in both directions).
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 mod maintenance;
 mod network;
+mod partition;
 mod process;
 
 /// Every fault gauntlet chaos can inject.
@@ -58,6 +60,18 @@ pub enum FaultKind {
     BandwidthPeer,
     /// Reset every connection into a random member's peer port for a second.
     ResetPeer,
+    /// Cut every link of the leader for three election timeouts (a full partition).
+    PartitionLeader,
+    /// Cut every link of a follower for three election timeouts.
+    PartitionFollower,
+    /// Cut a random minority (at least one member) off from the majority.
+    PartitionMinority,
+    /// Jepsen's majorities ring: every member still reaches a majority, but no two
+    /// members the same one (3 members: one cut link, a bridge).
+    PartitionRing,
+    /// Cut a follower off until the leader has written more entries than it keeps for
+    /// slow followers, so the follower must catch up by snapshot.
+    PartitionUntilSnapshot,
 }
 
 impl From<FaultKind> for &'static str {
@@ -68,7 +82,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 22] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -86,6 +100,11 @@ impl FaultKind {
         FaultKind::DelayPeer,
         FaultKind::BandwidthPeer,
         FaultKind::ResetPeer,
+        FaultKind::PartitionLeader,
+        FaultKind::PartitionFollower,
+        FaultKind::PartitionMinority,
+        FaultKind::PartitionRing,
+        FaultKind::PartitionUntilSnapshot,
     ];
 
     /// `family.name`, what `--fault GLOB` matches.
@@ -108,6 +127,11 @@ impl FaultKind {
             FaultKind::DelayPeer => "network.delay-peer",
             FaultKind::BandwidthPeer => "network.bandwidth-peer",
             FaultKind::ResetPeer => "network.reset-peer",
+            FaultKind::PartitionLeader => "network.partition-leader",
+            FaultKind::PartitionFollower => "network.partition-follower",
+            FaultKind::PartitionMinority => "network.partition-minority",
+            FaultKind::PartitionRing => "network.partition-ring",
+            FaultKind::PartitionUntilSnapshot => "network.partition-until-snapshot",
         }
     }
 
@@ -123,6 +147,8 @@ impl FaultKind {
             | FaultKind::PauseFollower
             | FaultKind::MoveLeader
             | FaultKind::CutFollowerInbound
+            | FaultKind::PartitionFollower
+            | FaultKind::PartitionUntilSnapshot
                 if members < 2 =>
             {
                 Err(format!(
@@ -134,6 +160,9 @@ impl FaultKind {
                 "{} needs peer links: 2 or more members",
                 self.name()
             )),
+            FaultKind::PartitionRing if members < 3 => {
+                Err(format!("{} needs a ring: 3 or more members", self.name()))
+            }
             _ => Ok(()),
         }
     }
@@ -184,6 +213,8 @@ pub(crate) struct FaultCtx<'a> {
     pub client: &'a Client,
     pub rng: &'a mut StdRng,
     pub election_ms: u64,
+    /// The cluster's `--snapshot-count`.
+    pub snapshot_count: u64,
 }
 
 /// Injects `kind`, verifies it took effect, keeps it for its hold time, heals it and
@@ -199,6 +230,14 @@ pub(crate) async fn run(
         FaultKind::None => (Vec::new(), vec!["no fault".to_string()]),
         FaultKind::Compact | FaultKind::Defrag | FaultKind::MoveLeader => {
             maintenance::run(kind, &ctx, leader_before).await?
+        }
+        FaultKind::PartitionLeader
+        | FaultKind::PartitionFollower
+        | FaultKind::PartitionMinority
+        | FaultKind::PartitionRing
+        | FaultKind::PartitionUntilSnapshot => {
+            let mut ctx = ctx;
+            partition::run(kind, &mut ctx, leader_before, ready).await?
         }
         k if k.family() == "network" => {
             let mut ctx = ctx;

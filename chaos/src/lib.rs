@@ -16,7 +16,9 @@
 //!    writes present, no value nobody wrote, HashKV equal on every member.
 //! 4. [`report`] writes a directory per failing round (history that `gauntlet check
 //!    --model etcd` re-checks, watch streams, fault timeline, member logs and data,
-//!    the rerun command) and `summary.json`, `junit.xml`, `summary.md` for the run.
+//!    the rerun command, and [`timeline`]'s `timeline.html`: every operation per client
+//!    on one time axis, the fault window, the operations the findings name outlined)
+//!    and `summary.json`, `junit.xml`, `summary.md` for the run.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,6 +55,7 @@ pub mod ledger;
 pub mod report;
 pub mod round;
 pub mod scenario;
+pub mod timeline;
 pub mod traffic;
 pub mod validate;
 pub mod watch;

@@ -5,8 +5,10 @@
 //! `history.jsonl` (the checker's JSON lines; `gauntlet check --model etcd
 //! history.jsonl` re-checks it unchanged), `watch.json` (every member's stream
 //! segments), `round.json` (plan, fault timeline, findings, availability),
-//! `history.html` (the checker's failure page, when not linearizable), `rerun.txt`
-//! (the one command that replays the round) and `members/` (logs and data dirs).
+//! `timeline.html` (operations per client on one time axis with the fault window and
+//! the operations the findings name: [`crate::timeline`]), `history.html` (the
+//! checker's failure page, when not linearizable), `rerun.txt` (the one command that
+//! replays the round) and `members/` (logs and data dirs).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,6 +54,8 @@ pub fn write_round(
         serde_json::to_string_pretty(result).map_err(std::io::Error::other)?,
     )?;
     std::fs::write(dir.join("rerun.txt"), format!("{}\n", result.rerun))?;
+    let timeline = crate::timeline::render(result, history, watches, validation.check.as_ref());
+    std::fs::write(dir.join("timeline.html"), timeline)?;
     if let Some(check) = &validation.check {
         if validation.linearizable == Some(false) {
             let title = format!("chaos round {} ({})", result.spec.round, result.spec.fault);

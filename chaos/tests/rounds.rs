@@ -84,13 +84,24 @@ async fn process_faults_take_effect_and_the_reference_server_passes() {
     }
 }
 
-/// Maintenance faults need a target that implements them: etcd 3.5.1 does; the
-/// reference server answers Unimplemented and the round says it was skipped.
+/// Maintenance and membership faults need a target that implements them: etcd 3.5.1
+/// does; the reference server answers Unimplemented and the round says it was skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn maintenance_faults_run_on_etcd_and_are_skipped_where_unimplemented() {
-    for f in [FaultKind::Defrag, FaultKind::MoveLeader] {
+async fn maintenance_and_membership_faults_run_on_etcd_and_are_skipped_where_unimplemented() {
+    for f in [
+        FaultKind::Defrag,
+        FaultKind::MoveLeader,
+        FaultKind::ReplaceMember,
+    ] {
         let r = round("etcd@3.5.1", f, 200, None).await;
         assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
+        if f == FaultKind::ReplaceMember {
+            let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
+            assert!(
+                ev.contains("wiped its data dir") && ev.contains("the member list showed it"),
+                "{ev}"
+            );
+        }
         let r = round("reference", f, 200, None).await;
         assert!(
             matches!(&r.verdict, RoundVerdict::Skipped(why) if why.contains("Unimplemented")),

@@ -81,8 +81,13 @@ fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
 /// Runs the subcommand; returns the exit code.
 pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     if args.list_faults {
+        let width = FaultKind::ALL
+            .iter()
+            .map(|f| f.name().len())
+            .max()
+            .unwrap_or(0);
         for f in FaultKind::ALL {
-            println!("{:<26} {}", f.name(), f.family());
+            println!("{:<width$}  {}", f.name(), f.description());
         }
         return Ok(0);
     }

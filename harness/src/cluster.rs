@@ -296,6 +296,14 @@ fn spawn_member(binary: &Path, args: &[String], log: &Path) -> Result<Child> {
         .map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))
 }
 
+/// Sets `flag`'s value in an argument list (`--flag value`), appending it when absent.
+fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
+    match args.iter().position(|a| a == flag) {
+        Some(at) if at + 1 < args.len() => args[at + 1] = value.to_string(),
+        _ => args.extend([flag.to_string(), value.to_string()]),
+    }
+}
+
 /// SIGKILLs a member's whole process group (the member and anything it forked) and reaps it.
 fn kill_group(m: &mut Member) {
     if let Some(mut child) = m.child.take() {
@@ -565,6 +573,150 @@ impl Cluster {
         let server = p.local.as_ref()?;
         let name = p.names.get(i)?;
         server.registry().get(name).ok().map(|x| x.stats.clone())
+    }
+
+    /// Replaces member `i` the way an operator replaces a failed machine: MemberRemove
+    /// through another member, SIGKILL, wipe its data dir, MemberAdd with the same peer
+    /// URL (retried while the cluster refuses, e.g. right after the removal), start it
+    /// with `--initial-cluster-state existing` and the cluster's current membership,
+    /// and wait until the member list shows it started and the cluster is ready.
+    /// Returns what happened, one line per step. [`HarnessError::Unsupported`] when
+    /// the target answers MemberRemove with Unimplemented (nothing was changed then).
+    pub async fn replace_member(&self, i: usize, timeout: Duration) -> Result<Vec<String>> {
+        let n = self.size();
+        if n < 2 {
+            return Err(HarnessError::Invalid(
+                "replacing a member needs another member to ask: 2 or more members".into(),
+            ));
+        }
+        let other = (i + 1) % n;
+        let (name, peer_url, data_dir) = {
+            let mut members = self.lock();
+            let m = Self::member_mut(&mut members, i)?;
+            (
+                m.info.name.clone(),
+                m.info.peer_url.clone(),
+                m.info.data_dir.clone(),
+            )
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let rpc = |what: &str, e: ClientError| -> HarnessError {
+            if e.code() == Some(tonic::Code::Unimplemented) {
+                HarnessError::Unsupported(format!("{what}: {e}"))
+            } else {
+                HarnessError::Invalid(format!("{what}: {e}"))
+            }
+        };
+        let old_id = self
+            .member_status(i)
+            .await
+            .map_err(|e| HarnessError::Invalid(format!("Status of {name}: {e}")))?
+            .header
+            .map_or(0, |h| h.member_id);
+        let via = self
+            .member_client(other)
+            .await
+            .map_err(|e| rpc("connecting to the member to ask", e))?;
+        let mut evidence = Vec::new();
+        // Removal: retried while the cluster is briefly unwilling, never past the deadline.
+        loop {
+            match via
+                .member_remove(pb::MemberRemoveRequest { id: old_id })
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.code() == Some(tonic::Code::Unimplemented) => {
+                    return Err(rpc("MemberRemove", e))
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(rpc("MemberRemove", e))
+                }
+                Err(_) => tokio::time::sleep(READY_POLL).await,
+            }
+        }
+        evidence.push(format!("removed {name} ({old_id:x}) through m{other}"));
+        {
+            let mut members = self.lock();
+            let m = Self::member_mut(&mut members, i)?;
+            m.stopping = true;
+            kill_group(m);
+        }
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir)
+                .map_err(|e| HarnessError::io(format!("wiping {}", data_dir.display()), e))?;
+        }
+        evidence.push(format!("killed {name} and wiped its data dir"));
+        let added = loop {
+            match via
+                .member_add(pb::MemberAddRequest {
+                    peer_ur_ls: vec![peer_url.clone()],
+                    is_learner: false,
+                })
+                .await
+            {
+                Ok(r) => break r,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(rpc("MemberAdd", e))
+                }
+                Err(_) => tokio::time::sleep(READY_POLL).await,
+            }
+        };
+        let new_id = added.member.as_ref().map_or(0, |m| m.id);
+        let initial_cluster = added
+            .members
+            .iter()
+            .flat_map(|m| {
+                let who = if m.id == new_id || m.name.is_empty() {
+                    name.clone()
+                } else {
+                    m.name.clone()
+                };
+                m.peer_ur_ls
+                    .iter()
+                    .map(move |u| format!("{who}={u}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        evidence.push(format!("added back as {new_id:x} with peer URL {peer_url}"));
+        {
+            let mut members = self.lock();
+            let m = Self::member_mut(&mut members, i)?;
+            set_flag(&mut m.args, "--initial-cluster-state", "existing");
+            set_flag(&mut m.args, "--initial-cluster", &initial_cluster);
+        }
+        self.spawn(i)?;
+        let started = tokio::time::Instant::now();
+        loop {
+            let list = via
+                .member_list(pb::MemberListRequest {
+                    linearizable: false,
+                })
+                .await;
+            if list
+                .as_ref()
+                .is_ok_and(|l| l.members.iter().any(|m| m.id == new_id && m.name == name))
+            {
+                break;
+            }
+            self.check_exits()?;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(HarnessError::NotReady {
+                    after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    detail: format!(
+                        "{name} ({new_id:x}) never showed as started in the member list"
+                    ),
+                });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+        evidence.push(format!(
+            "{name} started with --initial-cluster-state existing; the member list showed it after {} ms",
+            started.elapsed().as_millis()
+        ));
+        let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.wait_ready(rest.max(Duration::from_secs(1))).await?;
+        Ok(evidence)
     }
 
     /// Cuts exactly the links in `cut` (pairs of member indexes; either order) and

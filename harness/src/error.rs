@@ -103,6 +103,10 @@ pub enum HarnessError {
     /// Bad argument given to the harness (member count, options).
     #[error("{0}")]
     Invalid(String),
+    /// The target does not implement what the operation needs (it answered
+    /// Unimplemented); nothing was changed.
+    #[error("not supported by the target: {0}")]
+    Unsupported(String),
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {

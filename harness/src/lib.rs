@@ -42,10 +42,10 @@ mod error;
 pub mod liveness;
 pub mod netproxy;
 pub mod profile;
-pub mod sockowner;
 mod provision;
 mod proxy;
 mod record;
+pub mod sockowner;
 mod target;
 pub mod toxiproxy;
 

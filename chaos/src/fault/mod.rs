@@ -44,6 +44,9 @@ pub enum FaultKind {
     PauseLeader,
     /// SIGSTOP a follower for longer than the election timeout, then SIGCONT.
     PauseFollower,
+    /// Remove a random member through the Cluster API, wipe its data, add it back and
+    /// start it with `--initial-cluster-state existing`.
+    ReplaceMember,
     /// Compact at the current revision, as a recorded client operation.
     Compact,
     /// Defragment every member, as recorded client operations.
@@ -82,7 +85,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 22] = [
+    pub const ALL: [FaultKind; 23] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -92,6 +95,7 @@ impl FaultKind {
         FaultKind::TermRandom,
         FaultKind::PauseLeader,
         FaultKind::PauseFollower,
+        FaultKind::ReplaceMember,
         FaultKind::Compact,
         FaultKind::Defrag,
         FaultKind::MoveLeader,
@@ -119,6 +123,7 @@ impl FaultKind {
             FaultKind::TermRandom => "process.term-random",
             FaultKind::PauseLeader => "process.pause-leader",
             FaultKind::PauseFollower => "process.pause-follower",
+            FaultKind::ReplaceMember => "process.replace-member",
             FaultKind::Compact => "maintenance.compact",
             FaultKind::Defrag => "maintenance.defrag",
             FaultKind::MoveLeader => "maintenance.move-leader",
@@ -132,6 +137,35 @@ impl FaultKind {
             FaultKind::PartitionMinority => "network.partition-minority",
             FaultKind::PartitionRing => "network.partition-ring",
             FaultKind::PartitionUntilSnapshot => "network.partition-until-snapshot",
+        }
+    }
+
+    /// One line on what the fault does (`gauntlet chaos --list-faults`).
+    pub fn description(self) -> &'static str {
+        match self {
+            FaultKind::None => "No fault: traffic only (the baseline, and the self-test's).",
+            FaultKind::KillFollower => "SIGKILL a follower, restart it.",
+            FaultKind::KillLeader => "SIGKILL the leader, restart it.",
+            FaultKind::KillRandom => "SIGKILL a random member, restart it.",
+            FaultKind::KillMajority => "SIGKILL a majority at once, restart them.",
+            FaultKind::KillAll => "SIGKILL every member, restart them.",
+            FaultKind::TermRandom => "SIGTERM a random member (SIGKILL after 10 s), restart it.",
+            FaultKind::PauseLeader => "SIGSTOP the leader for longer than the election timeout, then SIGCONT.",
+            FaultKind::PauseFollower => "SIGSTOP a follower for longer than the election timeout, then SIGCONT.",
+            FaultKind::ReplaceMember => "Remove a random member through the Cluster API, wipe its data, add it back and start it with `--initial-cluster-state existing`.",
+            FaultKind::Compact => "Compact at the current revision, as a recorded client operation.",
+            FaultKind::Defrag => "Defragment every member, as recorded client operations.",
+            FaultKind::MoveLeader => "Move leadership to a random follower.",
+            FaultKind::CutLeaderInbound => "Take the leader's inbound peer proxy down for three election timeouts.",
+            FaultKind::CutFollowerInbound => "Take a follower's inbound peer proxy down for three election timeouts.",
+            FaultKind::DelayPeer => "75 ± 50 ms on both streams of a random member's inbound peer proxy for a second.",
+            FaultKind::BandwidthPeer => "64 KB/s on both streams of a random member's inbound peer proxy for a second.",
+            FaultKind::ResetPeer => "Reset every connection into a random member's peer port for a second.",
+            FaultKind::PartitionLeader => "Cut every link of the leader for three election timeouts (a full partition).",
+            FaultKind::PartitionFollower => "Cut every link of a follower for three election timeouts.",
+            FaultKind::PartitionMinority => "Cut a random minority (at least one member) off from the majority.",
+            FaultKind::PartitionRing => "Jepsen's majorities ring: every member still reaches a majority, but no two members the same one (3 members: one cut link, a bridge).",
+            FaultKind::PartitionUntilSnapshot => "Cut a follower off until the leader has written more entries than it keeps for slow followers, so the follower must catch up by snapshot.",
         }
     }
 
@@ -149,6 +183,7 @@ impl FaultKind {
             | FaultKind::CutFollowerInbound
             | FaultKind::PartitionFollower
             | FaultKind::PartitionUntilSnapshot
+            | FaultKind::ReplaceMember
                 if members < 2 =>
             {
                 Err(format!(

@@ -1,5 +1,7 @@
 //! Process faults: SIGKILL, SIGTERM and SIGSTOP of chosen members, through the
-//! harness's launcher (so only targets gauntlet launched take them).
+//! harness's launcher (so only targets gauntlet launched take them), and member
+//! replacement through the Cluster API (`Cluster::replace_member`) where the target
+//! implements membership changes.
 
 use std::time::Duration;
 
@@ -38,7 +40,9 @@ fn targets(
         FaultKind::KillFollower | FaultKind::PauseFollower => vec![*followers
             .choose(ctx.rng)
             .ok_or_else(|| failed("no follower to hit"))?],
-        FaultKind::KillRandom | FaultKind::TermRandom => vec![ctx.rng.gen_range(0..n)],
+        FaultKind::KillRandom | FaultKind::TermRandom | FaultKind::ReplaceMember => {
+            vec![ctx.rng.gen_range(0..n)]
+        }
         FaultKind::KillMajority => {
             let mut m = all.clone();
             m.shuffle(ctx.rng);
@@ -58,6 +62,21 @@ pub(super) async fn run(
     ready: Duration,
 ) -> Result<(Vec<usize>, Vec<String>), FaultError> {
     let hit = targets(kind, &mut ctx, leader)?;
+    if kind == FaultKind::ReplaceMember {
+        let evidence = ctx
+            .cluster
+            .replace_member(hit[0], ready)
+            .await
+            .map_err(|e| match e {
+                gauntlet_harness::HarnessError::Unsupported(why) => FaultError::Unsupported(why),
+                gauntlet_harness::HarnessError::NotReady { .. }
+                | gauntlet_harness::HarnessError::MemberExited { .. } => {
+                    FaultError::NoRecovery(format!("after replacing m{}: {e}", hit[0]))
+                }
+                e => failed(format!("replacing m{}: {e}", hit[0])),
+            })?;
+        return Ok((hit, evidence));
+    }
     let cluster = ctx.cluster;
     let mut evidence = Vec::new();
     let pids: Vec<Option<u32>> = hit.iter().map(|i| cluster.members()[*i].pid).collect();

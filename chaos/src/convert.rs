@@ -180,6 +180,72 @@ pub fn response(ret: &Return) -> Option<EtcdResponse> {
     })
 }
 
+/// A read the linearizability model leaves out — serializable (served from one
+/// member's local state, not linearizable by contract) or keys-only — kept to be
+/// judged against the store's state at the revision it claims (see
+/// [`crate::validate`]). Only answered reads are kept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SideRead {
+    /// The recording client.
+    pub client_id: u64,
+    /// When it was sent, ns on the recording clock.
+    pub call_ns: u64,
+    /// First key.
+    pub key: String,
+    /// As in the model's range: `None` one key, `Some("\0")` every key from `key`.
+    pub range_end: Option<String>,
+    /// The revision asked for; 0 = the member's current one.
+    pub revision: i64,
+    /// At most this many keys; 0 = no limit.
+    pub limit: i64,
+    /// Only the count was asked for.
+    pub count_only: bool,
+    /// Only keys (no values) were asked for.
+    pub keys_only: bool,
+    /// Served from the member's local state.
+    pub serializable: bool,
+    /// The response header's revision.
+    pub header_revision: i64,
+    /// The key-values returned, in order.
+    pub kvs: Vec<KeyValue>,
+    /// The count returned.
+    pub count: i64,
+}
+
+/// Every answered read [`request`] leaves out of the history (serializable or
+/// keys-only ranges).
+pub fn side_reads(records: &[OpRecord]) -> Vec<SideRead> {
+    records
+        .iter()
+        .filter_map(|r| match (&r.call, r.outcome, r.ret.as_ref()) {
+            (Call::Range(q), Outcome::Ok, Some(Return::Range(a)))
+                if (q.serializable || q.keys_only)
+                    && (q.sort_order == 0 || (q.sort_order == 1 && q.sort_target == 0))
+                    && q.min_mod_revision == 0
+                    && q.max_mod_revision == 0
+                    && q.min_create_revision == 0
+                    && q.max_create_revision == 0 =>
+            {
+                Some(SideRead {
+                    client_id: r.client_id,
+                    call_ns: r.invoke_ns,
+                    key: text(&q.key),
+                    range_end: range_end(&q.range_end),
+                    revision: q.revision,
+                    limit: q.limit,
+                    count_only: q.count_only,
+                    keys_only: q.keys_only,
+                    serializable: q.serializable,
+                    header_revision: revision(&a.header),
+                    kvs: a.kvs.iter().map(kv).collect(),
+                    count: a.count,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The history the checker judges: every recorded operation the model covers, with
 /// the outcome [`gauntlet_harness::classify`] gave it. Returns the history and the
 /// number of operations left out (not covered by the model).

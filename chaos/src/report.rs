@@ -4,7 +4,9 @@
 //! A round directory holds everything needed to re-judge it without the servers:
 //! `history.jsonl` (the checker's JSON lines; `gauntlet check --model etcd
 //! history.jsonl` re-checks it unchanged), `watch.json` (every member's stream
-//! segments), `round.json` (plan, fault timeline, findings, availability),
+//! segments), `reads.jsonl` (the serializable and keys-only reads the model leaves
+//! out, judged against the watched state), `round.json` (plan, fault timeline,
+//! findings, availability),
 //! `timeline.html` (operations per client on one time axis with the fault window and
 //! the operations the findings name: [`crate::timeline`]), `history.html` (the
 //! checker's failure page, when not linearizable), `rerun.txt` (the one command that
@@ -20,7 +22,7 @@ use gauntlet_checker::models::etcd::EtcdModel;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
-use crate::convert::EtcdOp;
+use crate::convert::{EtcdOp, SideRead};
 use crate::round::{RoundResult, RoundVerdict};
 use crate::validate::Validation;
 use crate::watch::MemberWatch;
@@ -31,10 +33,17 @@ pub fn write_round(
     result: &RoundResult,
     history: &[EtcdOp],
     watches: &[MemberWatch],
+    side_reads: &[SideRead],
     validation: &Validation,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("history.jsonl"), to_json_lines(history))?;
+    let mut reads = String::new();
+    for r in side_reads {
+        reads.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+        reads.push('\n');
+    }
+    std::fs::write(dir.join("reads.jsonl"), reads)?;
     let segs: Vec<_> = watches
         .iter()
         .map(|w| {
@@ -66,9 +75,13 @@ pub fn write_round(
     Ok(())
 }
 
-/// Reads back what [`write_round`] wrote (`history.jsonl`, `watch.json`), so a round
-/// can be judged again without any server (`gauntlet chaos --revalidate DIR`).
-pub fn load_round(dir: &Path) -> Result<(Vec<EtcdOp>, Vec<MemberWatch>), String> {
+/// What [`load_round`] reads back: the history, the watch streams, the side reads.
+pub type RoundData = (Vec<EtcdOp>, Vec<MemberWatch>, Vec<SideRead>);
+
+/// Reads back what [`write_round`] wrote (`history.jsonl`, `watch.json`,
+/// `reads.jsonl` when present), so a round can be judged again without any server
+/// (`gauntlet chaos --revalidate DIR`).
+pub fn load_round(dir: &Path) -> Result<RoundData, String> {
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()))
     };
@@ -89,7 +102,19 @@ pub fn load_round(dir: &Path) -> Result<(Vec<EtcdOp>, Vec<MemberWatch>), String>
             segments,
         });
     }
-    Ok((history, watches))
+    let mut side_reads = Vec::new();
+    if dir.join("reads.jsonl").exists() {
+        for (n, line) in read("reads.jsonl")?.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            side_reads
+                .push(serde_json::from_str(line).map_err(|e| {
+                    format!("{}:{}: {e}", dir.join("reads.jsonl").display(), n + 1)
+                })?);
+        }
+    }
+    Ok((history, watches, side_reads))
 }
 
 /// Per-fault counts in `summary.json`.

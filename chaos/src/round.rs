@@ -117,6 +117,10 @@ pub struct RoundResult {
     pub operations_left_out: usize,
     /// Watch responses received on every member.
     pub watch_responses: usize,
+    /// Serializable and keys-only reads judged against the watched state.
+    pub side_reads_judged: usize,
+    /// Such reads that could not be judged (past a gap in the watched events).
+    pub side_reads_unjudged: usize,
     /// Availability.
     pub availability: Availability,
     /// Validation time, ms.
@@ -147,6 +151,8 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
         operations: 0,
         operations_left_out: 0,
         watch_responses: 0,
+        side_reads_judged: 0,
+        side_reads_unjudged: 0,
         availability: Availability::default(),
         validation_ms: 0,
         wall_ms: 0,
@@ -391,6 +397,7 @@ async fn drive(
     hash_kv(&base, cluster.size(), max_rev, result).await;
     drop(proxies);
     let (history, left_out) = convert::history(&ops);
+    let side_reads = convert::side_reads(&ops);
     result.operations = history.len();
     result.operations_left_out = left_out;
     result.watch_responses = watches
@@ -403,10 +410,13 @@ async fn drive(
     let timeout = opts.check_timeout;
     let h2 = history.clone();
     let w2 = watches.clone();
-    let validation = tokio::task::spawn_blocking(move || validate(&h2, &w2, timeout))
+    let r2 = side_reads.clone();
+    let validation = tokio::task::spawn_blocking(move || validate(&h2, &w2, &r2, timeout))
         .await
         .map_err(|e| err("validation", &e))?;
     result.validation_ms = validation.validation_ms;
+    result.side_reads_judged = validation.side_reads_judged;
+    result.side_reads_unjudged = validation.side_reads_unjudged;
     result.findings.extend(validation.findings.iter().cloned());
     result.unknown.extend(validation.unknown.iter().cloned());
     let known: Option<Vec<crate::ledger::KnownIssue>> = opts.etcd_release.and_then(|v| {
@@ -433,7 +443,9 @@ async fn drive(
     let keep = keeps(opts, &result.verdict);
     if let (true, Some(out)) = (keep, &opts.out) {
         let dir = out.join(format!("round-{}", spec.round));
-        if let Err(e) = crate::report::write_round(&dir, result, &history, &watches, &validation) {
+        if let Err(e) =
+            crate::report::write_round(&dir, result, &history, &watches, &side_reads, &validation)
+        {
             result
                 .unknown
                 .push(format!("writing {}: {e}", dir.display()));

@@ -801,6 +801,8 @@ mod tests {
             operations: 6,
             operations_left_out: 0,
             watch_responses: 1,
+            side_reads_judged: 0,
+            side_reads_unjudged: 0,
             availability: Availability {
                 requests: 6,
                 failed: 2,

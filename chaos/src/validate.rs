@@ -13,7 +13,12 @@
 //! 4. **no phantom values**: every value an event or a read carries was written by
 //!    some put (values are unique per write);
 //! 5. **replicas agree**: HashKV at one revision is equal on every member (when the
-//!    target implements it; checked by the round, reported here).
+//!    target implements it; checked by the round, reported here);
+//! 6. **side reads**: the reads the model leaves out (serializable and keys-only
+//!    ranges, [`SideRead`]) return exactly the state the watched events give at the
+//!    revision they claim (the one asked for, or the response header's), wherever the
+//!    events from revision 2 to that revision are complete. A serializable read may be
+//!    stale, but never wrong for its revision.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -24,7 +29,7 @@ use gauntlet_checker::watch::{validate_watches, WatchEvent, WriteRevision};
 use gauntlet_checker::Outcome;
 use serde::Serialize;
 
-use crate::convert::EtcdOp;
+use crate::convert::{EtcdOp, SideRead};
 use crate::watch::MemberWatch;
 
 /// One broken guarantee.
@@ -52,6 +57,11 @@ pub struct Validation {
     pub linearizable: Option<bool>,
     /// Wall time of validation.
     pub validation_ms: u64,
+    /// Side reads judged against the watched state (check 6).
+    pub side_reads_judged: usize,
+    /// Side reads that could not be judged (their revision is past a gap in the
+    /// watched events or beyond the last watched revision).
+    pub side_reads_unjudged: usize,
     /// The checker's result, kept for the failure page.
     #[serde(skip)]
     pub check: Option<gauntlet_checker::search::CheckResult>,
@@ -61,6 +71,7 @@ pub struct Validation {
 pub fn validate(
     history: &[EtcdOp],
     watches: &[MemberWatch],
+    side_reads: &[SideRead],
     check_timeout: Duration,
 ) -> Validation {
     let started = Instant::now();
@@ -124,11 +135,15 @@ pub fn validate(
             (None, None)
         }
     };
-    check_watches(history, watches, &mut findings);
+    let writes = check_watches(history, watches, &mut findings);
+    let (side_reads_judged, side_reads_unjudged) =
+        check_side_reads(&writes, side_reads, &mut findings);
     Validation {
         findings,
         unknown,
         linearizable,
+        side_reads_judged,
+        side_reads_unjudged,
         validation_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         check: result,
     }
@@ -171,7 +186,13 @@ fn same_but_prev_kv(a: &[WatchEvent], b: &[WatchEvent]) -> bool {
         })
 }
 
-fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec<Finding>) {
+/// Checks 2 to 4; returns the ground truth (every watched revision's events, in
+/// revision order) for check 6.
+fn check_watches(
+    history: &[EtcdOp],
+    watches: &[MemberWatch],
+    findings: &mut Vec<Finding>,
+) -> Vec<WriteRevision> {
     let compactions = compaction_revisions(history, watches);
     let compacted = compactions.iter().copied().max().unwrap_or(0);
     // Ground truth: the union of what every stream delivered, revision by revision;
@@ -438,6 +459,136 @@ fn check_watches(history: &[EtcdOp], watches: &[MemberWatch], findings: &mut Vec
             }
         }
     }
+    writes
+}
+
+fn in_range(key: &str, start: &str, end: Option<&str>) -> bool {
+    match end {
+        None => key == start,
+        Some(gauntlet_checker::models::etcd::RANGE_END_ALL) => key >= start,
+        Some(e) => key >= start && key < e,
+    }
+}
+
+/// Check 6: replays the watched events revision by revision and compares every side
+/// read with the state at its revision. Returns (judged, not judged).
+fn check_side_reads(
+    writes: &[WriteRevision],
+    reads: &[SideRead],
+    findings: &mut Vec<Finding>,
+) -> (usize, usize) {
+    // The events are complete from revision 2 (the first write of an empty store) up
+    // to the first gap; nothing after it can be judged.
+    let mut complete_to = 1i64;
+    for w in writes {
+        if w.revision != complete_to + 1 {
+            break;
+        }
+        complete_to = w.revision;
+    }
+    let at = |r: &SideRead| {
+        if r.revision > 0 {
+            r.revision
+        } else {
+            r.header_revision
+        }
+    };
+    let mut order: Vec<&SideRead> = reads.iter().collect();
+    order.sort_by_key(|r| at(r));
+    let mut state: BTreeMap<String, gauntlet_checker::models::etcd::KeyValue> = BTreeMap::new();
+    let mut next = writes.iter().peekable();
+    let (mut judged, mut unjudged) = (0, 0);
+    for r in order {
+        let rev = at(r);
+        if rev < 1 || rev > complete_to {
+            unjudged += 1;
+            continue;
+        }
+        while let Some(w) = next.next_if(|w| w.revision <= rev) {
+            for e in &w.events {
+                match e.kind {
+                    gauntlet_checker::watch::EventKind::Put => {
+                        state.insert(e.kv.key.clone(), e.kv.clone());
+                    }
+                    gauntlet_checker::watch::EventKind::Delete => {
+                        state.remove(&e.kv.key);
+                    }
+                }
+            }
+        }
+        judged += 1;
+        let matching: Vec<&gauntlet_checker::models::etcd::KeyValue> = state
+            .values()
+            .filter(|kv| in_range(&kv.key, &r.key, r.range_end.as_deref()))
+            .collect();
+        let count = i64::try_from(matching.len()).unwrap_or(i64::MAX);
+        let shown = if r.count_only {
+            0
+        } else if r.limit > 0 {
+            usize::try_from(r.limit)
+                .unwrap_or(usize::MAX)
+                .min(matching.len())
+        } else {
+            matching.len()
+        };
+        let want: Vec<(String, String, i64, i64, i64)> = matching[..shown]
+            .iter()
+            .map(|kv| {
+                let value = if r.keys_only {
+                    String::new()
+                } else {
+                    kv.value.clone()
+                };
+                (
+                    kv.key.clone(),
+                    value,
+                    kv.create_revision,
+                    kv.mod_revision,
+                    kv.version,
+                )
+            })
+            .collect();
+        let got: Vec<(String, String, i64, i64, i64)> = r
+            .kvs
+            .iter()
+            .map(|kv| {
+                let value = if r.keys_only {
+                    String::new()
+                } else {
+                    kv.value.clone()
+                };
+                (
+                    kv.key.clone(),
+                    value,
+                    kv.create_revision,
+                    kv.mod_revision,
+                    kv.version,
+                )
+            })
+            .collect();
+        if got != want || r.count != count {
+            let what = match (r.serializable, r.revision > 0) {
+                (true, true) => "serializable read at a past revision",
+                (true, false) => "serializable read",
+                (false, true) => "keys-only read at a past revision",
+                (false, false) => "keys-only read",
+            };
+            findings.push(Finding {
+                check: "stale-read".into(),
+                guarantee: None,
+                detail: format!(
+                    "client {}'s {what} of {}{} at revision {rev} returned count {} {:?}, but the state at revision {rev} in the watched events is count {count} {:?}",
+                    r.client_id,
+                    r.key,
+                    r.range_end.as_deref().map_or(String::new(), |e| format!("..{}", e.escape_default())),
+                    r.count,
+                    got,
+                    want
+                ),
+            });
+        }
+    }
+    (judged, unjudged)
 }
 
 #[cfg(test)]
@@ -585,5 +736,86 @@ mod tests {
             !f.is_empty(),
             "a missing put at the compaction revision must be caught"
         );
+    }
+
+    fn side_read(
+        key: &str,
+        end: Option<&str>,
+        revision: i64,
+        header: i64,
+        kvs: Vec<KeyValue>,
+    ) -> SideRead {
+        SideRead {
+            client_id: 7,
+            call_ns: 0,
+            key: key.into(),
+            range_end: end.map(str::to_string),
+            revision,
+            limit: 0,
+            count_only: false,
+            keys_only: false,
+            serializable: true,
+            header_revision: header,
+            count: i64::try_from(kvs.len()).unwrap(),
+            kvs,
+        }
+    }
+
+    #[test]
+    fn side_reads_must_match_the_watched_state_at_their_revision() {
+        let writes = vec![
+            WriteRevision {
+                revision: 2,
+                events: vec![put("/chaos/a", "1", 2, 1)],
+            },
+            WriteRevision {
+                revision: 3,
+                events: vec![put("/chaos/b", "2", 3, 1)],
+            },
+            WriteRevision {
+                revision: 4,
+                events: vec![del("/chaos/a", 4)],
+            },
+            // A gap: revision 5 was never watched.
+            WriteRevision {
+                revision: 6,
+                events: vec![put("/chaos/c", "3", 6, 1)],
+            },
+        ];
+        let a = kv("/chaos/a", "1", 2, 1);
+        let b = kv("/chaos/b", "2", 3, 1);
+        let reads = vec![
+            // Stale but right for its revision: fine.
+            side_read("/chaos/", Some("/chaos0"), 0, 3, vec![a.clone(), b.clone()]),
+            // Past revision asked for: the state then.
+            side_read("/chaos/a", None, 2, 6, vec![a.clone()]),
+            // Claims revision 4, where a is deleted, yet returns a: wrong.
+            side_read("/chaos/", Some("/chaos0"), 0, 4, vec![a.clone(), b.clone()]),
+            // Past the gap: cannot be judged.
+            side_read("/chaos/c", None, 0, 6, vec![]),
+        ];
+        let mut findings = Vec::new();
+        let (judged, unjudged) = check_side_reads(&writes, &reads, &mut findings);
+        assert_eq!((judged, unjudged), (3, 1));
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].check, "stale-read");
+        assert!(
+            findings[0].detail.contains("at revision 4"),
+            "{}",
+            findings[0].detail
+        );
+        // Limits and counts: the first key only, with the full count.
+        let mut limited = side_read("/chaos/", Some("/chaos0"), 0, 3, vec![a.clone()]);
+        limited.limit = 1;
+        limited.count = 2;
+        let mut findings = Vec::new();
+        assert_eq!(
+            check_side_reads(&writes, &[limited.clone()], &mut findings),
+            (1, 0)
+        );
+        assert!(findings.is_empty(), "{findings:#?}");
+        limited.count = 1;
+        check_side_reads(&writes, &[limited], &mut findings);
+        assert_eq!(findings.len(), 1, "a wrong count must be caught");
     }
 }

@@ -132,6 +132,16 @@ async fn every_lie_fails_its_round() {
             "{m} was not caught: {}",
             explain(&r)
         );
+        if m == Mutation::WrongVersion {
+            // Serializable and keys-only reads are outside the model: the side-read
+            // check must catch the lie in them on its own.
+            assert!(
+                r.findings.iter().any(|f| f.check == "stale-read"),
+                "{m} in side reads was not caught: {}",
+                explain(&r)
+            );
+            assert!(r.side_reads_judged > 0);
+        }
     }
 }
 

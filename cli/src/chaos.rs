@@ -92,9 +92,10 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if let Some(dir) = &args.revalidate {
-        let (history, watches) =
+        let (history, watches, side_reads) =
             gauntlet_chaos::report::load_round(dir).map_err(anyhow::Error::msg)?;
-        let v = gauntlet_chaos::validate::validate(&history, &watches, args.check_timeout);
+        let v =
+            gauntlet_chaos::validate::validate(&history, &watches, &side_reads, args.check_timeout);
         // With --target etcd@VERSION, findings that are known issues of that release
         // are said so and do not fail the re-judgement.
         let release = match args.target.parse::<Target>() {

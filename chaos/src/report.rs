@@ -135,6 +135,13 @@ pub struct FaultSummary {
     pub first_write_after_heal_ms_p50: Option<u64>,
     /// Longest write gap seen, ms.
     pub longest_write_gap_ms_max: u64,
+    /// Median time from injection to the end of healing (the fault's own length,
+    /// recovery included), ms.
+    pub fault_ms_p50: Option<u64>,
+    /// Mean successful operations per second before, during and after the fault.
+    pub ok_per_s_mean: [f64; 3],
+    /// Share of operations invoked during the fault that did not succeed, mean.
+    pub failed_share_during_mean: f64,
 }
 
 /// `summary.json`.
@@ -176,6 +183,8 @@ impl Summary {
         let mut faults: BTreeMap<String, FaultSummary> = BTreeMap::new();
         let mut profiles: BTreeMap<String, FaultSummary> = BTreeMap::new();
         let mut heal: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut lengths: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut phases: BTreeMap<String, (usize, [f64; 3], f64)> = BTreeMap::new();
         for r in &results {
             let p = profiles
                 .entry(
@@ -205,6 +214,23 @@ impl Summary {
             f.longest_write_gap_ms_max = f
                 .longest_write_gap_ms_max
                 .max(r.availability.longest_write_gap_ms);
+            if let Some(fr) = &r.fault {
+                lengths
+                    .entry(r.spec.fault.name().to_string())
+                    .or_default()
+                    .push(fr.healed_ns.saturating_sub(fr.injected_ns) / 1_000_000);
+            }
+            if r.availability.phases.len() == 3 {
+                let e = phases.entry(r.spec.fault.name().to_string()).or_default();
+                e.0 += 1;
+                for (k, p) in r.availability.phases.iter().enumerate() {
+                    e.1[k] += p.ok_per_s;
+                }
+                let d = &r.availability.phases[1];
+                if d.operations > 0 {
+                    e.2 += (d.operations - d.ok) as f64 / d.operations as f64;
+                }
+            }
             if let Some(ms) = r.availability.first_write_after_heal_ms {
                 heal.entry(r.spec.fault.name().to_string())
                     .or_default()
@@ -215,6 +241,18 @@ impl Summary {
             v.sort_unstable();
             if let Some(f) = faults.get_mut(&name) {
                 f.first_write_after_heal_ms_p50 = v.get(v.len() / 2).copied();
+            }
+        }
+        for (name, mut v) in lengths {
+            v.sort_unstable();
+            if let Some(f) = faults.get_mut(&name) {
+                f.fault_ms_p50 = v.get(v.len() / 2).copied();
+            }
+        }
+        for (name, (n, ok, failed)) in phases {
+            if let (Some(f), true) = (faults.get_mut(&name), n > 0) {
+                f.ok_per_s_mean = ok.map(|x| x / n as f64);
+                f.failed_share_during_mean = failed / n as f64;
             }
         }
         let count = |p: fn(&RoundVerdict) -> bool| results.iter().filter(|r| p(&r.verdict)).count();
@@ -337,18 +375,23 @@ impl Summary {
             self.operations,
             self.validation_ms_mean
         );
-        s.push_str("| fault | rounds | violations | unknown | not run | heal → first write p50 (ms) | longest write gap (ms) |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("| fault | rounds | violations | unknown | not run | fault p50 (ms) | heal → first write p50 (ms) | longest write gap (ms) | ok/s before · during · after | failed during |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (name, f) in &self.faults {
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.0} · {:.0} · {:.0} | {:.0} % |",
                 f.rounds,
                 f.violations,
                 f.unknown,
                 f.not_run,
+                f.fault_ms_p50.map_or_else(|| "-".into(), |v| v.to_string()),
                 f.first_write_after_heal_ms_p50
                     .map_or_else(|| "-".into(), |v| v.to_string()),
-                f.longest_write_gap_ms_max
+                f.longest_write_gap_ms_max,
+                f.ok_per_s_mean[0],
+                f.ok_per_s_mean[1],
+                f.ok_per_s_mean[2],
+                f.failed_share_during_mean * 100.0
             );
         }
         for r in &self.results {

@@ -94,6 +94,74 @@ pub struct Availability {
     pub first_write_after_heal_ms: Option<u64>,
     /// Longest gap between two successful writes in the round, ms.
     pub longest_write_gap_ms: u64,
+    /// The traffic before, during and after the fault (from its injection to the end
+    /// of its healing).
+    pub phases: Vec<PhaseStats>,
+}
+
+/// What the recorded traffic did in one phase of a round.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseStats {
+    /// `before`, `during` or `after`.
+    pub phase: &'static str,
+    /// Length of the phase, ms.
+    pub ms: u64,
+    /// Operations invoked in it.
+    pub operations: u64,
+    /// Of those, answered with success.
+    pub ok: u64,
+    /// Of those, definitely failed.
+    pub failed: u64,
+    /// Of those, with an unknown outcome.
+    pub unknown: u64,
+    /// Successful operations per second.
+    pub ok_per_s: f64,
+    /// Latency of the successful ones, median, ms.
+    pub latency_ms_p50: Option<f64>,
+    /// Latency of the successful ones, 99th percentile, ms.
+    pub latency_ms_p99: Option<f64>,
+}
+
+/// Stats of the operations invoked in `[from_ns, to_ns)`.
+fn phase(
+    name: &'static str,
+    ops: &[gauntlet_harness::OpRecord],
+    from_ns: u64,
+    to_ns: u64,
+) -> PhaseStats {
+    let mut p = PhaseStats {
+        phase: name,
+        ms: to_ns.saturating_sub(from_ns) / 1_000_000,
+        ..PhaseStats::default()
+    };
+    let mut lat: Vec<u64> = Vec::new();
+    for o in ops
+        .iter()
+        .filter(|o| o.invoke_ns >= from_ns && o.invoke_ns < to_ns)
+    {
+        p.operations += 1;
+        match o.outcome {
+            Outcome::Ok => {
+                p.ok += 1;
+                lat.push(o.complete_ns.saturating_sub(o.invoke_ns));
+            }
+            Outcome::Failed => p.failed += 1,
+            Outcome::Unknown => p.unknown += 1,
+        }
+    }
+    lat.sort_unstable();
+    let pct = |q: f64| -> Option<f64> {
+        let i = ((lat.len() as f64 - 1.0) * q).round() as usize;
+        lat.get(i).map(|ns| *ns as f64 / 1e6)
+    };
+    p.latency_ms_p50 = pct(0.5);
+    p.latency_ms_p99 = pct(0.99);
+    p.ok_per_s = if to_ns > from_ns {
+        p.ok as f64 * 1e9 / (to_ns - from_ns) as f64
+    } else {
+        0.0
+    };
+    p
 }
 
 /// What one round found.
@@ -121,6 +189,8 @@ pub struct RoundResult {
     pub side_reads_judged: usize,
     /// Such reads that could not be judged (past a gap in the watched events).
     pub side_reads_unjudged: usize,
+    /// Writes with unknown outcomes the watched events settled: (took effect, did not).
+    pub unknown_writes_settled: (usize, usize),
     /// Availability.
     pub availability: Availability,
     /// Validation time, ms.
@@ -153,6 +223,7 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
         watch_responses: 0,
         side_reads_judged: 0,
         side_reads_unjudged: 0,
+        unknown_writes_settled: (0, 0),
         availability: Availability::default(),
         validation_ms: 0,
         wall_ms: 0,
@@ -417,6 +488,7 @@ async fn drive(
     result.validation_ms = validation.validation_ms;
     result.side_reads_judged = validation.side_reads_judged;
     result.side_reads_unjudged = validation.side_reads_unjudged;
+    result.unknown_writes_settled = validation.patched;
     result.findings.extend(validation.findings.iter().cloned());
     result.unknown.extend(validation.unknown.iter().cloned());
     let known: Option<Vec<crate::ledger::KnownIssue>> = opts.etcd_release.and_then(|v| {
@@ -526,7 +598,14 @@ fn availability(
         .map(|w| (w[1] - w[0]) / 1_000_000)
         .max()
         .unwrap_or(0);
+    let first = ops.iter().map(|o| o.invoke_ns).min().unwrap_or(0);
+    let last = ops.iter().map(|o| o.invoke_ns + 1).max().unwrap_or(0);
     if let Some(f) = fault {
+        a.phases = vec![
+            phase("before", ops, first, f.injected_ns),
+            phase("during", ops, f.injected_ns, f.healed_ns + 1),
+            phase("after", ops, f.healed_ns + 1, last.max(f.healed_ns + 1)),
+        ];
         for o in ops {
             if o.invoke_ns >= f.injected_ns && o.invoke_ns <= f.healed_ns {
                 a.during_fault += 1;

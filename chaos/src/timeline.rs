@@ -803,6 +803,7 @@ mod tests {
             watch_responses: 1,
             side_reads_judged: 0,
             side_reads_unjudged: 0,
+            unknown_writes_settled: (0, 0),
             availability: Availability {
                 requests: 6,
                 failed: 2,

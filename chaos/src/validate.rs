@@ -2,7 +2,13 @@
 //!
 //! In order:
 //! 1. **linearizability** of the whole history (unknown outcomes included) with the
-//!    checker's etcd model, within a deadline (past the deadline: Unknown, never a pass);
+//!    checker's etcd model, within a deadline (past the deadline: Unknown, never a pass).
+//!    First the history is *patched* from what the run observed (put values are unique):
+//!    a write whose outcome is unknown but whose value the watched events carry took
+//!    effect at that revision; one whose value they never carry, when the events are
+//!    complete up to the highest revision any operation saw, took no effect. Only
+//!    writes whose effect is visible that way are patched (every non-empty branch of a
+//!    txn has a put); the rest stay unknown;
 //! 2. **watch**: the events every member's watchers delivered must agree revision by
 //!    revision (their union is the ground truth, since no server file is read), and each
 //!    stream must keep etcd's watch guarantees against it (ordered, unique, atomic,
@@ -62,6 +68,8 @@ pub struct Validation {
     /// Side reads that could not be judged (their revision is past a gap in the
     /// watched events or beyond the last watched revision).
     pub side_reads_unjudged: usize,
+    /// Unknown writes the watched events settled: (took effect, took no effect).
+    pub patched: (usize, usize),
     /// The checker's result, kept for the failure page.
     #[serde(skip)]
     pub check: Option<gauntlet_checker::search::CheckResult>,
@@ -81,6 +89,10 @@ pub fn validate(
         timeout: Some(check_timeout),
         ..CheckOptions::default()
     };
+    let writes = check_watches(history, watches, &mut findings);
+    let mut patched_history = history.to_vec();
+    let patched = patch_unknown_writes(&mut patched_history, &writes);
+    let history = &patched_history[..];
     let (linearizable, result) = match check(&EtcdModel, history, &options) {
         Ok(r) => {
             let lin = match r.verdict {
@@ -135,7 +147,6 @@ pub fn validate(
             (None, None)
         }
     };
-    let writes = check_watches(history, watches, &mut findings);
     let (side_reads_judged, side_reads_unjudged) =
         check_side_reads(&writes, side_reads, &mut findings);
     Validation {
@@ -144,6 +155,7 @@ pub fn validate(
         linearizable,
         side_reads_judged,
         side_reads_unjudged,
+        patched,
         validation_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         check: result,
     }
@@ -460,6 +472,97 @@ fn check_watches(
         }
     }
     writes
+}
+
+/// Settles unknown writes from the watched events (see check 1 in the module docs).
+/// Returns (took effect, took no effect).
+fn patch_unknown_writes(history: &mut [EtcdOp], writes: &[WriteRevision]) -> (usize, usize) {
+    // Where each put value was written, and whether the events are complete up to
+    // the highest revision any operation saw.
+    let mut at: std::collections::HashMap<&str, (i64, &str)> = std::collections::HashMap::new();
+    let mut complete_to = 1i64;
+    for w in writes {
+        if w.revision == complete_to + 1 {
+            complete_to = w.revision;
+        }
+        for e in &w.events {
+            if e.kind == gauntlet_checker::watch::EventKind::Put {
+                at.insert(e.kv.value.as_str(), (w.revision, e.kv.key.as_str()));
+            }
+        }
+    }
+    let seen_max = history
+        .iter()
+        .filter_map(|o| match &o.outcome {
+            Outcome::Ok(r) => r.revision(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1);
+    let complete =
+        complete_to >= seen_max && complete_to == writes.last().map_or(1, |w| w.revision);
+    let end_ns = history.iter().map(|o| o.return_ns).max().unwrap_or(0) + 1;
+    let found = |key: &str, value: &str| at.get(value).filter(|(_, k)| *k == key).map(|(r, _)| *r);
+    let (mut applied, mut not_applied) = (0, 0);
+    for op in history.iter_mut() {
+        if !matches!(op.outcome, Outcome::Unknown) {
+            continue;
+        }
+        let settled = match &op.input {
+            EtcdRequest::Put { key, value, .. } => match found(key, value) {
+                Some(revision) => Some(Outcome::Ok(EtcdResponse::Put { revision })),
+                None if complete => Some(Outcome::Failed),
+                None => None,
+            },
+            EtcdRequest::Txn {
+                success, failure, ..
+            } => {
+                let puts = |b: &[TxnOp]| -> Vec<(String, String)> {
+                    b.iter()
+                        .filter_map(|o| match o {
+                            TxnOp::Put { key, value, .. } => Some((key.clone(), value.clone())),
+                            _ => None,
+                        })
+                        .collect()
+                };
+                let visible = |b: &[TxnOp]| b.is_empty() || !puts(b).is_empty();
+                if !visible(success) || !visible(failure) {
+                    None
+                } else {
+                    let hit = |b: &[TxnOp]| puts(b).iter().find_map(|(k, v)| found(k, v));
+                    let only_puts = |b: &[TxnOp]| b.iter().all(|o| matches!(o, TxnOp::Put { .. }));
+                    let answer = |b: &[TxnOp], succeeded: bool, revision: i64| {
+                        Outcome::Ok(EtcdResponse::Txn {
+                            succeeded,
+                            responses: b.iter().map(|_| TxnOpResponse::Put).collect(),
+                            revision,
+                        })
+                    };
+                    match (hit(success), hit(failure)) {
+                        (Some(r), _) if only_puts(success) => Some(answer(success, true, r)),
+                        (None, Some(r)) if only_puts(failure) => Some(answer(failure, false, r)),
+                        (None, None) if complete => Some(Outcome::Failed),
+                        _ => None,
+                    }
+                }
+            }
+            _ => None,
+        };
+        match settled {
+            Some(o @ Outcome::Ok(_)) => {
+                // It took effect some time after its call, maybe after its client gave up.
+                op.outcome = o;
+                op.return_ns = end_ns;
+                applied += 1;
+            }
+            Some(o) => {
+                op.outcome = o;
+                not_applied += 1;
+            }
+            None => {}
+        }
+    }
+    (applied, not_applied)
 }
 
 fn in_range(key: &str, start: &str, end: Option<&str>) -> bool {
@@ -817,5 +920,74 @@ mod tests {
         limited.count = 1;
         check_side_reads(&writes, &[limited], &mut findings);
         assert_eq!(findings.len(), 1, "a wrong count must be caught");
+    }
+
+    #[test]
+    fn unknown_writes_are_settled_by_the_watched_events() {
+        let events = vec![
+            WriteRevision {
+                revision: 2,
+                events: vec![put("/chaos/a", "a1", 2, 1)],
+            },
+            WriteRevision {
+                revision: 3,
+                events: vec![put("/chaos/b", "b1", 3, 1)],
+            },
+        ];
+        let mut h = writes(); // a1 and b1 were written, a2 never was
+        let ok_read = Operation {
+            client_id: 3,
+            call_ns: 5,
+            return_ns: 9,
+            input: EtcdRequest::Put {
+                key: "/chaos/c".into(),
+                value: "c1".into(),
+                lease: 0,
+            },
+            outcome: Outcome::Unknown,
+        };
+        h.push(ok_read);
+        // Complete up to revision 3, which is all anyone saw: a2 and c1 took no effect.
+        let mut seen = h.clone();
+        seen.push(compact_at(3));
+        assert_eq!(patch_unknown_writes(&mut seen, &events), (2, 2));
+        assert!(matches!(
+            seen[0].outcome,
+            Outcome::Ok(EtcdResponse::Put { revision: 2 })
+        ));
+        assert!(matches!(seen[1].outcome, Outcome::Failed));
+        assert!(matches!(
+            seen[2].outcome,
+            Outcome::Ok(EtcdResponse::Put { revision: 3 })
+        ));
+        assert!(
+            seen[0].return_ns > 9,
+            "a settled write may have taken effect until the end"
+        );
+        // Someone saw revision 5, beyond the events: the absent ones stay unknown.
+        let mut beyond = h.clone();
+        beyond.push(compact_at(5));
+        assert_eq!(patch_unknown_writes(&mut beyond, &events), (2, 0));
+        assert!(matches!(beyond[1].outcome, Outcome::Unknown));
+        // A txn whose failure branch only deletes cannot be settled by values.
+        let mut txn = vec![Operation {
+            client_id: 4,
+            call_ns: 1,
+            return_ns: 2,
+            input: EtcdRequest::Txn {
+                compare: vec![],
+                success: vec![TxnOp::Put {
+                    key: "/chaos/z".into(),
+                    value: "z1".into(),
+                    lease: 0,
+                }],
+                failure: vec![TxnOp::Delete {
+                    key: "/chaos/z".into(),
+                    range_end: None,
+                }],
+            },
+            outcome: Outcome::Unknown,
+        }];
+        assert_eq!(patch_unknown_writes(&mut txn, &events), (0, 0));
     }
 }

@@ -811,6 +811,7 @@ mod tests {
                 during_fault_failed: 2,
                 first_write_after_heal_ms: Some(30),
                 longest_write_gap_ms: 2_600,
+                phases: Vec::new(),
             },
             validation_ms: 5,
             wall_ms: 3_000,

@@ -52,6 +52,7 @@ pub mod convert;
 pub mod fault;
 pub mod kube;
 pub mod ledger;
+pub mod regression;
 pub mod report;
 pub mod round;
 pub mod scenario;

@@ -63,6 +63,13 @@ pub struct ChaosArgs {
     /// List the faults and exit.
     #[arg(long)]
     list_faults: bool,
+    /// Run a named regression scenario (a real etcd bug's cluster, traffic and fault;
+    /// see --list-regressions) instead of choosing faults.
+    #[arg(long, conflicts_with_all = ["fault", "members", "profile", "qps"])]
+    regression: Option<String>,
+    /// List the regression scenarios and exit.
+    #[arg(long)]
+    list_regressions: bool,
     /// Judge a round directory again (its history.jsonl and watch.json), without any
     /// server; exit 0 when it passes, 1 on a finding (with --target etcd@VERSION, known
     /// issues of that release do not count).
@@ -90,6 +97,56 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             println!("{:<width$}  {}", f.name(), f.description());
         }
         return Ok(0);
+    }
+    if args.list_regressions {
+        for r in gauntlet_chaos::regression::ALL {
+            println!(
+                "{}  {}\n    {}\n    affected {}; fixed {}\n    scenario: {} member(s), {}, {} traffic at {} qps; a reproduction shows {}\n    reproduced by gauntlet: {}",
+                r.name,
+                r.title,
+                r.url,
+                r.affected,
+                r.fixed,
+                r.members,
+                r.fault,
+                match r.profile {
+                    TrafficProfile::Etcd => "etcd",
+                    TrafficProfile::Kubernetes => "kubernetes",
+                },
+                r.qps,
+                r.expect,
+                r.reproduced
+            );
+        }
+        return Ok(0);
+    }
+    if let Some(name) = &args.regression {
+        let r = gauntlet_chaos::regression::find(name).map_err(anyhow::Error::msg)?;
+        let a = ChaosArgs {
+            target: args.target.clone(),
+            members: r.members,
+            rounds: args.rounds,
+            round: args.round,
+            seed: args.seed,
+            fault: r.fault.name().to_string(),
+            profile: vec![r.profile],
+            duration: args.duration,
+            qps: r.qps,
+            check_timeout: args.check_timeout,
+            out: args.out.clone(),
+            keep_all: args.keep_all,
+            mutate: args.mutate.clone(),
+            list_faults: false,
+            regression: None,
+            list_regressions: false,
+            revalidate: args.revalidate.clone(),
+            toxiproxy: args.toxiproxy.clone(),
+        };
+        eprintln!(
+            "regression {}: {} ({}); {} member(s), {}, {} qps",
+            r.name, r.title, r.url, r.members, r.fault, r.qps
+        );
+        return Box::pin(run_chaos(&a)).await;
     }
     if let Some(dir) = &args.revalidate {
         let (history, watches, side_reads) =

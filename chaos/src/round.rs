@@ -253,6 +253,7 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
         });
     }
     cspec.ready_timeout = Duration::from_secs(60);
+    cspec.gofail = spec.fault.family() == "failpoint";
     let cluster = match Cluster::start(cspec, &opts.cache).await {
         Ok(c) => c,
         Err(e) => {

@@ -230,6 +230,36 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
                 .join("; ")
         );
     }
+    let target: Target = args.target.parse()?;
+    let cache = Cache::from_env();
+    crate::ensure_launchable(&target, &cache)?;
+    // Failpoint faults apply only to targets built with gofail: ask the target once, and
+    // leave out those it cannot take (the plan then stays the same for every rerun).
+    let mut supported = supported;
+    if supported.iter().any(|f| f.family() == "failpoint") {
+        let have = gauntlet_chaos::fault::failpoints_of(&target, &cache)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let before = supported.len();
+        supported.retain(|f| match gauntlet_chaos::fault::failpoint_name(*f) {
+            None => true,
+            Some(name) => have.as_ref().is_some_and(|h| h.iter().any(|x| x == name)),
+        });
+        if supported.len() < before {
+            eprintln!(
+                "{} failpoint fault(s) left out: {}",
+                before - supported.len(),
+                match &have {
+                    None =>
+                        format!("{target} opens no gofail endpoint (not built with failpoints)"),
+                    Some(h) => format!("{target} lacks them (it has {})", h.join(", ")),
+                }
+            );
+        }
+        if supported.is_empty() {
+            bail!("no fault matching {:?} applies to {target}", args.fault);
+        }
+    }
     let mutation = args
         .mutate
         .as_deref()
@@ -243,9 +273,6 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    let target: Target = args.target.parse()?;
-    let cache = Cache::from_env();
-    crate::ensure_launchable(&target, &cache)?;
     let mut rerun = format!(
         "gauntlet chaos --target {target} --members {} --rounds {} --seed {} --fault '{}' --profile {} --duration {}ms --qps {}",
         args.members,

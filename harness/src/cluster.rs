@@ -69,6 +69,9 @@ pub struct ClusterSpec {
     /// proxy's address, so everything sent *to* member `i` crosses proxy `i`
     /// ([`Cluster::peer_proxy`]). `None`: members talk directly.
     pub peer_proxy: Option<PeerProxy>,
+    /// Give every member etcd's gofail control endpoint: `GOFAIL_HTTP=127.0.0.1:PORT` in
+    /// its environment ([`Cluster::gofail_url`]). Targets built without gofail ignore it.
+    pub gofail: bool,
 }
 
 /// Where a cluster's peer proxies come from.
@@ -118,6 +121,7 @@ impl ClusterSpec {
             ready_timeout: Duration::from_secs(30),
             tls: None,
             peer_proxy: None,
+            gofail: false,
         }
     }
 }
@@ -169,6 +173,10 @@ pub struct MemberInfo {
 struct Member {
     info: MemberInfo,
     args: Vec<String>,
+    /// Extra environment (`GOFAIL_HTTP`).
+    env: Vec<(String, String)>,
+    /// Its gofail endpoint, `http://host:port`, when the spec asked for one.
+    gofail: Option<String>,
     child: Option<Child>,
     /// The harness asked it to stop (SIGTERM): its exit is not "on its own".
     stopping: bool,
@@ -267,7 +275,12 @@ fn last_log_line(path: &Path) -> String {
 /// (so a terminal's Ctrl-C reaches only the harness, which then tears down), with
 /// SIGKILL as its parent-death signal.
 #[allow(unsafe_code)]
-fn spawn_member(binary: &Path, args: &[String], log: &Path) -> Result<Child> {
+fn spawn_member(
+    binary: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     let out = OpenOptions::new()
         .create(true)
@@ -279,6 +292,7 @@ fn spawn_member(binary: &Path, args: &[String], log: &Path) -> Result<Child> {
         .map_err(|e| HarnessError::io("duplicating the log handle", e))?;
     let mut cmd = Command::new(binary);
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -448,9 +462,25 @@ impl Cluster {
                 }
             }
             args.extend(spec.extra_args.iter().cloned());
+            let (env, gofail) = if spec.gofail {
+                let l = TcpListener::bind((spec.host, 0))
+                    .map_err(|e| HarnessError::io("binding a free port for gofail", e))?;
+                let port = l
+                    .local_addr()
+                    .map_err(|e| HarnessError::io("reading a bound port", e))?
+                    .port();
+                (
+                    vec![("GOFAIL_HTTP".to_string(), format!("{host}:{port}"))],
+                    Some(format!("http://{host}:{port}")),
+                )
+            } else {
+                (Vec::new(), None)
+            };
             members.push(Member {
                 info,
                 args,
+                env,
+                gofail,
                 child: None,
                 stopping: false,
             });
@@ -505,7 +535,7 @@ impl Cluster {
     fn spawn(&self, i: usize) -> Result<()> {
         let mut members = self.lock();
         let m = Self::member_mut(&mut members, i)?;
-        let child = spawn_member(&self.binary, &m.args, &m.info.log)?;
+        let child = spawn_member(&self.binary, &m.args, &m.env, &m.info.log)?;
         {
             let mut d = self
                 .dialers
@@ -754,6 +784,12 @@ impl Cluster {
                 .map_err(|e| HarnessError::Invalid(format!("partitioning {name}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Member `i`'s gofail control endpoint (`http://host:port`), when the cluster was
+    /// started with [`ClusterSpec::gofail`].
+    pub fn gofail_url(&self, i: usize) -> Option<String> {
+        self.lock().get(i).and_then(|m| m.gofail.clone())
     }
 
     /// Client URLs of all members, in member order.

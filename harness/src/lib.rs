@@ -39,6 +39,7 @@
 mod client;
 mod cluster;
 mod error;
+pub mod gofail;
 pub mod liveness;
 pub mod netproxy;
 pub mod profile;

@@ -9,7 +9,8 @@
 //! SIGCONT), `maintenance` (compaction, defragmentation and leader moves as recorded
 //! client operations) and `network` (a member's inbound peer proxy taken down, delayed,
 //! throttled or resetting connections; full partitions that cut chosen links between
-//! members in both directions).
+//! members in both directions) and `failpoint` (panics and sleeps at named points
+//! through etcd's gofail endpoint, for targets built with gofail).
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use gauntlet_harness::{Client, Cluster};
 use rand::rngs::StdRng;
 use serde::Serialize;
 
+mod failpoint;
 mod maintenance;
 mod network;
 mod partition;
@@ -75,6 +77,20 @@ pub enum FaultKind {
     /// Cut a follower off until the leader has written more entries than it keeps for
     /// slow followers, so the follower must catch up by snapshot.
     PartitionUntilSnapshot,
+    /// gofail `beforeCommit=panic` on a random member, then restart it.
+    PanicBeforeCommit,
+    /// gofail `afterCommit=panic` on a random member, then restart it.
+    PanicAfterCommit,
+    /// gofail `raftBeforeSave=panic` on a random member, then restart it.
+    PanicRaftBeforeSave,
+    /// gofail `raftAfterSave=panic` on a random member, then restart it.
+    PanicRaftAfterSave,
+    /// gofail `raftBeforeLeaderSend=panic` on the leader, then restart it.
+    PanicLeaderBeforeSend,
+    /// gofail `raftBeforeSave=sleep(100)` on a random member for a second.
+    SleepRaftBeforeSave,
+    /// gofail `beforeSendWatchResponse=sleep(100)` on a random member for a second.
+    SleepBeforeSendWatchResponse,
 }
 
 impl From<FaultKind> for &'static str {
@@ -85,7 +101,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 23] = [
+    pub const ALL: [FaultKind; 30] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -109,6 +125,13 @@ impl FaultKind {
         FaultKind::PartitionMinority,
         FaultKind::PartitionRing,
         FaultKind::PartitionUntilSnapshot,
+        FaultKind::PanicBeforeCommit,
+        FaultKind::PanicAfterCommit,
+        FaultKind::PanicRaftBeforeSave,
+        FaultKind::PanicRaftAfterSave,
+        FaultKind::PanicLeaderBeforeSend,
+        FaultKind::SleepRaftBeforeSave,
+        FaultKind::SleepBeforeSendWatchResponse,
     ];
 
     /// `family.name`, what `--fault GLOB` matches.
@@ -137,6 +160,13 @@ impl FaultKind {
             FaultKind::PartitionMinority => "network.partition-minority",
             FaultKind::PartitionRing => "network.partition-ring",
             FaultKind::PartitionUntilSnapshot => "network.partition-until-snapshot",
+            FaultKind::PanicBeforeCommit => "failpoint.panic-before-commit",
+            FaultKind::PanicAfterCommit => "failpoint.panic-after-commit",
+            FaultKind::PanicRaftBeforeSave => "failpoint.panic-raft-before-save",
+            FaultKind::PanicRaftAfterSave => "failpoint.panic-raft-after-save",
+            FaultKind::PanicLeaderBeforeSend => "failpoint.panic-leader-before-send",
+            FaultKind::SleepRaftBeforeSave => "failpoint.sleep-raft-before-save",
+            FaultKind::SleepBeforeSendWatchResponse => "failpoint.sleep-before-send-watch-response",
         }
     }
 
@@ -166,6 +196,13 @@ impl FaultKind {
             FaultKind::PartitionMinority => "Cut a random minority (at least one member) off from the majority.",
             FaultKind::PartitionRing => "Jepsen's majorities ring: every member still reaches a majority, but no two members the same one (3 members: one cut link, a bridge).",
             FaultKind::PartitionUntilSnapshot => "Cut a follower off until the leader has written more entries than it keeps for slow followers, so the follower must catch up by snapshot.",
+            FaultKind::PanicBeforeCommit => "gofail `beforeCommit=panic` on a random member, then restart it.",
+            FaultKind::PanicAfterCommit => "gofail `afterCommit=panic` on a random member, then restart it.",
+            FaultKind::PanicRaftBeforeSave => "gofail `raftBeforeSave=panic` on a random member, then restart it.",
+            FaultKind::PanicRaftAfterSave => "gofail `raftAfterSave=panic` on a random member, then restart it.",
+            FaultKind::PanicLeaderBeforeSend => "gofail `raftBeforeLeaderSend=panic` on the leader, then restart it.",
+            FaultKind::SleepRaftBeforeSave => "gofail `raftBeforeSave=sleep(100)` on a random member for a second.",
+            FaultKind::SleepBeforeSendWatchResponse => "gofail `beforeSendWatchResponse=sleep(100)` on a random member for a second.",
         }
     }
 
@@ -207,6 +244,34 @@ impl std::fmt::Display for FaultKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The gofail failpoints `target` has: starts one member with a gofail endpoint and
+/// lists them. `Ok(None)`: the target opens no endpoint (built without gofail), so no
+/// failpoint fault applies to it. `Err`: the probe member did not start.
+pub async fn failpoints_of(
+    target: &gauntlet_harness::Target,
+    cache: &gauntlet_harness::Cache,
+) -> Result<Option<Vec<String>>, String> {
+    let mut spec = gauntlet_harness::ClusterSpec::new(target.clone(), 1);
+    spec.gofail = true;
+    let cluster = Cluster::start(spec, cache)
+        .await
+        .map_err(|e| format!("probing {target} for failpoints: {e}"))?;
+    let Some(url) = cluster.gofail_url(0) else {
+        return Ok(None);
+    };
+    let client = gauntlet_harness::gofail::GofailClient::new(&url);
+    let listed = tokio::task::spawn_blocking(move || client.list())
+        .await
+        .map_err(|e| e.to_string())?;
+    cluster.shutdown();
+    Ok(listed.ok().map(|m| m.into_keys().collect()))
+}
+
+/// Whether `kind` needs a failpoint, and which.
+pub fn failpoint_name(kind: FaultKind) -> Option<&'static str> {
+    failpoint::point(kind).map(|(name, _)| name)
 }
 
 /// Why a fault could not be run.
@@ -273,6 +338,10 @@ pub(crate) async fn run(
         | FaultKind::PartitionUntilSnapshot => {
             let mut ctx = ctx;
             partition::run(kind, &mut ctx, leader_before, ready).await?
+        }
+        k if k.family() == "failpoint" => {
+            let mut ctx = ctx;
+            failpoint::run(kind, &mut ctx, leader_before, ready).await?
         }
         k if k.family() == "network" => {
             let mut ctx = ctx;

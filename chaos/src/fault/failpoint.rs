@@ -1,0 +1,139 @@
+//! Failpoints: panics and sleeps at named points inside the server, through etcd's
+//! gofail control endpoint (`harness::gofail`), for targets built with gofail.
+//!
+//! Every round's members get `GOFAIL_HTTP` in their environment. A target that opens
+//! no such endpoint (the etcd release binaries, which are built without gofail; the
+//! reference server until it grows failpoints) or lacks the named failpoint skips the
+//! round and says why: that is "not supported", never a pass.
+//!
+//! A panic failpoint is armed on one member; the traffic drives the member into it and
+//! it exits; the fault proves that (the process is gone within [`PANIC_WITHIN`]), then
+//! restarts the member. A sleep failpoint is armed for [`SLEEP_FOR`] and cleared.
+
+use std::time::Duration;
+
+use gauntlet_harness::gofail::{GofailClient, GofailError};
+use rand::seq::SliceRandom;
+
+use super::{FaultCtx, FaultError, FaultKind};
+
+/// How long an armed panic may take to fire under the round's traffic.
+const PANIC_WITHIN: Duration = Duration::from_secs(10);
+/// How long a sleep failpoint stays armed.
+const SLEEP_FOR: Duration = Duration::from_millis(1000);
+/// Each sleep at the failpoint, ms.
+const SLEEP_MS: u64 = 100;
+
+fn failed(e: impl std::fmt::Display) -> FaultError {
+    FaultError::Failed(e.to_string())
+}
+
+/// The gofail failpoint a fault arms, and whether it targets the leader.
+pub(super) fn point(kind: FaultKind) -> Option<(&'static str, bool)> {
+    Some(match kind {
+        FaultKind::PanicBeforeCommit => ("beforeCommit", false),
+        FaultKind::PanicAfterCommit => ("afterCommit", false),
+        FaultKind::PanicRaftBeforeSave => ("raftBeforeSave", false),
+        FaultKind::PanicRaftAfterSave => ("raftAfterSave", false),
+        FaultKind::PanicLeaderBeforeSend => ("raftBeforeLeaderSend", true),
+        FaultKind::SleepRaftBeforeSave => ("raftBeforeSave", false),
+        FaultKind::SleepBeforeSendWatchResponse => ("beforeSendWatchResponse", false),
+        _ => return None,
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GofailError> + Send + 'static,
+) -> Result<T, GofailError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(GofailError::Unreachable {
+            url: String::new(),
+            reason: e.to_string(),
+        })
+    })
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+pub(super) async fn run(
+    kind: FaultKind,
+    ctx: &mut FaultCtx<'_>,
+    leader: Option<usize>,
+    ready: Duration,
+) -> Result<(Vec<usize>, Vec<String>), FaultError> {
+    let (name, on_leader) =
+        point(kind).ok_or_else(|| failed(format!("{kind} is not a failpoint")))?;
+    let n = ctx.cluster.size();
+    let hit = if on_leader {
+        leader.ok_or_else(|| failed("no leader to arm"))?
+    } else {
+        *(0..n).collect::<Vec<_>>().choose(ctx.rng).unwrap_or(&0)
+    };
+    let url = ctx
+        .cluster
+        .gofail_url(hit)
+        .ok_or_else(|| failed("the cluster was started without gofail endpoints"))?;
+    let client = GofailClient::new(&url);
+    let c = client.clone();
+    let points = blocking(move || c.list()).await.map_err(|e| match e {
+        GofailError::Unreachable { .. } => FaultError::Unsupported(format!(
+            "m{hit} opens no gofail endpoint (GOFAIL_HTTP): the target is not built with failpoints ({e})"
+        )),
+        e => failed(e),
+    })?;
+    if !points.contains_key(name) {
+        return Err(FaultError::Unsupported(format!(
+            "the target has no failpoint `{name}` (it has {})",
+            points.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let pid = ctx
+        .cluster
+        .members()
+        .get(hit)
+        .and_then(|m| m.pid)
+        .ok_or_else(|| failed(format!("m{hit} has no process")))?;
+    let term = if kind.name().starts_with("failpoint.panic") {
+        "panic".to_string()
+    } else {
+        format!("sleep({SLEEP_MS})")
+    };
+    let (c, t) = (client.clone(), term.clone());
+    blocking(move || c.set(name, &t)).await.map_err(failed)?;
+    let mut evidence = vec![format!("armed {name}={term} on m{hit}")];
+    if term == "panic" {
+        let start = tokio::time::Instant::now();
+        while alive(pid) && start.elapsed() < PANIC_WITHIN {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if alive(pid) {
+            let c = client.clone();
+            let _ = blocking(move || c.clear(name)).await;
+            return Err(failed(format!(
+                "{kind} did not take effect: m{hit} was still running {} s after arming {name}",
+                PANIC_WITHIN.as_secs()
+            )));
+        }
+        evidence.push(format!(
+            "m{hit} exited at {name} after {} ms",
+            start.elapsed().as_millis()
+        ));
+        ctx.cluster.restart(hit).map_err(failed)?;
+    } else {
+        tokio::time::sleep(SLEEP_FOR).await;
+        let c = client.clone();
+        blocking(move || c.clear(name)).await.map_err(failed)?;
+        evidence.push(format!("cleared {name} after {} ms", SLEEP_FOR.as_millis()));
+    }
+    ctx.cluster.wait_ready(ready).await.map_err(|e| {
+        FaultError::NoRecovery(format!(
+            "the cluster did not serve again within {} s after {kind}: {e}",
+            ready.as_secs()
+        ))
+    })?;
+    Ok((vec![hit], evidence))
+}

@@ -41,14 +41,27 @@ fn bad_input_is_one_line_and_exit_2() {
         ),
         (vec!["chaos", "--mutate", "nonsense"], "unknown mutation"),
         (vec!["chaos", "--target", "nonsense"], "nonsense"),
+        (
+            vec!["chaos", "--regression", "etcd-1"],
+            "unknown regression `etcd-1`: known are etcd-13766",
+        ),
+        (
+            vec!["chaos", "--fault", "failpoint.*"],
+            "no fault matching \"failpoint.*\" applies to reference",
+        ),
     ] {
         let (code, _, err) = gauntlet(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
-        // One line (clap adds its usual pointer to --help after flag errors).
+        // One line (clap adds its usual pointer to --help after flag errors; leaving
+        // failpoint faults out of the plan is said on a line of its own first).
         let lines: Vec<&str> = err
             .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with("For more information"))
+            .filter(|l| {
+                !l.trim().is_empty()
+                    && !l.starts_with("For more information")
+                    && !l.contains("failpoint fault(s) left out")
+            })
             .collect();
         assert_eq!(lines.len(), 1, "{args:?}: {err}");
     }
@@ -62,7 +75,20 @@ fn list_faults_names_every_family() {
         "none",
         "process.kill-leader",
         "process.pause-follower",
+        "process.replace-member",
         "maintenance.compact",
+        "network.partition-ring",
+        "failpoint.panic-raft-before-save",
+    ] {
+        assert!(out.contains(name), "{out}");
+    }
+    let (code, out, _) = gauntlet(&["chaos", "--list-regressions"]);
+    assert_eq!(code, 0);
+    for name in [
+        "etcd-13766",
+        "etcd-15220",
+        "etcd-15271",
+        "reproduced by gauntlet",
     ] {
         assert!(out.contains(name), "{out}");
     }

@@ -204,8 +204,11 @@ pub(super) async fn run(
             (side, cut)
         }
         FaultKind::PartitionRing => {
-            let mut order: Vec<usize> = (0..n).collect();
+            // The leader first: with 3 members the bridge then cuts one of its links,
+            // so the cut separates members that were talking.
+            let mut order: Vec<usize> = followers.clone();
             order.shuffle(ctx.rng);
+            order.insert(0, leader);
             let cut = ring(&order);
             let hit: BTreeSet<usize> = cut.iter().flat_map(|&(a, b)| [a, b]).collect();
             (hit.into_iter().collect(), cut)
@@ -244,10 +247,12 @@ pub(super) async fn run(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    let cut_members: BTreeSet<usize> = cut.iter().flat_map(|&(a, b)| [a, b]).collect();
-    if let Some(silent) = cut_members.iter().find(|&&i| dropped[i] == 0) {
+    // A cut link between two followers may carry nothing while it is cut (a follower
+    // sends only to the leader), so the proxies' evidence is judged over all cut links.
+    if dropped.iter().sum::<u64>() == 0 {
         return Err(failed(format!(
-            "{kind} did not take effect: m{silent}'s proxy dropped nothing while its links were cut"
+            "{kind} did not take effect: no proxy dropped anything on the cut links {}",
+            links(&cut)
         )));
     }
     ctx.cluster.wait_ready(ready).await.map_err(|e| {
@@ -331,26 +336,64 @@ async fn hold(
         }
         FaultKind::PartitionFollower | FaultKind::PartitionMinority => {
             let majority: Vec<usize> = (0..n).filter(|i| !hit.contains(i)).collect();
-            let mut ahead = 0;
-            for &j in &majority {
-                if let Ok(s) = ctx.cluster.member_status(j).await {
-                    ahead = ahead.max(s.raft_index);
+            if hit.contains(&leader) {
+                // The cut side held the leader: the majority must elect another.
+                let old_id = member_id(old);
+                let mut named = None;
+                for &j in &majority {
+                    if let Ok(s) = ctx.cluster.member_status(j).await {
+                        if s.leader != 0 && s.leader != old_id {
+                            named = Some((j, s.leader));
+                        }
+                    }
                 }
-            }
-            for &i in hit {
-                let s = status(ctx.cluster, i).await?;
-                if s.raft_index >= ahead {
-                    return Err(failed(format!(
-                        "{kind} did not take effect: cut-off m{i} is at raft index {} and the majority at {ahead}",
-                        s.raft_index
-                    )));
-                }
+                let (j, id) = named.ok_or_else(|| {
+                    failed(format!(
+                        "{kind} did not take effect: the majority elected no new leader while m{leader} was cut off with the minority"
+                    ))
+                })?;
                 evidence.push(format!(
-                    "cut-off m{i} at raft index {}, the majority at {ahead}",
-                    s.raft_index
+                    "m{j} names leader {id:x} (m{leader}, {old_id:x}, was cut off)"
                 ));
             }
-            Ok(())
+            // The majority must move on without the cut side: a few no-op writes through
+            // the majority make that visible whatever the traffic is doing.
+            let via = ctx
+                .cluster
+                .member_client(majority[0])
+                .await
+                .map_err(failed)?;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let mut ahead = 0;
+                for &j in &majority {
+                    if let Ok(s) = ctx.cluster.member_status(j).await {
+                        ahead = ahead.max(s.raft_index);
+                    }
+                }
+                let mut behind = 0;
+                for &i in hit {
+                    behind = behind.max(status(ctx.cluster, i).await?.raft_index);
+                }
+                if ahead > behind {
+                    evidence.push(format!(
+                        "cut-off {} at raft index {behind} at most, the majority at {ahead}",
+                        hit.iter()
+                            .map(|i| format!("m{i}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(failed(format!(
+                        "{kind} did not take effect: the cut-off side is at raft index {behind} and the majority at {ahead} after 10 s of writes through m{}",
+                        majority[0]
+                    )));
+                }
+                let _ = via.txn(filler()).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         FaultKind::PartitionRing => {
             // Evidence comes from the proxies (checked after the heal); say who sees whom.

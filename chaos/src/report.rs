@@ -2,8 +2,9 @@
 //! request), and for the run `summary.json`, `junit.xml` and `summary.md`.
 //!
 //! A round directory holds everything needed to re-judge it without the servers:
-//! `history.jsonl` (the checker's JSON lines; `gauntlet check --model etcd
-//! history.jsonl` re-checks it unchanged), `watch.json` (every member's stream
+//! `history.jsonl` (the checker's JSON lines, as judged: unknown writes the watched
+//! events settled appear settled; `gauntlet check --model etcd history.jsonl` re-checks
+//! it unchanged), `watch.json` (every member's stream
 //! segments), `reads.jsonl` (the serializable and keys-only reads the model leaves
 //! out, judged against the watched state), `round.json` (plan, fault timeline,
 //! findings, availability),

@@ -516,9 +516,14 @@ async fn drive(
     let keep = keeps(opts, &result.verdict);
     if let (true, Some(out)) = (keep, &opts.out) {
         let dir = out.join(format!("round-{}", spec.round));
-        if let Err(e) =
-            crate::report::write_round(&dir, result, &history, &watches, &side_reads, &validation)
-        {
+        if let Err(e) = crate::report::write_round(
+            &dir,
+            result,
+            &validation.judged,
+            &watches,
+            &side_reads,
+            &validation,
+        ) {
             result
                 .unknown
                 .push(format!("writing {}: {e}", dir.display()));

@@ -70,6 +70,10 @@ pub struct Validation {
     pub side_reads_unjudged: usize,
     /// Unknown writes the watched events settled: (took effect, took no effect).
     pub patched: (usize, usize),
+    /// The history as judged (unknown writes settled); what a round directory's
+    /// `history.jsonl` holds, so `gauntlet check` reproduces the verdict.
+    #[serde(skip)]
+    pub judged: Vec<EtcdOp>,
     /// The checker's result, kept for the failure page.
     #[serde(skip)]
     pub check: Option<gauntlet_checker::search::CheckResult>,
@@ -156,6 +160,7 @@ pub fn validate(
         side_reads_judged,
         side_reads_unjudged,
         patched,
+        judged: patched_history.clone(),
         validation_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         check: result,
     }

@@ -72,6 +72,10 @@ pub struct ClusterSpec {
     /// Give every member etcd's gofail control endpoint: `GOFAIL_HTTP=127.0.0.1:PORT` in
     /// its environment ([`Cluster::gofail_url`]). Targets built without gofail ignore it.
     pub gofail: bool,
+    /// TLS between members (etcd's `--peer-*` flags), with a CA and a certificate the
+    /// harness makes for the run. Faults that drop bytes inside peer streams need it:
+    /// under TLS a hole is a connection error, in plaintext it corrupts frames.
+    pub peer_tls: bool,
 }
 
 /// Where a cluster's peer proxies come from.
@@ -122,6 +126,7 @@ impl ClusterSpec {
             tls: None,
             peer_proxy: None,
             gofail: false,
+            peer_tls: false,
         }
     }
 }
@@ -310,6 +315,41 @@ fn spawn_member(
         .map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))
 }
 
+/// Makes a CA and one certificate for every member's peer side (serving and client
+/// auth alike, valid for 127.0.0.1, ::1 and localhost), written under `root`; returns
+/// (CA, certificate, key) paths.
+fn write_peer_pki(root: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let bad = |e: rcgen::Error| HarnessError::Invalid(format!("making peer certificates: {e}"));
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "gauntlet peer CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().map_err(bad)?;
+    let ca_cert = ca.self_signed(&ca_key).map_err(bad)?;
+    let mut peer = CertificateParams::new(vec!["localhost".to_string()]).map_err(bad)?;
+    peer.distinguished_name
+        .push(DnType::CommonName, "gauntlet peer");
+    for ip in ["127.0.0.1", "::1"] {
+        if let Ok(ip) = ip.parse() {
+            peer.subject_alt_names.push(SanType::IpAddress(ip));
+        }
+    }
+    let key = KeyPair::generate().map_err(bad)?;
+    let cert = peer.signed_by(&key, &ca_cert, &ca_key).map_err(bad)?;
+    let write = |name: &str, pem: String| -> Result<PathBuf> {
+        let p = root.join(name);
+        std::fs::write(&p, pem)
+            .map_err(|e| HarnessError::io(format!("writing {}", p.display()), e))?;
+        Ok(p)
+    };
+    Ok((
+        write("peer-ca.pem", ca_cert.pem())?,
+        write("peer.pem", cert.pem())?,
+        write("peer-key.pem", key.serialize_pem())?,
+    ))
+}
+
 /// Sets `flag`'s value in an argument list (`--flag value`), appending it when absent.
 fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
     match args.iter().position(|a| a == flag) {
@@ -403,9 +443,15 @@ impl Cluster {
                 .await?,
             ),
         };
+        let peer_scheme = if spec.peer_tls { "https" } else { "http" };
+        let peer_pki = if spec.peer_tls {
+            Some(write_peer_pki(&root)?)
+        } else {
+            None
+        };
         let advertised = |i: usize| match &peer_proxies {
-            Some(_) => format!("http://{host}:{}", ports[2 * n + i]),
-            None => format!("http://{host}:{}", ports[2 * i + 1]),
+            Some(_) => format!("{peer_scheme}://{host}:{}", ports[2 * n + i]),
+            None => format!("{peer_scheme}://{host}:{}", ports[2 * i + 1]),
         };
         let infos: Vec<MemberInfo> = (0..spec.members)
             .map(|i| MemberInfo {
@@ -436,7 +482,7 @@ impl Cluster {
                 "--advertise-client-urls".into(),
                 info.client_url.clone(),
                 "--listen-peer-urls".into(),
-                format!("http://{host}:{}", ports[2 * member_index + 1]),
+                format!("{peer_scheme}://{host}:{}", ports[2 * member_index + 1]),
                 "--initial-advertise-peer-urls".into(),
                 info.peer_url.clone(),
                 "--initial-cluster".into(),
@@ -460,6 +506,17 @@ impl Cluster {
                         "--client-cert-auth".into(),
                     ]);
                 }
+            }
+            if let Some((ca, cert, key)) = &peer_pki {
+                args.extend([
+                    "--peer-cert-file".into(),
+                    cert.display().to_string(),
+                    "--peer-key-file".into(),
+                    key.display().to_string(),
+                    "--peer-trusted-ca-file".into(),
+                    ca.display().to_string(),
+                    "--peer-client-cert-auth".into(),
+                ]);
             }
             args.extend(spec.extra_args.iter().cloned());
             let (env, gofail) = if spec.gofail {
@@ -784,6 +841,11 @@ impl Cluster {
                 .map_err(|e| HarnessError::Invalid(format!("partitioning {name}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Whether members talk TLS to each other ([`ClusterSpec::peer_tls`]).
+    pub fn peer_tls(&self) -> bool {
+        self.spec.peer_tls
     }
 
     /// Member `i`'s gofail control endpoint (`http://host:port`), when the cluster was

@@ -17,6 +17,7 @@
 //! | `slicer` | `average_size`, `size_variation` (bytes), `delay` (µs) | chunks are cut into slices with a delay between them |
 //! | `limit_data` | `bytes` | the connection is closed after that many bytes |
 //! | `noop` | | nothing |
+//! | `drop` | `percent` | each chunk is dropped with that probability (gauntlet's extension: only safe under TLS, where a hole becomes a connection error instead of corrupt frames) |
 //!
 //! `toxicity` (0 to 1) is the share of connections a toxic applies to, drawn per
 //! connection from the proxy's seeded generator. Taking a proxy down (`enabled =
@@ -110,6 +111,12 @@ pub enum ToxicKind {
         /// Bytes.
         bytes: u64,
     },
+    /// Drop each chunk with this probability (a gauntlet extension; toxiproxy has no
+    /// such toxic). Only safe under TLS: a hole in a plaintext stream corrupts framing.
+    Drop {
+        /// Percent of chunks dropped, 0 to 100.
+        percent: u64,
+    },
     /// Nothing.
     Noop,
 }
@@ -125,6 +132,7 @@ impl ToxicKind {
             ToxicKind::ResetPeer { .. } => "reset_peer",
             ToxicKind::Slicer { .. } => "slicer",
             ToxicKind::LimitData { .. } => "limit_data",
+            ToxicKind::Drop { .. } => "drop",
             ToxicKind::Noop => "noop",
         }
     }
@@ -151,6 +159,7 @@ impl ToxicKind {
                 ("delay", *delay_us),
             ],
             ToxicKind::LimitData { bytes } => vec![("bytes", *bytes)],
+            ToxicKind::Drop { percent } => vec![("percent", *percent)],
             ToxicKind::Noop => vec![],
         };
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -176,6 +185,9 @@ impl ToxicKind {
             },
             "reset_peer" => ToxicKind::ResetPeer {
                 timeout_ms: a("timeout"),
+            },
+            "drop" => ToxicKind::Drop {
+                percent: a("percent").min(100),
             },
             "slicer" => ToxicKind::Slicer {
                 average_size: a("average_size"),
@@ -582,6 +594,13 @@ where
             .iter()
             .any(|t| matches!(t.kind, ToxicKind::Timeout { .. }))
         {
+            stats.chunks_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if active.iter().any(|t| match t.kind {
+            ToxicKind::Drop { percent } => rng.gen_range(0..100) < percent,
+            _ => false,
+        }) {
             stats.chunks_dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -1023,6 +1042,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn drop_loses_the_share_of_chunks_it_is_given() {
+        let up = echo_server().await;
+        let reg = Registry::new(5);
+        let p = reg
+            .create("echo", "127.0.0.1:0", &up.to_string(), true)
+            .await
+            .unwrap();
+        let toxic = |percent| Toxic {
+            name: "drop".into(),
+            stream: Stream::Upstream,
+            toxicity: 1.0,
+            kind: ToxicKind::Drop { percent },
+        };
+        reg.add_toxic("echo", toxic(0)).unwrap();
+        assert!(round_trip(p.listen()).await.is_ok(), "0 % drops nothing");
+        reg.remove_toxic("echo", "drop").unwrap();
+        reg.add_toxic("echo", toxic(100)).unwrap();
+        assert!(
+            round_trip(p.listen()).await.is_err(),
+            "100 % drops everything"
+        );
+        assert!(p.stats.chunks_dropped.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[tokio::test]
     async fn forwards_delays_and_goes_down() {
         let up = echo_server().await;
         let reg = Registry::new(1);
@@ -1113,6 +1157,7 @@ mod tests {
                 delay_us: 10,
             },
             ToxicKind::LimitData { bytes: 100 },
+            ToxicKind::Drop { percent: 50 },
             ToxicKind::Noop,
         ] {
             assert_eq!(ToxicKind::from_parts(k.type_name(), &k.attributes()), Ok(k));

@@ -65,6 +65,9 @@ pub enum FaultKind {
     BandwidthPeer,
     /// Reset every connection into a random member's peer port for a second.
     ResetPeer,
+    /// Drop half of the chunks on both streams of a random member's inbound peer proxy
+    /// for a second (needs peer TLS).
+    DropPeer,
     /// Cut every link of the leader for three election timeouts (a full partition).
     PartitionLeader,
     /// Cut every link of a follower for three election timeouts.
@@ -101,7 +104,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 30] = [
+    pub const ALL: [FaultKind; 31] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -120,6 +123,7 @@ impl FaultKind {
         FaultKind::DelayPeer,
         FaultKind::BandwidthPeer,
         FaultKind::ResetPeer,
+        FaultKind::DropPeer,
         FaultKind::PartitionLeader,
         FaultKind::PartitionFollower,
         FaultKind::PartitionMinority,
@@ -155,6 +159,7 @@ impl FaultKind {
             FaultKind::DelayPeer => "network.delay-peer",
             FaultKind::BandwidthPeer => "network.bandwidth-peer",
             FaultKind::ResetPeer => "network.reset-peer",
+            FaultKind::DropPeer => "network.drop-peer",
             FaultKind::PartitionLeader => "network.partition-leader",
             FaultKind::PartitionFollower => "network.partition-follower",
             FaultKind::PartitionMinority => "network.partition-minority",
@@ -191,6 +196,7 @@ impl FaultKind {
             FaultKind::DelayPeer => "75 ± 50 ms on both streams of a random member's inbound peer proxy for a second.",
             FaultKind::BandwidthPeer => "64 KB/s on both streams of a random member's inbound peer proxy for a second.",
             FaultKind::ResetPeer => "Reset every connection into a random member's peer port for a second.",
+            FaultKind::DropPeer => "Drop half of the chunks on both streams of a random member's inbound peer proxy for a second (needs peer TLS).",
             FaultKind::PartitionLeader => "Cut every link of the leader for three election timeouts (a full partition).",
             FaultKind::PartitionFollower => "Cut every link of a follower for three election timeouts.",
             FaultKind::PartitionMinority => "Cut a random minority (at least one member) off from the majority.",

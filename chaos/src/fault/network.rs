@@ -79,6 +79,7 @@ pub(super) async fn run(
         (
             s.chunks_slowed.load(Relaxed),
             s.connections_cut.load(Relaxed),
+            s.chunks_dropped.load(Relaxed),
         )
     });
     let mut evidence = Vec::new();
@@ -117,7 +118,15 @@ pub(super) async fn run(
             let (c, p) = (client.clone(), name.clone());
             api(move || c.set_enabled(&p, true)).await?;
         }
-        FaultKind::DelayPeer | FaultKind::BandwidthPeer | FaultKind::ResetPeer => {
+        FaultKind::DelayPeer
+        | FaultKind::BandwidthPeer
+        | FaultKind::ResetPeer
+        | FaultKind::DropPeer => {
+            if kind == FaultKind::DropPeer && !ctx.cluster.peer_tls() {
+                return Err(FaultError::Unsupported(
+                    "dropping bytes needs TLS between members (a hole in a plaintext peer stream corrupts its frames), and the target takes no peer TLS flags".into(),
+                ));
+            }
             let toxics: Vec<ToxicJson> = match kind {
                 FaultKind::DelayPeer => ["upstream", "downstream"]
                     .iter()
@@ -129,6 +138,10 @@ pub(super) async fn run(
                             &[("latency", 75), ("jitter", 50)],
                         )
                     })
+                    .collect(),
+                FaultKind::DropPeer => ["upstream", "downstream"]
+                    .iter()
+                    .map(|s| toxic(&format!("chaos-drop-{s}"), "drop", s, &[("percent", 50)]))
                     .collect(),
                 FaultKind::BandwidthPeer => ["upstream", "downstream"]
                     .iter()
@@ -150,7 +163,15 @@ pub(super) async fn run(
             };
             for t in &toxics {
                 let (c, p, t2) = (client.clone(), name.clone(), t.clone());
-                api(move || c.add_toxic(&p, &t2)).await?;
+                api(move || c.add_toxic(&p, &t2)).await.map_err(|e| {
+                    if kind == FaultKind::DropPeer {
+                        FaultError::Unsupported(format!(
+                            "the proxy refused the `drop` toxic (a gauntlet extension a toxiproxy does not have): {e}"
+                        ))
+                    } else {
+                        e
+                    }
+                })?;
             }
             evidence.push(format!(
                 "toxics on m{hit}'s inbound peer proxy: {}",
@@ -169,20 +190,22 @@ pub(super) async fn run(
         _ => return Err(failed(format!("{kind} is not a network fault"))),
     }
     // What the proxy did (our own proxies count it; a real toxiproxy does not say).
-    if let (Some(s), Some((slowed0, cut0))) = (stats, before) {
+    if let (Some(s), Some((slowed0, cut0, dropped0))) = (stats, before) {
         use std::sync::atomic::Ordering::Relaxed;
         let slowed = s.chunks_slowed.load(Relaxed) - slowed0;
         let cut = s.connections_cut.load(Relaxed) - cut0;
+        let dropped = s.chunks_dropped.load(Relaxed) - dropped0;
         let took = match kind {
             FaultKind::DelayPeer | FaultKind::BandwidthPeer => slowed > 0,
+            FaultKind::DropPeer => dropped > 0,
             _ => cut > 0,
         };
         evidence.push(format!(
-            "proxy counted {slowed} chunks slowed, {cut} connections cut"
+            "proxy counted {slowed} chunks slowed, {dropped} dropped, {cut} connections cut"
         ));
         if !took {
             return Err(failed(format!(
-                "{kind} did not take effect: m{hit}'s proxy slowed {slowed} chunks and cut {cut} connections"
+                "{kind} did not take effect: m{hit}'s proxy slowed {slowed} chunks, dropped {dropped} and cut {cut} connections"
             )));
         }
     }

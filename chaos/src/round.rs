@@ -499,7 +499,7 @@ async fn drive(
         result
             .findings
             .iter()
-            .map(|f| opts.ledger.lookup(f, v).cloned())
+            .map(|f| opts.ledger.lookup(f, Some(spec.fault.name()), v).cloned())
             .collect()
     });
     result.verdict = if !result.findings.is_empty() {

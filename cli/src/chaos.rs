@@ -160,9 +160,14 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             _ => None,
         };
         let ledger = gauntlet_chaos::ledger::Ledger::builtin();
+        // The round's fault, from its round.json (entries tied to a fault need it).
+        let fault: Option<String> = std::fs::read_to_string(dir.join("round.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["spec"]["fault"].as_str().map(str::to_string));
         let mut new_findings = 0;
         for f in &v.findings {
-            match release.and_then(|r| ledger.lookup(f, r)) {
+            match release.and_then(|r| ledger.lookup(f, fault.as_deref(), r)) {
                 Some(k) => println!(
                     "{}: {} [known etcd issue {}, fixed in {}]",
                     f.check, f.detail, k.url, k.fixed_in

@@ -51,7 +51,7 @@ pub const ALL: [Regression; 3] = [
         profile: TrafficProfile::Etcd,
         qps: 1000,
         expect: "hashkv (replicas disagree) or linearizability",
-        reproduced: "not measured yet",
+        reproduced: "not yet: 0 of 30 rounds on etcd 3.5.1 at 1000 qps (seed 1, about 2,900 operations a round); its reporters hit it under production load",
     },
     Regression {
         name: "etcd-15220",
@@ -64,20 +64,20 @@ pub const ALL: [Regression; 3] = [
         profile: TrafficProfile::Etcd,
         qps: 200,
         expect: "watch: Bookmarkable",
-        reproduced: "yes on etcd 3.5.1 (exploratory runs; see chaos/known-issues.toml)",
+        reproduced: "yes on etcd 3.5.1, in an exploratory run (process.pause-follower, seed 7); this scenario: 0 of 20 rounds on 3.5.1 and on 3.4.23 (seed 1)",
     },
     Regression {
         name: "etcd-15271",
         url: "https://github.com/etcd-io/etcd/issues/15271",
         title: "watch events travel back in time when a reconnecting member restores a snapshot from the leader",
-        affected: "3.4 and earlier; 3.5 until the backport etcd#15515 (2023-03)",
-        fixed: "3.5 backport etcd#15515",
+        affected: "3.4.24 and earlier, 3.5.0 to 3.5.7",
+        fixed: "3.4.25 (etcd#15520), 3.5.8 (etcd#15515)",
         members: 3,
         fault: FaultKind::PartitionUntilSnapshot,
         profile: TrafficProfile::Etcd,
         qps: 200,
         expect: "watch: Ordered or Unique on the member that caught up",
-        reproduced: "not measured yet",
+        reproduced: "yes on etcd 3.5.1: 1 of 15 rounds (seed 1, round 0: the caught-up member's stream replayed revisions 6 to 223); 0 of 15 on 3.4.23",
     },
 ];
 

@@ -153,10 +153,11 @@ mod tests {
     #[test]
     fn plans_are_reproducible_and_cover_every_fault() {
         let faults = FaultKind::ALL.to_vec();
-        let a: Vec<_> = (0..30)
+        let rounds = 2 * faults.len() as u64;
+        let a: Vec<_> = (0..rounds)
             .map(|r| plan(7, r, 3, &faults, TrafficProfile::Etcd))
             .collect();
-        let b: Vec<_> = (0..30)
+        let b: Vec<_> = (0..rounds)
             .map(|r| plan(7, r, 3, &faults, TrafficProfile::Etcd))
             .collect();
         for (x, y) in a.iter().zip(&b) {

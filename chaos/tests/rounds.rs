@@ -244,3 +244,24 @@ async fn partitions_take_effect_on_the_reference_server_and_on_etcd() {
     let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
     assert!(ev.contains("names leader"), "{ev}");
 }
+
+/// Failpoints through gofail's HTTP control: the reference server serves it, so every
+/// failpoint fault runs on it; a member panicked at a point is gone (the evidence says
+/// where), restarts, and the round passes (no lost acknowledged write, equal HashKV).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failpoints_take_effect_on_the_reference_server() {
+    for (i, f) in FaultKind::ALL
+        .into_iter()
+        .filter(|f| f.family() == "failpoint")
+        .enumerate()
+    {
+        let r = round("reference", f, 900 + i as u64, None).await;
+        assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
+        let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
+        if f.name().starts_with("failpoint.panic") {
+            assert!(ev.contains("exited at"), "{ev}");
+        } else {
+            assert!(ev.contains("cleared"), "{ev}");
+        }
+    }
+}

@@ -46,8 +46,8 @@ fn bad_input_is_one_line_and_exit_2() {
             "unknown regression `etcd-1`: known are etcd-13766",
         ),
         (
-            vec!["chaos", "--fault", "failpoint.*"],
-            "no fault matching \"failpoint.*\" applies to reference",
+            vec!["chaos", "--target", "etcd@3.5.1", "--fault", "failpoint.*"],
+            "no fault matching \"failpoint.*\" applies to etcd@3.5.1",
         ),
     ] {
         let (code, _, err) = gauntlet(&args);

@@ -14,6 +14,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod config;
+mod failpoints;
 mod h2fix;
 mod http;
 mod lease;
@@ -113,6 +114,9 @@ fn raft_logger() -> slog::Logger {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    failpoints::serve_from_env()
+        .await
+        .map_err(anyhow::Error::msg)?;
     let db_dir = config.data_dir.join("member").join("gauntlet.db");
     std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
     let db = sled::Config::new()

@@ -411,11 +411,13 @@ impl<O: Outbox> Loop<O> {
                 .store(ss.raft_state == StateRole::Leader, Ordering::Relaxed);
         }
         if !rd.messages().is_empty() {
+            self.before_send();
             self.outbox.send(rd.take_messages());
         }
         if !rd.snapshot().is_empty() {
             self.install_snapshot(rd.snapshot().clone())?;
         }
+        crate::failpoints::hit("raftBeforeSave");
         if !rd.entries().is_empty() {
             self.raw.store().append(rd.entries())?;
         }
@@ -428,6 +430,7 @@ impl<O: Outbox> Loop<O> {
         } else {
             self.raw.store().write()?;
         }
+        crate::failpoints::hit("raftAfterSave");
         // Applied only after the log is durable, so the state machine (flushed by sled
         // on its own schedule) never holds an entry the local log could lose.
         let committed = rd.take_committed_entries();
@@ -440,6 +443,7 @@ impl<O: Outbox> Loop<O> {
             }
         }
         if !rd.persisted_messages().is_empty() {
+            self.before_send();
             self.outbox.send(rd.take_persisted_messages());
         }
         let mut light = self.raw.advance(rd);
@@ -447,6 +451,7 @@ impl<O: Outbox> Loop<O> {
             self.raw.store().set_commit(commit)?;
         }
         if !light.messages().is_empty() {
+            self.before_send();
             self.outbox.send(light.take_messages());
         }
         let committed = light.take_committed_entries();
@@ -460,17 +465,30 @@ impl<O: Outbox> Loop<O> {
         Ok(())
     }
 
+    /// The failpoint before raft messages go to the transport.
+    fn before_send(&self) {
+        crate::failpoints::hit(if self.status.is_leader.load(Ordering::Relaxed) {
+            "raftBeforeLeaderSend"
+        } else {
+            "raftBeforeFollowerSend"
+        });
+    }
+
     fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), NodeError> {
         let index = snap.get_metadata().index;
         tracing::info!(index, "installing snapshot from the leader");
         // Three durable steps; see raftlog's module docs for why.
+        crate::failpoints::hit("raftBeforeSaveSnap");
         self.raw.store().begin_snapshot(&snap)?;
+        crate::failpoints::hit("raftAfterSaveSnap");
+        crate::failpoints::hit("raftBeforeApplySnap");
         self.state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .restore(index, &snap.data)?;
         self.db.flush()?;
         self.raw.store().apply_snapshot(&snap)?;
+        crate::failpoints::hit("raftAfterApplySnap");
         tracing::info!(index, "applied snapshot");
         self.status.applied.store(index, Ordering::Relaxed);
         self.last_compaction = index;
@@ -529,7 +547,9 @@ impl<O: Outbox> Loop<O> {
                 }
             }
         }
+        crate::failpoints::hit("beforeCommit");
         state.commit()?;
+        crate::failpoints::hit("afterCommit");
         drop(state);
         for (reply, applied) in answers {
             let _ = reply.send(Ok(applied));

@@ -704,6 +704,7 @@ impl Watch for WatchService {
                                 if waiting.is_empty() { stream_progress = None; }
                             }
                         }
+                        crate::failpoints::hit_async("beforeSendWatchResponse").await;
                         for part in this.split(resp, fragment) {
                             if out_tx.send(Ok(part)).await.is_err() { return; }
                         }

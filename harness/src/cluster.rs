@@ -1018,9 +1018,18 @@ impl Cluster {
                 Err(d) => d,
             };
             if tokio::time::Instant::now() >= deadline {
+                // The members' own last words, for a cluster that never settled.
+                let logs: Vec<String> = self
+                    .members()
+                    .iter()
+                    .map(|m| {
+                        let tail = log_tail(&m.log, 1).join(" ");
+                        format!("{}: {}", m.name, tail.chars().take(300).collect::<String>())
+                    })
+                    .collect();
                 return Err(HarnessError::NotReady {
                     after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                    detail,
+                    detail: format!("{detail}; last log lines: {}", logs.join(" | ")),
                 });
             }
             tokio::time::sleep(READY_POLL).await;
@@ -1084,13 +1093,22 @@ impl Cluster {
             futures::future::join_all(running.iter().map(|(_, url)| self.status_of(url))).await;
         let mut leaders = Vec::new();
         let mut ids = Vec::new();
+        let mut views = Vec::new();
+        let mut leaderless = None;
         for ((name, _), a) in running.iter().zip(answers) {
             let s = a.map_err(|e| format!("{name}: {e}"))?;
-            if s.leader == 0 {
-                return Err(format!("{name} knows no leader"));
+            views.push(format!(
+                "{name}: leader {:x}, term {}, raft index {}",
+                s.leader, s.raft_term, s.raft_index
+            ));
+            if s.leader == 0 && leaderless.is_none() {
+                leaderless = Some(name.clone());
             }
             leaders.push(s.leader);
             ids.push(s.header.map(|h| h.member_id).unwrap_or_default());
+        }
+        if let Some(name) = leaderless {
+            return Err(format!("{name} knows no leader ({})", views.join("; ")));
         }
         leaders.dedup();
         if leaders.len() != 1 {

@@ -432,7 +432,13 @@ async fn status(cluster: Cluster) {
             "{} vs {version}",
             s.version
         );
-        assert!(s.db_size > 0 && s.raft_index > 0 && s.raft_term > 0);
+        assert!(
+            s.db_size > 0 && s.raft_index > 0 && s.raft_term > 0,
+            "member {i}: db size {}, raft index {}, raft term {} (all must be > 0)",
+            s.db_size,
+            s.raft_index,
+            s.raft_term
+        );
         leaders.push(s.leader);
     }
     leaders.dedup();

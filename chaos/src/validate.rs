@@ -160,7 +160,7 @@ pub fn validate(
         side_reads_judged,
         side_reads_unjudged,
         patched,
-        judged: patched_history.clone(),
+        judged: patched_history,
         validation_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         check: result,
     }
@@ -570,14 +570,6 @@ fn patch_unknown_writes(history: &mut [EtcdOp], writes: &[WriteRevision]) -> (us
     (applied, not_applied)
 }
 
-fn in_range(key: &str, start: &str, end: Option<&str>) -> bool {
-    match end {
-        None => key == start,
-        Some(gauntlet_checker::models::etcd::RANGE_END_ALL) => key >= start,
-        Some(e) => key >= start && key < e,
-    }
-}
-
 /// Check 6: replays the watched events revision by revision and compares every side
 /// read with the state at its revision. Returns (judged, not judged).
 fn check_side_reads(
@@ -627,7 +619,9 @@ fn check_side_reads(
         judged += 1;
         let matching: Vec<&gauntlet_checker::models::etcd::KeyValue> = state
             .values()
-            .filter(|kv| in_range(&kv.key, &r.key, r.range_end.as_deref()))
+            .filter(|kv| {
+                gauntlet_checker::models::etcd::in_range(&kv.key, &r.key, r.range_end.as_deref())
+            })
             .collect();
         let count = i64::try_from(matching.len()).unwrap_or(i64::MAX);
         let shown = if r.count_only {
@@ -639,41 +633,24 @@ fn check_side_reads(
         } else {
             matching.len()
         };
-        let want: Vec<(String, String, i64, i64, i64)> = matching[..shown]
-            .iter()
-            .map(|kv| {
-                let value = if r.keys_only {
-                    String::new()
-                } else {
-                    kv.value.clone()
-                };
-                (
-                    kv.key.clone(),
-                    value,
-                    kv.create_revision,
-                    kv.mod_revision,
-                    kv.version,
-                )
-            })
-            .collect();
-        let got: Vec<(String, String, i64, i64, i64)> = r
-            .kvs
-            .iter()
-            .map(|kv| {
-                let value = if r.keys_only {
-                    String::new()
-                } else {
-                    kv.value.clone()
-                };
-                (
-                    kv.key.clone(),
-                    value,
-                    kv.create_revision,
-                    kv.mod_revision,
-                    kv.version,
-                )
-            })
-            .collect();
+        // What a read shows of a key-value: everything but the lease, the value only
+        // when values were asked for.
+        let row = |kv: &gauntlet_checker::models::etcd::KeyValue| {
+            let value = if r.keys_only {
+                String::new()
+            } else {
+                kv.value.clone()
+            };
+            (
+                kv.key.clone(),
+                value,
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version,
+            )
+        };
+        let want: Vec<_> = matching[..shown].iter().map(|kv| row(kv)).collect();
+        let got: Vec<_> = r.kvs.iter().map(row).collect();
         if got != want || r.count != count {
             let what = match (r.serializable, r.revision > 0) {
                 (true, true) => "serializable read at a past revision",

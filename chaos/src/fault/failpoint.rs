@@ -15,7 +15,7 @@ use std::time::Duration;
 use gauntlet_harness::gofail::{GofailClient, GofailError};
 use rand::seq::SliceRandom;
 
-use super::{FaultCtx, FaultError, FaultKind};
+use super::{alive, failed, serve_again, FaultCtx, FaultError, FaultKind};
 
 /// How long an armed panic may take to fire under the round's traffic.
 const PANIC_WITHIN: Duration = Duration::from_secs(10);
@@ -23,10 +23,6 @@ const PANIC_WITHIN: Duration = Duration::from_secs(10);
 const SLEEP_FOR: Duration = Duration::from_millis(1000);
 /// Each sleep at the failpoint, ms.
 const SLEEP_MS: u64 = 100;
-
-fn failed(e: impl std::fmt::Display) -> FaultError {
-    FaultError::Failed(e.to_string())
-}
 
 /// The gofail failpoint a fault arms, and whether it targets the leader.
 pub(super) fn point(kind: FaultKind) -> Option<(&'static str, bool)> {
@@ -51,12 +47,6 @@ async fn blocking<T: Send + 'static>(
             reason: e.to_string(),
         })
     })
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
-        .unwrap_or(false)
 }
 
 pub(super) async fn run(
@@ -129,11 +119,6 @@ pub(super) async fn run(
         blocking(move || c.clear(name)).await.map_err(failed)?;
         evidence.push(format!("cleared {name} after {} ms", SLEEP_FOR.as_millis()));
     }
-    ctx.cluster.wait_ready(ready).await.map_err(|e| {
-        FaultError::NoRecovery(format!(
-            "the cluster did not serve again within {} s after {kind}: {e}",
-            ready.as_secs()
-        ))
-    })?;
+    serve_again(ctx.cluster, ready, kind).await?;
     Ok((vec![hit], evidence))
 }

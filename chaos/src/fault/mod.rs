@@ -280,6 +280,33 @@ pub fn failpoint_name(kind: FaultKind) -> Option<&'static str> {
     failpoint::point(kind).map(|(name, _)| name)
 }
 
+/// A fault that could not be injected or verified.
+fn failed(e: impl std::fmt::Display) -> FaultError {
+    FaultError::Failed(e.to_string())
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+/// Waits until the cluster serves again after `kind` was healed; not serving within
+/// `ready` is the finding [`FaultError::NoRecovery`].
+async fn serve_again(
+    cluster: &Cluster,
+    ready: Duration,
+    kind: FaultKind,
+) -> Result<(), FaultError> {
+    cluster.wait_ready(ready).await.map_err(|e| {
+        FaultError::NoRecovery(format!(
+            "the cluster did not serve again within {} s after {kind} was healed: {e}",
+            ready.as_secs()
+        ))
+    })
+}
+
 /// Why a fault could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {

@@ -15,14 +15,10 @@ use std::time::Duration;
 use gauntlet_harness::toxiproxy::{ToxicJson, ToxiproxyClient};
 use rand::Rng;
 
-use super::{FaultCtx, FaultError, FaultKind};
+use super::{failed, serve_again, FaultCtx, FaultError, FaultKind};
 
 /// How long a degrading toxic stays on.
 const TOXIC_FOR: Duration = Duration::from_millis(1000);
-
-fn failed(e: impl std::fmt::Display) -> FaultError {
-    FaultError::Failed(e.to_string())
-}
 
 async fn api<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, gauntlet_harness::toxiproxy::ToxiproxyError> + Send + 'static,
@@ -209,11 +205,6 @@ pub(super) async fn run(
             )));
         }
     }
-    ctx.cluster.wait_ready(ready).await.map_err(|e| {
-        FaultError::NoRecovery(format!(
-            "the cluster did not serve again within {} s after {kind} was healed: {e}",
-            ready.as_secs()
-        ))
-    })?;
+    serve_again(ctx.cluster, ready, kind).await?;
     Ok((vec![hit], evidence))
 }

@@ -22,7 +22,7 @@ use gauntlet_harness::Cluster;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::{FaultCtx, FaultError, FaultKind};
+use super::{failed, serve_again, FaultCtx, FaultError, FaultKind};
 
 /// Entries etcd's leader keeps after each snapshot for slow followers
 /// (`SnapshotCatchUpEntries`, fixed in 3.4 and 3.5); the reference server keeps fewer.
@@ -33,10 +33,6 @@ const FILL_FOR: Duration = Duration::from_secs(90);
 const FILLERS: usize = 16;
 /// The key filler transactions compare on: outside the traffic's range, never written.
 const FILLER_KEY: &[u8] = b"/gauntlet-chaos-filler";
-
-fn failed(e: impl std::fmt::Display) -> FaultError {
-    FaultError::Failed(e.to_string())
-}
 
 /// Every link between `side` and the rest.
 fn isolate(side: &[usize], n: usize) -> Vec<(usize, usize)> {
@@ -255,12 +251,7 @@ pub(super) async fn run(
             links(&cut)
         )));
     }
-    ctx.cluster.wait_ready(ready).await.map_err(|e| {
-        FaultError::NoRecovery(format!(
-            "the cluster did not serve again within {} s after {kind} was healed: {e}",
-            ready.as_secs()
-        ))
-    })?;
+    serve_again(ctx.cluster, ready, kind).await?;
     if kind == FaultKind::PartitionUntilSnapshot {
         // The follower must catch up with what the leader had when the cut healed.
         let target = healed_at.map_or(0, |s| s.raft_index);
@@ -285,6 +276,28 @@ pub(super) async fn run(
         }
     }
     Ok((hit, evidence))
+}
+
+/// The first of `among` that names a leader other than the cut-off `leader` (whose
+/// Status before the cut is `old`), as an evidence line.
+async fn new_leader_named(
+    cluster: &Cluster,
+    among: &[usize],
+    leader: usize,
+    old: &pb::StatusResponse,
+) -> Option<String> {
+    let old_id = member_id(old);
+    for &j in among {
+        if let Ok(s) = cluster.member_status(j).await {
+            if s.leader != 0 && s.leader != old_id {
+                return Some(format!(
+                    "m{j} names leader {:x} (m{leader}, {old_id:x}, was cut off)",
+                    s.leader
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Keeps the partition for its time and checks that it took effect.
@@ -318,43 +331,23 @@ async fn hold(
     tokio::time::sleep(Duration::from_millis(ctx.election_ms * 3 + 500)).await;
     match kind {
         FaultKind::PartitionLeader => {
-            let old_id = member_id(old);
-            for j in (0..n).filter(|j| *j != leader) {
-                if let Ok(s) = ctx.cluster.member_status(j).await {
-                    if s.leader != 0 && s.leader != old_id {
-                        evidence.push(format!(
-                            "m{j} names leader {:x} (m{leader}, {old_id:x}, was cut off)",
-                            s.leader
-                        ));
-                        return Ok(());
-                    }
-                }
-            }
-            Err(failed(format!(
-                "{kind} did not take effect: no other member elected a new leader while m{leader} was cut off"
-            )))
+            let others: Vec<usize> = (0..n).filter(|j| *j != leader).collect();
+            evidence.push(new_leader_named(ctx.cluster, &others, leader, old).await.ok_or_else(|| {
+                failed(format!(
+                    "{kind} did not take effect: no other member elected a new leader while m{leader} was cut off"
+                ))
+            })?);
+            Ok(())
         }
         FaultKind::PartitionFollower | FaultKind::PartitionMinority => {
             let majority: Vec<usize> = (0..n).filter(|i| !hit.contains(i)).collect();
             if hit.contains(&leader) {
                 // The cut side held the leader: the majority must elect another.
-                let old_id = member_id(old);
-                let mut named = None;
-                for &j in &majority {
-                    if let Ok(s) = ctx.cluster.member_status(j).await {
-                        if s.leader != 0 && s.leader != old_id {
-                            named = Some((j, s.leader));
-                        }
-                    }
-                }
-                let (j, id) = named.ok_or_else(|| {
+                evidence.push(new_leader_named(ctx.cluster, &majority, leader, old).await.ok_or_else(|| {
                     failed(format!(
                         "{kind} did not take effect: the majority elected no new leader while m{leader} was cut off with the minority"
                     ))
-                })?;
-                evidence.push(format!(
-                    "m{j} names leader {id:x} (m{leader}, {old_id:x}, was cut off)"
-                ));
+                })?);
             }
             // The majority must move on without the cut side: a few no-op writes through
             // the majority make that visible whatever the traffic is doing.

@@ -9,20 +9,10 @@ use gauntlet_harness::MemberState;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::{FaultCtx, FaultError, FaultKind};
+use super::{alive, failed, serve_again, FaultCtx, FaultError, FaultKind};
 
 /// How long a killed member stays down before its restart.
 const DOWN_FOR: Duration = Duration::from_millis(1000);
-
-fn failed(e: impl std::fmt::Display) -> FaultError {
-    FaultError::Failed(e.to_string())
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
-        .unwrap_or(false)
-}
 
 /// Chooses the members a process fault hits.
 fn targets(
@@ -169,11 +159,6 @@ pub(super) async fn run(
             cluster.restart(*i).map_err(failed)?;
         }
     }
-    cluster.wait_ready(ready).await.map_err(|e| {
-        FaultError::NoRecovery(format!(
-            "the cluster did not serve again within {} s after {kind} was healed: {e}",
-            ready.as_secs()
-        ))
-    })?;
+    serve_again(cluster, ready, kind).await?;
     Ok((hit, evidence))
 }

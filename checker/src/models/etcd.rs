@@ -357,7 +357,8 @@ impl EtcdState {
     }
 }
 
-fn in_range(key: &str, start: &str, end: Option<&str>) -> bool {
+/// Whether `key` is in the range `start`, `end` (as in [`RangeRequest::range_end`]).
+pub fn in_range(key: &str, start: &str, end: Option<&str>) -> bool {
     match end {
         None => key == start,
         Some(RANGE_END_ALL) => key >= start,

@@ -129,15 +129,14 @@ pub async fn run_conformance(
         &opts,
         &Ledger::builtin(),
         |event| match event {
-            Event::Holding(h) => {
-                eprintln!(
+            // One line: the notice when the version was not an etcd one, else the profile.
+            Event::Holding(h) => match h.notice() {
+                Some(notice) => eprintln!("{notice}"),
+                None => eprintln!(
                     "server reports version `{}`: holding it to {} at {}",
                     h.reported, h.profile, h.judged_at
-                );
-                if let Some(notice) = h.notice() {
-                    eprintln!("{notice}");
-                }
-            }
+                ),
+            },
             Event::Note(n) => eprintln!("{n}"),
             Event::Crash(c) => {
                 eprintln!("TARGET DIED: {}", report::crash_text(c).trim_end());

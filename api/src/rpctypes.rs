@@ -259,6 +259,11 @@ pub const TIMEOUT_WAIT_APPLIED_INDEX: EtcdError = e(
     Code::Unavailable,
     "etcdserver: request timed out, waiting for the applied index took too long",
 );
+/// MoveLeader waited a whole request timeout for the transferee to lead.
+pub const TIMEOUT_LEADER_TRANSFER: EtcdError = e(
+    Code::Unavailable,
+    "etcdserver: request timed out, leader transfer took too long",
+);
 pub const UNHEALTHY: EtcdError = e(Code::Unavailable, "etcdserver: unhealthy cluster");
 pub const CORRUPT: EtcdError = e(Code::DataLoss, "etcdserver: corrupt cluster");
 /// etcd's Go name is misspelt `ErrGPRCNotSupportedForLearner`; sent when a
@@ -369,6 +374,7 @@ pub const ALL: &[(&str, EtcdError)] = &[
         TIMEOUT_DUE_TO_CONNECTION_LOST,
     ),
     ("TIMEOUT_WAIT_APPLIED_INDEX", TIMEOUT_WAIT_APPLIED_INDEX),
+    ("TIMEOUT_LEADER_TRANSFER", TIMEOUT_LEADER_TRANSFER),
     ("UNHEALTHY", UNHEALTHY),
     ("CORRUPT", CORRUPT),
     ("NOT_SUPPORTED_FOR_LEARNER", NOT_SUPPORTED_FOR_LEARNER),

@@ -13,6 +13,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bootstrap;
 mod config;
 mod failpoints;
 mod h2fix;
@@ -38,7 +39,6 @@ mod peerpb {
     tonic::include_proto!("gauntletpeer");
 }
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ use gauntlet_api::etcdserverpb::{
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{Config, Flags};
-use crate::services::{Ctx, MemberRecord, GRPC_OVERHEAD_BYTES};
+use crate::services::{Ctx, GRPC_OVERHEAD_BYTES};
 
 fn main() -> std::process::ExitCode {
     // No transparent huge pages: the allocator's fresh memory would otherwise be
@@ -108,6 +108,9 @@ const SLED_FLUSH_MS: u64 = 1000;
 /// sled's page cache. Reads of recent revisions hit it; older ones come from the OS's
 /// page cache. sled's accounting undercounts its real use, so it is kept modest.
 const SLED_CACHE_BYTES: u64 = 128 << 20;
+/// How long a removed member keeps serving after applying its removal, so that its
+/// answers in flight (the MemberRemove itself, when it was asked) go out.
+const REMOVED_GRACE: Duration = Duration::from_millis(500);
 
 fn raft_logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
@@ -142,31 +145,30 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .context("opening the state machine")?;
+    let start = bootstrap::resolve(&config, &state).await?;
     let state = Arc::new(RwLock::new(state));
 
     let node_cell: Arc<OnceLock<node::NodeHandle>> = Arc::new(OnceLock::new());
     // One connection per peer, shared by raft traffic and the peer RPCs.
-    let mut peer_channels = HashMap::new();
-    for p in config.peers.values().filter(|p| p.id != config.member_id) {
-        if let Some(url) = p.peer_urls.first() {
-            peer_channels.insert(
-                p.id,
-                transport::peer_channel(url).map_err(anyhow::Error::msg)?,
-            );
-        }
-    }
-    let transport = transport::Transport::start(
+    let transport = transport::Transport::new(
         &tokio::runtime::Handle::current(),
-        config.cluster_id,
-        config.member_id,
-        &peer_channels,
+        start.cluster_id,
+        start.member_id,
         node_cell.clone(),
+    );
+    transport.set_peers(
+        &start
+            .members
+            .iter()
+            .map(|m| (m.id, m.peer_urls.clone()))
+            .collect::<Vec<_>>(),
     );
     let request_timeout =
         Duration::from_secs(5) + 2 * Duration::from_millis(config.flags.election_timeout);
     let node_cfg = node::NodeConfig {
-        id: config.member_id,
-        voters: config.peers.keys().copied().collect(),
+        id: start.member_id,
+        voters: start.voters.clone(),
+        bootstrap: start.bootstrap.clone(),
         tick: config.tick(),
         election_ticks: config.election_ticks,
         snapshot_count: config.flags.snapshot_count,
@@ -177,7 +179,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         &config.data_dir.join("member").join("wal"),
         state,
         node_cfg,
-        transport,
+        transport.clone(),
         raft_logger(),
     )
     .context("starting raft")?;
@@ -204,42 +206,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let members: HashMap<u64, MemberRecord> = config
-        .peers
-        .values()
-        .map(|p| {
-            let me = p.id == config.member_id;
-            (
-                p.id,
-                MemberRecord {
-                    name: if me { p.name.clone() } else { String::new() },
-                    peer_urls: p.peer_urls.clone(),
-                    client_urls: if me {
-                        config.flags.advertise_client_urls.clone()
-                    } else {
-                        Vec::new()
-                    },
-                },
-            )
-        })
-        .collect();
-    let members = Arc::new(RwLock::new(members));
-    let peer_clients: HashMap<_, _> = peer_channels
-        .into_iter()
-        .map(|(id, ch)| (id, peerpb::peer_client::PeerClient::new(ch)))
-        .collect();
-    let peer_clients = Arc::new(peer_clients);
-    tokio::spawn(learn_members(peer_clients.clone(), members.clone()));
-
     let ctx = Ctx {
         node: node.clone(),
-        cluster_id: config.cluster_id,
-        member_id: config.member_id,
+        cluster_id: start.cluster_id,
+        member_id: start.member_id,
+        cluster_token: config.flags.initial_cluster_token.clone(),
+        strict_reconfig_check: true,
         max_txn_ops: config.flags.max_txn_ops as usize,
         max_request_bytes: config.flags.max_request_bytes as usize,
         lessor,
-        members,
-        peers: peer_clients,
+        transport: transport.clone(),
         progress_interval: config
             .flags
             .watch_progress_notify_interval
@@ -247,19 +223,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
         quota_bytes: config.quota_bytes,
     };
     spawn_auto_compaction(&config, ctx.clone());
+    tokio::spawn(services::publish(
+        ctx.clone(),
+        config.flags.name.clone(),
+        config.flags.advertise_client_urls.clone(),
+    ));
 
     // Peer listeners.
     let me = peerpb::MemberInfoResponse {
-        id: config.member_id,
+        id: start.member_id,
         name: config.flags.name.clone(),
         client_urls: config.flags.advertise_client_urls.clone(),
         peer_urls: config.flags.initial_advertise_peer_urls.clone(),
+        cluster_id: start.cluster_id,
+        members: Vec::new(),
     };
     let peer_svc = peer::PeerService {
         node: node_cell.clone(),
         lessor: lessor_cell,
-        cluster_id: config.cluster_id,
+        cluster_id: start.cluster_id,
         me,
+        transport: transport.clone(),
     };
     let mut servers = tokio::task::JoinSet::new();
     for addr in &config.peer_addrs {
@@ -303,7 +287,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             MaintenanceServer::new(services::MaintenanceService(ctx.clone()))
                 .max_decoding_message_size(max_decode),
         );
-        let router = grpc.into_axum_router().merge(http::routes(node.clone()));
+        let router = grpc
+            .into_axum_router()
+            .layer(axum::middleware::from_fn_with_state(
+                node.clone(),
+                services::learner_guard,
+            ))
+            .merge(http::routes(node.clone()));
         let mut builder = Server::builder()
             .accept_http1(true)
             .layer(oversize::OversizeLayer);
@@ -339,7 +329,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("client server: {e}"))
         });
     }
-    tracing::info!(name = %config.flags.name, id = %format!("{:x}", config.member_id), "serving");
+    tracing::info!(name = %config.flags.name, id = %format!("{:x}", start.member_id), "serving");
+    let removed = node.clone();
+    let removal = async move {
+        while !removed
+            .status
+            .removed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Let the answer to the MemberRemove that removed this member go out.
+        tokio::time::sleep(REMOVED_GRACE).await;
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -350,46 +352,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        () = removal => {
+            eprintln!("gauntlet-server: this member was removed from the cluster; stopping");
+        }
     }
     // Make what was applied durable before exiting on a graceful stop.
     let _ = node.read_state().flush();
     Ok(())
-}
-
-/// Asks every peer who it is until all have answered (MemberList shows names and
-/// client URLs of members once heard from, as etcd does for started members).
-async fn learn_members(
-    peers: Arc<HashMap<u64, peerpb::peer_client::PeerClient<tonic::transport::Channel>>>,
-    members: Arc<RwLock<HashMap<u64, MemberRecord>>>,
-) {
-    let mut pending: Vec<u64> = peers.keys().copied().collect();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for id in pending {
-            let mut c = peers[&id].clone();
-            match tokio::time::timeout(
-                Duration::from_secs(1),
-                c.member_info(peerpb::MemberInfoRequest {}),
-            )
-            .await
-            {
-                Ok(Ok(r)) => {
-                    let r = r.into_inner();
-                    if let Some(m) = members
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_mut(&id)
-                    {
-                        m.name = r.name;
-                        m.client_urls = r.client_urls;
-                    }
-                }
-                _ => still.push(id),
-            }
-        }
-        pending = still;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// etcd's auto compaction: keep `retention` revisions (revision mode) or compact

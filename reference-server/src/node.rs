@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 use gauntlet_api::rpctypes::{self, EtcdError};
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot,
+};
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
 
 use crate::raftlog::LogStore;
-use crate::state::{ApplyOutcome, Command, StateMachine};
+use crate::state::{ApplyOutcome, Command, Member, MemberChange, StateMachine};
 
 /// Most inputs handled before a `Ready` is processed (bounds one group commit).
 const MAX_INPUTS_PER_TURN: usize = 4096;
@@ -36,6 +38,8 @@ const MAX_INPUTS_PER_TURN: usize = 4096;
 const INPUT_QUEUE: usize = 65_536;
 /// Entries kept behind the compaction point so slow followers catch up from the log.
 const CATCH_UP_ENTRIES: u64 = 5_000;
+/// A learner may be promoted once its log matches this fraction of the leader's (etcd's).
+const LEARNER_READY_FRACTION: f64 = 0.9;
 
 /// The answer to an applied proposal.
 #[derive(Debug)]
@@ -61,12 +65,25 @@ pub enum Input {
     Unreachable(u64),
     /// Outcome of sending a snapshot.
     SnapshotStatus(u64, SnapshotStatus),
+    /// Propose a configuration change (`cc.context` holds the [`Member`] record for an
+    /// addition); answered once applied. A promotion is checked first, on the leader
+    /// only: the learner must have caught up (etcd's 90 % rule).
+    ConfChange {
+        cc: ConfChange,
+        promote: bool,
+        reply: oneshot::Sender<Result<Applied, EtcdError>>,
+    },
+    /// Hand leadership to a member (leader only); answered at once, the caller watches
+    /// [`NodeStatus::leader`].
+    TransferLeader(u64, oneshot::Sender<Result<(), EtcdError>>),
 }
 
 /// Where outgoing raft messages go.
 pub trait Outbox: Send + 'static {
     /// Sends messages (non-blocking; may drop, raft retries).
     fn send(&self, msgs: Vec<Message>);
+    /// The members changed: `members` are all of them (id, peer URLs), this one included.
+    fn set_peers(&self, members: &[(u64, Vec<String>)]);
 }
 
 /// What the rest of the server can see of the node, updated by the loop.
@@ -82,6 +99,10 @@ pub struct NodeStatus {
     pub applied: AtomicU64,
     /// Whether this member is leader.
     pub is_leader: AtomicBool,
+    /// Set once this member applied its own removal: it must stop serving.
+    pub removed: AtomicBool,
+    /// Whether this member is a learner (as of the last applied member change).
+    pub is_learner: AtomicBool,
     /// Database size on disk, refreshed every [`DB_SIZE_REFRESH`] (reading it stats
     /// files, too slow for every write's quota check).
     pub db_size_bytes: AtomicU64,
@@ -149,6 +170,33 @@ impl NodeHandle {
         }
     }
 
+    /// Proposes a configuration change and waits until it is applied; see
+    /// [`Input::ConfChange`].
+    pub async fn conf_change(&self, cc: ConfChange, promote: bool) -> Result<Applied, EtcdError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Input::ConfChange {
+            cc,
+            promote,
+            reply: tx,
+        })?;
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(rpctypes::STOPPED),
+            Err(_) => Err(rpctypes::TIMEOUT),
+        }
+    }
+
+    /// Asks raft to hand leadership to `target` (this member must lead).
+    pub async fn transfer_leader(&self, target: u64) -> Result<(), EtcdError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Input::TransferLeader(target, tx))?;
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(rpctypes::STOPPED),
+            Err(_) => Err(rpctypes::TIMEOUT),
+        }
+    }
+
     /// Hands peer messages to the loop (dropped when the queue is full).
     pub fn step(&self, msgs: Vec<Message>) {
         let _ = self.tx.try_send(Input::Raft(msgs));
@@ -175,8 +223,10 @@ impl NodeHandle {
 pub struct NodeConfig {
     /// This member's id.
     pub id: u64,
-    /// All voters of the initial cluster.
+    /// All voters of the initial cluster (none for a member joining an existing one).
     pub voters: Vec<u64>,
+    /// A new cluster's members (id, encoded [`Member`]): see [`LogStore::open`].
+    pub bootstrap: Vec<(u64, Vec<u8>)>,
     /// One tick.
     pub tick: Duration,
     /// Ticks per election timeout.
@@ -246,7 +296,7 @@ pub fn start<O: Outbox>(
     outbox: O,
     logger: slog::Logger,
 ) -> Result<NodeHandle, NodeError> {
-    let store = LogStore::open(wal_dir, state.clone(), &cfg.voters)?;
+    let store = LogStore::open(wal_dir, state.clone(), &cfg.voters, &cfg.bootstrap)?;
     let applied = state
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -267,6 +317,14 @@ pub fn start<O: Outbox>(
     let raw = RawNode::new(&raft_cfg, store, &logger)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(INPUT_QUEUE);
     let status = Arc::new(NodeStatus::default());
+    let learner = state
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .cluster()
+        .members
+        .get(&cfg.id)
+        .is_some_and(|m| m.is_learner);
+    status.is_learner.store(learner, Ordering::Relaxed);
     status.applied.store(applied, Ordering::Relaxed);
     let handle = NodeHandle {
         tx,
@@ -364,8 +422,62 @@ impl<O: Outbox> Loop<O> {
             }
             Input::Unreachable(id) => self.raw.report_unreachable(id),
             Input::SnapshotStatus(id, s) => self.raw.report_snapshot(id, s),
+            Input::ConfChange { cc, promote, reply } => {
+                self.propose_conf_change(cc, promote, reply)
+            }
+            Input::TransferLeader(target, reply) => {
+                let r = if self.raw.raft.state != StateRole::Leader {
+                    Err(rpctypes::NOT_LEADER)
+                } else if !self.raw.raft.prs().conf().voters().contains(target) {
+                    Err(rpctypes::BAD_LEADER_TRANSFEREE)
+                } else {
+                    self.raw.transfer_leader(target);
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
         }
         Ok(())
+    }
+
+    /// Proposes a configuration change; see [`Input::ConfChange`]. A leader with a change
+    /// not yet applied refuses another at once (raft would drop it silently).
+    fn propose_conf_change(
+        &mut self,
+        cc: ConfChange,
+        promote: bool,
+        reply: oneshot::Sender<Result<Applied, EtcdError>>,
+    ) {
+        let leader = self.raw.raft.state == StateRole::Leader;
+        if promote {
+            if !leader {
+                let _ = reply.send(Err(rpctypes::NOT_LEADER));
+                return;
+            }
+            let prs = self.raw.raft.prs();
+            let leader_match = prs.get(self.cfg.id).map_or(0, |p| p.matched);
+            let learner_match = prs.get(cc.node_id).map_or(0, |p| p.matched);
+            // etcd: a learner is ready once its match index is at least 90 % of the leader's.
+            if (learner_match as f64) < (leader_match as f64) * LEARNER_READY_FRACTION {
+                let _ = reply.send(Err(rpctypes::LEARNER_NOT_READY));
+                return;
+            }
+        }
+        if leader && self.raw.raft.has_pending_conf() {
+            let _ = reply.send(Err(rpctypes::TIMEOUT));
+            return;
+        }
+        self.seq += 1;
+        let ctx = context(self.cfg.id, self.seq);
+        match self.raw.propose_conf_change(ctx, cc) {
+            Ok(()) => {
+                self.proposals
+                    .insert(self.seq, (Instant::now() + self.cfg.request_timeout, reply));
+            }
+            Err(_) => {
+                let _ = reply.send(Err(rpctypes::NO_LEADER));
+            }
+        }
     }
 
     /// Answers requests that waited past their deadline; retries reads queued while no leader was known.
@@ -499,12 +611,13 @@ impl<O: Outbox> Loop<O> {
         let Some(last) = entries.last().map(|e| e.index) else {
             return Ok(());
         };
-        let mut state = self
-            .state
+        let shared = self.state.clone();
+        let mut state = shared
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Answers wait until the group is committed to sled and published to watchers.
         let mut answers = Vec::new();
+        let mut members_changed = false;
         for e in entries {
             match e.get_entry_type() {
                 EntryType::EntryNormal if !e.data.is_empty() => {
@@ -517,6 +630,7 @@ impl<O: Outbox> Loop<O> {
                             None
                         }
                     };
+                    members_changed |= matches!(outcome, Some(Ok(crate::state::Response::Cluster)));
                     if let (Some(outcome), Some((id, seq))) = (outcome, parse_context(&e.context)) {
                         if id == self.cfg.id {
                             if let Some((_, reply)) = self.proposals.remove(&seq) {
@@ -532,13 +646,27 @@ impl<O: Outbox> Loop<O> {
                 }
                 EntryType::EntryNormal => state.apply_noop_grouped(e.index),
                 EntryType::EntryConfChange => {
+                    members_changed = true;
                     let cc = ConfChange::parse_from_bytes(&e.data)
                         .map_err(|err| NodeError::Raft(raft::Error::CodecError(err)))?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
-                    self.raw.store().set_conf_state(&cs)?;
-                    state.apply_noop_grouped(e.index);
+                    let outcome = self.apply_conf_change(&mut state, e.index, &cc)?;
+                    if let Some((id, seq)) = parse_context(&e.context) {
+                        if id == self.cfg.id {
+                            if let Some((_, reply)) = self.proposals.remove(&seq) {
+                                let applied = Applied {
+                                    outcome,
+                                    revision: state.revision(),
+                                    term: e.term,
+                                };
+                                answers.push((reply, applied));
+                            }
+                        }
+                    }
                 }
                 EntryType::EntryConfChangeV2 => {
+                    // Never proposed by this server; applied to raft so a log written by
+                    // another tool still replays.
+                    members_changed = true;
                     let cc = ConfChangeV2::parse_from_bytes(&e.data)
                         .map_err(|err| NodeError::Raft(raft::Error::CodecError(err)))?;
                     let cs = self.raw.apply_conf_change(&cc)?;
@@ -550,12 +678,72 @@ impl<O: Outbox> Loop<O> {
         crate::failpoints::hit("beforeCommit");
         state.commit()?;
         crate::failpoints::hit("afterCommit");
+        if members_changed {
+            let members: Vec<(u64, Vec<String>)> = state
+                .cluster()
+                .members
+                .values()
+                .map(|m| (m.id, m.peer_urls.clone()))
+                .collect();
+            let still_member = state.cluster().members.contains_key(&self.cfg.id);
+            let learner = state
+                .cluster()
+                .members
+                .get(&self.cfg.id)
+                .is_some_and(|m| m.is_learner);
+            self.status.is_learner.store(learner, Ordering::Relaxed);
+            self.outbox.set_peers(&members);
+            if !still_member && !members.is_empty() {
+                tracing::warn!("this member was removed from the cluster: stopping");
+                self.status.removed.store(true, Ordering::Relaxed);
+            }
+        }
         drop(state);
         for (reply, applied) in answers {
             let _ = reply.send(Ok(applied));
         }
         self.status.applied.store(last, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Applies a configuration change to raft, then the same decision to the member
+    /// table. raft refusing it (removing the last voter, say) is the same on every member,
+    /// so the entry is consumed as a no-op and the proposer told.
+    fn apply_conf_change(
+        &mut self,
+        state: &mut StateMachine,
+        index: u64,
+        cc: &ConfChange,
+    ) -> Result<crate::state::ApplyOutcome, NodeError> {
+        if index <= state.applied_index() {
+            // Replayed after a restart: raft's configuration comes from the log store.
+            let _ = self.raw.apply_conf_change(cc);
+            return Ok(Ok(crate::state::Response::Cluster));
+        }
+        let cs = match self.raw.apply_conf_change(cc) {
+            Ok(cs) => cs,
+            Err(e) => {
+                tracing::warn!(index, "configuration change refused by raft: {e}");
+                state.apply_noop_grouped(index);
+                return Ok(Err(rpctypes::UNHEALTHY));
+            }
+        };
+        self.raw.store().set_conf_state(&cs)?;
+        let known = state.cluster().members.get(&cc.node_id).cloned();
+        let change = match cc.get_change_type() {
+            ConfChangeType::AddNode if known.as_ref().is_some_and(|m| m.is_learner) => {
+                MemberChange::Promote(cc.node_id)
+            }
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let mut m = Member::decode(cc.context.as_ref()).unwrap_or_default();
+                m.id = cc.node_id;
+                m.is_learner = cc.get_change_type() == ConfChangeType::AddLearnerNode;
+                MemberChange::Add(m)
+            }
+            ConfChangeType::RemoveNode => MemberChange::Remove(cc.node_id),
+        };
+        state.apply_member_change_grouped(index, change);
+        Ok(Ok(crate::state::Response::Cluster))
     }
 
     fn release_reads(&mut self) {

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::lease::Lessor;
 use crate::node::NodeHandle;
 use crate::peerpb::{self, peer_server::Peer};
+use crate::transport::Transport;
 
 /// Serves peers.
 #[derive(Debug, Clone)]
@@ -19,8 +20,10 @@ pub struct PeerService {
     pub lessor: Arc<OnceLock<Arc<Lessor>>>,
     /// This cluster's id: batches from another cluster are refused.
     pub cluster_id: u64,
-    /// What MemberInfo answers.
+    /// What MemberInfo answers about this member (the member table is added live).
     pub me: peerpb::MemberInfoResponse,
+    /// Records which peers were heard from.
+    pub transport: Transport,
 }
 
 impl PeerService {
@@ -44,6 +47,7 @@ impl PeerService {
                 })?,
             );
         }
+        self.transport.heard_from(batch.from);
         node.step(msgs);
         Ok(())
     }
@@ -76,7 +80,39 @@ impl Peer for PeerService {
         &self,
         _request: Request<peerpb::MemberInfoRequest>,
     ) -> Result<Response<peerpb::MemberInfoResponse>, Status> {
-        Ok(Response::new(self.me.clone()))
+        let mut me = self.me.clone();
+        me.cluster_id = self.cluster_id;
+        if let Some(node) = self.node.get() {
+            me.members = node
+                .read_state()
+                .cluster()
+                .members
+                .values()
+                .map(|m| peerpb::PeerMember {
+                    id: m.id,
+                    name: m.name.clone(),
+                    peer_urls: m.peer_urls.clone(),
+                    is_learner: m.is_learner,
+                })
+                .collect();
+        }
+        Ok(Response::new(me))
+    }
+
+    async fn promote(
+        &self,
+        request: Request<peerpb::PromoteRequest>,
+    ) -> Result<Response<peerpb::PromoteResponse>, Status> {
+        let node = self
+            .node
+            .get()
+            .ok_or_else(|| Status::unavailable("member is starting"))?;
+        let mut cc = raft::eraftpb::ConfChange::default();
+        cc.set_change_type(raft::eraftpb::ConfChangeType::AddNode);
+        cc.node_id = request.into_inner().id;
+        let applied = node.conf_change(cc, true).await.map_err(|e| e.status())?;
+        applied.outcome.map_err(|e| e.status())?;
+        Ok(Response::new(peerpb::PromoteResponse {}))
     }
 
     async fn lease_renew(

@@ -18,7 +18,9 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata,
+};
 use raft::storage::{MemStorage, RaftState, Storage};
 use raft::GetEntriesContext;
 
@@ -52,14 +54,42 @@ impl std::fmt::Debug for LogStore {
     }
 }
 
+/// The committed `AddNode` entries a new cluster starts with (indexes 1..=n, term 1).
+fn bootstrap_entries(members: &[(u64, Vec<u8>)]) -> Vec<Entry> {
+    use protobuf::Message as _;
+    let mut sorted = members.to_vec();
+    sorted.sort_by_key(|(id, _)| *id);
+    sorted
+        .into_iter()
+        .zip(1u64..)
+        .map(|((id, context), index)| {
+            let mut cc = ConfChange::default();
+            cc.set_change_type(ConfChangeType::AddNode);
+            cc.node_id = id;
+            cc.context = context.into();
+            let mut e = Entry::default();
+            e.set_entry_type(EntryType::EntryConfChange);
+            e.term = 1;
+            e.index = index;
+            e.data = cc.write_to_bytes().unwrap_or_default().into();
+            e
+        })
+        .collect()
+}
+
 impl LogStore {
     /// Opens the log in `dir`. A brand-new log is initialized with `voters` as its
-    /// configuration. If the state machine applied further than the stored commit
+    /// configuration and, as etcd bootstraps a new cluster, with one committed
+    /// `AddNode` entry per `bootstrap` member (id, member record) at term 1, so that a
+    /// member added later learns the initial members by replaying the log from its
+    /// start (every initial member writes the same entries). A member joining an
+    /// existing cluster starts with no voters and no entries. If the state machine applied further than the stored commit
     /// index (it is only fed committed entries), the commit index is raised to match.
     pub fn open(
         dir: &Path,
         state: Arc<RwLock<StateMachine>>,
         voters: &[u64],
+        bootstrap: &[(u64, Vec<u8>)],
     ) -> Result<LogStore, LogError> {
         let (mut wal, mut rec) = Wal::open(dir)?;
         let applied = state
@@ -87,6 +117,18 @@ impl LogStore {
                     ..Default::default()
                 };
                 wal.conf_state(&cs);
+                let entries = bootstrap_entries(bootstrap);
+                if let Some(last) = entries.last() {
+                    rec.hard_state = HardState {
+                        term: 1,
+                        vote: 0,
+                        commit: last.index,
+                        ..Default::default()
+                    };
+                    wal.append(&entries);
+                    wal.hard_state(&rec.hard_state);
+                    rec.entries = entries;
+                }
                 cs
             }
         };

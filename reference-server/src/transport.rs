@@ -13,8 +13,8 @@
 //! the stream too, and the next batch opens a new one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
@@ -54,48 +54,149 @@ pub fn peer_channel(url: &str) -> Result<Channel, String> {
         .connect_lazy())
 }
 
-/// The raft loop's outbox: one queue and one sending task per peer.
+/// One peer as the transport knows it.
+#[derive(Debug)]
+struct PeerLink {
+    urls: Vec<String>,
+    queue: mpsc::Sender<Message>,
+    client: PeerClient<Channel>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    rt: tokio::runtime::Handle,
+    cluster_id: u64,
+    from: u64,
+    node: Arc<OnceLock<NodeHandle>>,
+    peers: RwLock<HashMap<u64, PeerLink>>,
+    /// When a raft batch last arrived from each peer (etcd's "active since").
+    heard: RwLock<HashMap<u64, Instant>>,
+}
+
+/// The raft loop's outbox: one queue and one sending task per peer. The set of peers
+/// follows the member table ([`Transport::set_peers`]): a member added gets a link, a
+/// removed one loses it (its sending task ends with its queue).
 #[derive(Debug, Clone)]
 pub struct Transport {
-    queues: Arc<HashMap<u64, mpsc::Sender<Message>>>,
+    inner: Arc<Inner>,
 }
 
 impl Outbox for Transport {
     fn send(&self, msgs: Vec<Message>) {
+        let peers = self
+            .inner
+            .peers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for m in msgs {
-            if let Some(q) = self.queues.get(&m.to) {
-                let _ = q.try_send(m);
+            if let Some(p) = peers.get(&m.to) {
+                let _ = p.queue.try_send(m);
             }
         }
+    }
+
+    fn set_peers(&self, members: &[(u64, Vec<String>)]) {
+        Transport::set_peers(self, members);
     }
 }
 
 impl Transport {
-    /// Starts a sender task per peer (`peers`: id → connection to its peer URL). `node` is filled in once
-    /// the raft loop runs; until then failures are not reported.
-    pub fn start(
+    /// A transport with no peers yet; `node` is filled in once the raft loop runs (until
+    /// then failures are not reported).
+    pub fn new(
         rt: &tokio::runtime::Handle,
         cluster_id: u64,
         from: u64,
-        peers: &HashMap<u64, Channel>,
         node: Arc<OnceLock<NodeHandle>>,
     ) -> Transport {
-        let mut queues = HashMap::new();
-        for (&id, channel) in peers {
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            rt.spawn(send_loop(
-                id,
-                channel.clone(),
-                rx,
+        Transport {
+            inner: Arc::new(Inner {
+                rt: rt.clone(),
                 cluster_id,
                 from,
-                node.clone(),
+                node,
+                peers: RwLock::new(HashMap::new()),
+                heard: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Makes the peers exactly `members` (this member excluded): new ones get a link,
+    /// ones whose URLs changed get a new one, missing ones are dropped. A URL that does
+    /// not parse leaves that member without a link (logged).
+    pub fn set_peers(&self, members: &[(u64, Vec<String>)]) {
+        let mut peers = self
+            .inner
+            .peers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        peers.retain(|id, link| {
+            members
+                .iter()
+                .any(|(m, urls)| m == id && *urls == link.urls)
+        });
+        for (id, urls) in members {
+            if *id == self.inner.from || peers.contains_key(id) {
+                continue;
+            }
+            let Some(url) = urls.first() else { continue };
+            let channel = match peer_channel(url) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(member = %format!("{id:x}"), "no link to a member: {e}");
+                    continue;
+                }
+            };
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            let client = PeerClient::new(channel)
+                .max_decoding_message_size(MAX_PEER_MESSAGE)
+                .max_encoding_message_size(MAX_PEER_MESSAGE);
+            self.inner.rt.spawn(send_loop(
+                *id,
+                client.clone(),
+                rx,
+                self.inner.cluster_id,
+                self.inner.from,
+                self.inner.node.clone(),
             ));
-            queues.insert(id, tx);
+            peers.insert(
+                *id,
+                PeerLink {
+                    urls: urls.clone(),
+                    queue: tx,
+                    client,
+                },
+            );
         }
-        Transport {
-            queues: Arc::new(queues),
-        }
+    }
+
+    /// The peer RPC client of member `id`, if it is a peer.
+    pub fn client(&self, id: u64) -> Option<PeerClient<Channel>> {
+        self.inner
+            .peers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .map(|p| p.client.clone())
+    }
+
+    /// Records that a raft batch arrived from `id`.
+    pub fn heard_from(&self, id: u64) {
+        self.inner
+            .heard
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Instant::now());
+    }
+
+    /// Whether a raft batch arrived from `id` within `within`.
+    pub fn active(&self, id: u64, within: Duration) -> bool {
+        self.inner
+            .heard
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .is_some_and(|t| t.elapsed() <= within)
     }
 }
 
@@ -127,15 +228,12 @@ impl Drop for OpenStream {
 
 async fn send_loop(
     id: u64,
-    channel: Channel,
+    client: PeerClient<Channel>,
     mut rx: mpsc::Receiver<Message>,
     cluster_id: u64,
     from: u64,
     node: Arc<OnceLock<NodeHandle>>,
 ) {
-    let client = PeerClient::new(channel)
-        .max_decoding_message_size(MAX_PEER_MESSAGE)
-        .max_encoding_message_size(MAX_PEER_MESSAGE);
     let mut stream: Option<OpenStream> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];

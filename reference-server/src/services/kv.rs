@@ -1,6 +1,9 @@
 //! KV: Range, Put, DeleteRange, Txn, Compact.
 
 use gauntlet_api::etcdserverpb::{self as pb, kv_server::Kv};
+use std::sync::atomic::Ordering;
+
+use gauntlet_api::rpctypes;
 use tonic::{Request, Response, Status};
 
 use super::{status, Ctx};
@@ -18,6 +21,9 @@ impl Kv for KvService {
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let req = request.into_inner();
         if !req.serializable {
+            if self.0.node.status.is_learner.load(Ordering::Relaxed) {
+                return Err(status(rpctypes::NOT_SUPPORTED_FOR_LEARNER));
+            }
             self.0.node.read_index().await.map_err(status)?;
         }
         self.0.read(&req).map(Response::new)

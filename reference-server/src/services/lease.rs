@@ -27,9 +27,8 @@ impl LeaseService {
             return Err(status(rpctypes::NO_LEADER));
         }
         self.0
-            .peers
-            .get(&leader)
-            .cloned()
+            .transport
+            .client(leader)
             .ok_or_else(|| status(rpctypes::NO_LEADER))
     }
 

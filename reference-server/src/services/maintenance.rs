@@ -9,6 +9,11 @@ use tonic::{Request, Response, Status};
 
 use super::{later, status, Ctx};
 use crate::config::API_VERSION;
+use crate::state::Op;
+use gauntlet_api::rpctypes;
+
+/// How often MoveLeader looks whether the new leader took over.
+const LEADER_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Maintenance service.
 #[derive(Debug, Clone)]
@@ -24,13 +29,42 @@ impl Maintenance for MaintenanceService {
         request: Request<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
         let req = request.into_inner();
-        if req.action != pb::alarm_request::AlarmAction::Get as i32 {
-            return Err(later("activating or deactivating alarms"));
+        if req.action == pb::alarm_request::AlarmAction::Get as i32 {
+            let st = self.0.node.read_state();
+            // etcd lists every alarm, or those of one type when one is named.
+            let alarms = st
+                .cluster()
+                .alarm_list()
+                .into_iter()
+                .filter(|a| req.alarm == pb::AlarmType::None as i32 || a.alarm == req.alarm)
+                .collect();
+            return Ok(Response::new(pb::AlarmResponse {
+                header: self.0.header(
+                    st.revision(),
+                    self.0.node.status.term.load(Ordering::Relaxed),
+                ),
+                alarms,
+            }));
         }
-        Ok(Response::new(pb::AlarmResponse {
-            header: self.0.current_header(),
-            alarms: vec![],
-        }))
+        // Activate and deactivate go through raft, so every member raises the same alarms.
+        let a = self
+            .0
+            .node
+            .propose(crate::state::Command {
+                op: Some(Op::Alarm(req)),
+            })
+            .await
+            .map_err(status)?;
+        match a.outcome {
+            Ok(crate::state::Response::Alarm(mut r)) => {
+                r.header = self.0.header(a.revision, a.term);
+                Ok(Response::new(r))
+            }
+            Ok(other) => Err(Status::internal(format!(
+                "unexpected apply result {other:?}"
+            ))),
+            Err(e) => Err(status(e)),
+        }
     }
 
     async fn status(
@@ -39,6 +73,22 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let st = self.0.node.read_state();
         let db = i64::try_from(st.db_size_bytes()).unwrap_or(i64::MAX);
+        // etcd's text for each alarm: the AlarmMember message in protobuf's text form.
+        let errors = st
+            .cluster()
+            .alarm_list()
+            .iter()
+            .map(|a| {
+                let name = pb::AlarmType::try_from(a.alarm)
+                    .map_or_else(|_| a.alarm.to_string(), |t| t.as_str_name().to_string());
+                format!("memberID:{} alarm:{} ", a.member_id, name)
+            })
+            .collect();
+        let is_learner = st
+            .cluster()
+            .members
+            .get(&self.0.member_id)
+            .is_some_and(|m| m.is_learner);
         let s = &self.0.node.status;
         let term = s.term.load(Ordering::Relaxed);
         Ok(Response::new(pb::StatusResponse {
@@ -49,9 +99,9 @@ impl Maintenance for MaintenanceService {
             raft_index: s.raft_index.load(Ordering::Relaxed),
             raft_term: term,
             raft_applied_index: s.applied.load(Ordering::Relaxed),
-            errors: vec![],
+            errors,
             db_size_in_use: db,
-            is_learner: false,
+            is_learner,
         }))
     }
 
@@ -99,11 +149,24 @@ impl Maintenance for MaintenanceService {
         Err(later("Snapshot"))
     }
 
+    /// etcd's MoveLeader: only the leader may hand over, only to a voting member, and the
+    /// answer waits until the new leader is known here (or the request timeout).
     async fn move_leader(
         &self,
-        _r: Request<pb::MoveLeaderRequest>,
+        request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(later("MoveLeader"))
+        let target = request.into_inner().target_id;
+        self.0.node.transfer_leader(target).await.map_err(status)?;
+        let deadline = tokio::time::Instant::now() + self.0.node.request_timeout;
+        while self.0.node.status.leader.load(Ordering::Relaxed) != target {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(status(rpctypes::TIMEOUT_LEADER_TRANSFER));
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: self.0.current_header(),
+        }))
     }
 
     async fn downgrade(

@@ -10,12 +10,11 @@
 //! [`Ctx`] every service holds, response headers, and the write path (size check,
 //! validation, quota, proposal).
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use gauntlet_api::etcdserverpb as pb;
+use gauntlet_api::etcdserverpb::{self as pb, alarm_request::AlarmAction, AlarmType};
 use gauntlet_api::rpctypes::{self, EtcdError};
 use prost::Message as _;
 use tonic::Status;
@@ -23,6 +22,12 @@ use tonic::Status;
 use crate::lease::Lessor;
 use crate::node::{Applied, NodeHandle};
 use crate::state::{self, Command, Op};
+use crate::transport::Transport;
+
+/// Pause between attempts to publish this member.
+const PUBLISH_RETRY: Duration = Duration::from_millis(500);
+/// Attempts to publish this member (about ten minutes with the request timeout).
+const PUBLISH_ATTEMPTS: usize = 100;
 
 /// Bytes of gRPC framing etcd allows beyond `--max-request-bytes`.
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -42,29 +47,89 @@ pub struct Ctx {
     pub max_request_bytes: usize,
     /// Lease timers (leader side).
     pub lessor: Arc<Lessor>,
-    /// Members: id → (name, peer URLs, client URLs as last learned).
-    pub members: Arc<RwLock<HashMap<u64, MemberRecord>>>,
-    /// Peer clients by member id, for forwarding to the leader.
-    pub peers: Arc<HashMap<u64, crate::peerpb::peer_client::PeerClient<tonic::transport::Channel>>>,
+    /// The peers: clients for forwarding to the leader, and when each was last heard.
+    pub transport: Transport,
+    /// `--initial-cluster-token`, mixed into the ids of added members.
+    pub cluster_token: String,
+    /// `--strict-reconfig-check`: refuse membership changes that could lose quorum.
+    pub strict_reconfig_check: bool,
     /// Interval of periodic watch progress notifications.
     pub progress_interval: Duration,
     /// Effective backend quota.
     pub quota_bytes: u64,
 }
 
-/// A member as MemberList shows it.
-#[derive(Debug, Clone, Default)]
-pub struct MemberRecord {
-    /// Name (empty until the member was heard from).
-    pub name: String,
-    /// Peer URLs.
-    pub peer_urls: Vec<String>,
-    /// Client URLs (empty until the member was heard from).
-    pub client_urls: Vec<String>,
-}
-
 fn status(e: EtcdError) -> Status {
     e.status()
+}
+
+/// Whether a command takes space (what the quota refuses when the backend is full, as
+/// etcd's quota: puts, txns with a put, lease grants).
+fn needs_space(cmd: &Command) -> bool {
+    match &cmd.op {
+        Some(Op::Put(_) | Op::LeaseGrant(_)) => true,
+        Some(Op::Txn(t)) => t
+            .success
+            .iter()
+            .chain(&t.failure)
+            .any(|r| matches!(r.request, Some(pb::request_op::Request::RequestPut(_)))),
+        _ => false,
+    }
+}
+
+/// Publishes this member's name and client URLs through raft once it serves (etcd's
+/// `publish`), retrying every [`PUBLISH_RETRY`] for at most [`PUBLISH_ATTEMPTS`] tries.
+pub async fn publish(ctx: Ctx, name: String, client_urls: Vec<String>) {
+    let attrs = state::MemberAttrs {
+        id: ctx.member_id,
+        name,
+        client_urls,
+    };
+    for _ in 0..PUBLISH_ATTEMPTS {
+        let published = ctx
+            .node
+            .read_state()
+            .cluster()
+            .members
+            .get(&ctx.member_id)
+            .is_some_and(|m| m.name == attrs.name && m.client_urls == attrs.client_urls);
+        if published || ctx.node.status.removed.load(Ordering::Relaxed) {
+            return;
+        }
+        let cmd = Command {
+            op: Some(Op::MemberAttrs(attrs.clone())),
+        };
+        match ctx.node.propose(cmd).await {
+            Ok(_) => return,
+            Err(e) => tracing::debug!("publishing this member: {}", e.message),
+        }
+        tokio::time::sleep(PUBLISH_RETRY).await;
+    }
+    tracing::warn!("could not publish this member's name and client URLs");
+}
+
+/// The gRPC methods a learner serves, as etcd's interceptors allow (a Range only when
+/// serializable, which [`kv`] checks).
+const LEARNER_METHODS: &[&str] = &[
+    "/etcdserverpb.Maintenance/Status",
+    "/etcdserverpb.Maintenance/Snapshot",
+    "/etcdserverpb.KV/Range",
+];
+
+/// Refuses what a learner does not serve with etcd's "rpc not supported for learner".
+pub async fn learner_guard(
+    axum::extract::State(node): axum::extract::State<NodeHandle>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let grpc = req.uri().path().starts_with("/etcdserverpb.");
+    if grpc
+        && node.status.is_learner.load(Ordering::Relaxed)
+        && !LEARNER_METHODS.contains(&req.uri().path())
+    {
+        return status(rpctypes::NOT_SUPPORTED_FOR_LEARNER).into_http();
+    }
+    next.run(req).await
 }
 
 /// What the server does not implement yet answers Unimplemented, naming it.
@@ -98,8 +163,25 @@ impl Ctx {
         let cmd = Command { op: Some(op) };
         self.check_size(cmd.encoded_len())?;
         state::validate(&cmd, self.max_txn_ops).map_err(status)?;
-        if self.node.status.db_size_bytes.load(Ordering::Relaxed) > self.quota_bytes {
-            return Err(status(rpctypes::NO_SPACE));
+        if needs_space(&cmd) {
+            if self.node.read_state().cluster().raised(AlarmType::Nospace) {
+                return Err(status(rpctypes::NO_SPACE));
+            }
+            if self.node.status.db_size_bytes.load(Ordering::Relaxed) > self.quota_bytes {
+                // etcd raises NOSPACE for the member whose backend went over the quota.
+                let alarm = Op::Alarm(pb::AlarmRequest {
+                    action: AlarmAction::Activate as i32,
+                    member_id: self.member_id,
+                    alarm: AlarmType::Nospace as i32,
+                });
+                let node = self.node.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = node.propose(Command { op: Some(alarm) }).await {
+                        tracing::warn!("cannot raise the NOSPACE alarm: {}", e.message);
+                    }
+                });
+                return Err(status(rpctypes::NO_SPACE));
+            }
         }
         self.node.propose(cmd).await.map_err(status)
     }
@@ -107,6 +189,9 @@ impl Ctx {
     fn read(&self, req: &pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
         state::validate_range(req).map_err(status)?;
         let st = self.node.read_state();
+        if st.cluster().raised(AlarmType::Corrupt) {
+            return Err(status(rpctypes::CORRUPT));
+        }
         let mut r = st.range(req).map_err(status)?;
         r.header = self.header(st.revision(), self.node.status.term.load(Ordering::Relaxed));
         Ok(r)

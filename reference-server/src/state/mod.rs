@@ -54,6 +54,7 @@
 //! Where this deliberately follows etcd rather than intuition is documented at the item
 //! (e.g. reading exactly at the compact revision is allowed, as in etcd).
 
+mod cluster;
 mod codec;
 mod index;
 mod store;
@@ -70,12 +71,14 @@ mod tests_persist;
 mod tests_watch;
 
 use gauntlet_api::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, TxnRequest, TxnResponse,
+    AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, MemberUpdateRequest, PutRequest,
+    PutResponse, TxnRequest, TxnResponse,
 };
 use gauntlet_api::rpctypes::EtcdError;
 
+pub use self::cluster::{Member, MemberAttrs, MemberChange};
 pub use self::store::StateMachine;
 pub use self::validate::{validate, validate_range};
 #[allow(unused_imports)]
@@ -92,7 +95,7 @@ pub const DEFAULT_MIN_LEASE_TTL_SECS: i64 = 2;
 /// A replicated command (raft entry payload), encoded with prost.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Command {
-    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub op: Option<Op>,
 }
 
@@ -113,6 +116,15 @@ pub enum Op {
     LeaseRevoke(LeaseRevokeRequest),
     #[prost(message, tag = "7")]
     LeaseCheckpoint(LeaseCheckpointRequest),
+    /// Activate or deactivate an alarm (Get is answered locally, never proposed).
+    #[prost(message, tag = "8")]
+    Alarm(AlarmRequest),
+    /// A member publishes its name and client URLs once it serves.
+    #[prost(message, tag = "9")]
+    MemberAttrs(MemberAttrs),
+    /// A member's peer URLs change.
+    #[prost(message, tag = "10")]
+    MemberUpdate(MemberUpdateRequest),
 }
 
 /// What an applied command answered. Top-level responses have `header: None` (the caller
@@ -126,6 +138,9 @@ pub enum Response {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
+    Alarm(AlarmResponse),
+    /// A change of the member table; the caller reads the table it needs.
+    Cluster,
 }
 
 /// A deterministic result: the same on every member.

@@ -3,15 +3,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use gauntlet_api::etcdserverpb::{
-    compare, range_request, request_op, response_op, CompactionRequest, CompactionResponse,
-    Compare, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse, LeaseCheckpointRequest,
-    LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest,
-    TxnResponse,
+    alarm_request::AlarmAction, compare, range_request, request_op, response_op, AlarmResponse,
+    AlarmType, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest,
+    DeleteRangeResponse, HashKvResponse, LeaseCheckpointRequest, LeaseCheckpointResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use gauntlet_api::mvccpb::{event::EventType, Event, KeyValue};
 use gauntlet_api::rpctypes::{self, EtcdError};
 
+use super::cluster::{ClusterRecords, MemberChange};
 use super::codec::{self, Meta, Record};
 use super::index::{Rev, TreeIndex, Version};
 use super::watch::{HubEvent, WatchHub};
@@ -63,6 +64,8 @@ pub struct StateMachine {
     group: Group,
     /// The store revision sled's meta record holds (as of the last commit).
     committed_revision: i64,
+    /// Members and alarms.
+    cluster: ClusterRecords,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -182,7 +185,9 @@ impl StateMachine {
         let tree = db.open_tree("gauntlet-state")?;
         let (meta, index, leases) = load(&tree)?;
         let hub = WatchHub::new(tree.clone(), meta.revision, meta.compact_revision);
+        let cluster = ClusterRecords::load(&tree)?;
         Ok(StateMachine {
+            cluster,
             db,
             tree,
             index,
@@ -208,6 +213,54 @@ impl StateMachine {
     /// The revision of the last compaction, or -1 if there was none (as etcd reports it).
     pub fn compact_revision(&self) -> i64 {
         self.meta.compact_revision
+    }
+
+    /// The member table and the alarms.
+    pub fn cluster(&self) -> &ClusterRecords {
+        &self.cluster
+    }
+
+    /// Applies what raft decided about the configuration change at `index` to the member
+    /// table, into the current group (see [`StateMachine::apply_grouped`]).
+    pub fn apply_member_change_grouped(&mut self, index: u64, change: MemberChange) {
+        if index <= self.meta.applied_index {
+            return;
+        }
+        self.cluster.apply_change(change, &mut self.group.ops);
+        self.meta.applied_index = index;
+        self.group.dirty = true;
+    }
+
+    /// What an active alarm refuses, as etcd's capped appliers: under NOSPACE a put, a
+    /// txn with a put in either branch (etcd counts the top level only) and a lease
+    /// grant; under CORRUPT every key and lease command.
+    fn capped(&self, op: &Op) -> Option<EtcdError> {
+        let kv_or_lease = matches!(
+            op,
+            Op::Put(_)
+                | Op::DeleteRange(_)
+                | Op::Txn(_)
+                | Op::Compaction(_)
+                | Op::LeaseGrant(_)
+                | Op::LeaseRevoke(_)
+        );
+        if kv_or_lease && self.cluster.raised(AlarmType::Corrupt) {
+            return Some(rpctypes::CORRUPT);
+        }
+        if !self.cluster.raised(AlarmType::Nospace) {
+            return None;
+        }
+        let puts = |t: &TxnRequest| {
+            t.success
+                .iter()
+                .chain(&t.failure)
+                .any(|r| matches!(r.request, Some(request_op::Request::RequestPut(_))))
+        };
+        match op {
+            Op::Put(_) | Op::LeaseGrant(_) => Some(rpctypes::NO_SPACE),
+            Op::Txn(t) if puts(t) => Some(rpctypes::NO_SPACE),
+            _ => None,
+        }
     }
 
     /// A cheap handle on the watch hub.
@@ -373,21 +426,9 @@ impl StateMachine {
         let mut ctx = WriteCtx::new(index, self.meta.revision, &mut self.group);
         let mark = ctx.ops.len();
         let mut compacted_to = None;
-        let result = match op {
-            Op::Put(p) => self.exec_put_checked(&mut ctx, p).map(Response::Put),
-            Op::DeleteRange(d) => self.exec_delete(&mut ctx, d).map(Response::DeleteRange),
-            Op::Txn(t) => self.exec_txn_top(&mut ctx, t).map(Response::Txn),
-            Op::Compaction(c) => self.exec_compaction(&mut ctx, c).map(|(resp, at)| {
-                compacted_to = Some(at);
-                Response::Compaction(resp)
-            }),
-            Op::LeaseGrant(g) => self.exec_lease_grant(&mut ctx, g).map(Response::LeaseGrant),
-            Op::LeaseRevoke(r) => self
-                .exec_lease_revoke(&mut ctx, r.id)
-                .map(Response::LeaseRevoke),
-            Op::LeaseCheckpoint(c) => self
-                .exec_lease_checkpoint(&mut ctx, c)
-                .map(Response::LeaseCheckpoint),
+        let result = match self.capped(op) {
+            Some(e) => Err(Fail::Etcd(e)),
+            None => self.exec_op(&mut ctx, op, &mut compacted_to),
         };
         let outcome = match result {
             Ok(r) => Ok(r),
@@ -426,6 +467,61 @@ impl StateMachine {
             committed?;
         }
         Ok(Some(outcome))
+    }
+
+    /// Executes one command whose alarms allow it.
+    fn exec_op(
+        &mut self,
+        ctx: &mut WriteCtx,
+        op: &Op,
+        compacted_to: &mut Option<i64>,
+    ) -> Result<Response, Fail> {
+        match op {
+            Op::Put(p) => self.exec_put_checked(ctx, p).map(Response::Put),
+            Op::DeleteRange(d) => self.exec_delete(ctx, d).map(Response::DeleteRange),
+            Op::Txn(t) => self.exec_txn_top(ctx, t).map(Response::Txn),
+            Op::Compaction(c) => self.exec_compaction(ctx, c).map(|(resp, at)| {
+                *compacted_to = Some(at);
+                Response::Compaction(resp)
+            }),
+            Op::LeaseGrant(g) => self.exec_lease_grant(ctx, g).map(Response::LeaseGrant),
+            Op::LeaseRevoke(r) => self.exec_lease_revoke(ctx, r.id).map(Response::LeaseRevoke),
+            Op::LeaseCheckpoint(c) => self
+                .exec_lease_checkpoint(ctx, c)
+                .map(Response::LeaseCheckpoint),
+            Op::Alarm(a) => {
+                let action = AlarmAction::try_from(a.action).unwrap_or(AlarmAction::Get);
+                let alarms = self
+                    .cluster
+                    .alarm(action, a.member_id, a.alarm, &mut ctx.ops);
+                Ok(Response::Alarm(AlarmResponse {
+                    header: None,
+                    alarms,
+                }))
+            }
+            Op::MemberAttrs(m) => {
+                if self.cluster.publish(m, &mut ctx.ops) {
+                    Ok(Response::Cluster)
+                } else {
+                    Err(Fail::Etcd(rpctypes::MEMBER_NOT_FOUND))
+                }
+            }
+            Op::MemberUpdate(u) => {
+                let taken =
+                    self.cluster.members.values().any(|m| {
+                        m.id != u.id && m.peer_urls.iter().any(|p| u.peer_ur_ls.contains(p))
+                    });
+                if !self.cluster.members.contains_key(&u.id) {
+                    Err(Fail::Etcd(rpctypes::MEMBER_NOT_FOUND))
+                } else if taken {
+                    Err(Fail::Etcd(rpctypes::PEER_URL_EXIST))
+                } else {
+                    self.cluster
+                        .update_peer_urls(u.id, &u.peer_ur_ls, &mut ctx.ops);
+                    Ok(Response::Cluster)
+                }
+            }
+        }
     }
 
     // ------------------------------------------------------------------ reads
@@ -663,6 +759,7 @@ impl StateMachine {
         self.meta = meta;
         self.index = index;
         self.leases = leases;
+        self.cluster = ClusterRecords::load(&self.tree)?;
         self.hub.restored(meta.revision, meta.compact_revision);
         Ok(())
     }

@@ -25,7 +25,13 @@ pub fn validate(cmd: &Command, max_txn_ops: usize) -> Result<(), EtcdError> {
         }
         Some(Op::LeaseGrant(g)) if g.ttl > MAX_LEASE_TTL_SECS => Err(rpctypes::LEASE_TTL_TOO_LARGE),
         Some(
-            Op::Compaction(_) | Op::LeaseGrant(_) | Op::LeaseRevoke(_) | Op::LeaseCheckpoint(_),
+            Op::Compaction(_)
+            | Op::LeaseGrant(_)
+            | Op::LeaseRevoke(_)
+            | Op::LeaseCheckpoint(_)
+            | Op::Alarm(_)
+            | Op::MemberAttrs(_)
+            | Op::MemberUpdate(_),
         ) => Ok(()),
         None => Ok(()),
     }

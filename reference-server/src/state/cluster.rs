@@ -1,0 +1,317 @@
+//! The replicated cluster records: the member table and the alarms.
+//!
+//! Both live in the state machine's sled tree next to the keys (prefix `c` for a member,
+//! `a` for an alarm), so a raft snapshot carries them to a member that catches up and
+//! they change only by applying raft entries, in the same group commit as everything
+//! else. Neither is part of `hash_kv` (etcd hashes the key space only).
+//!
+//! The member table changes through raft configuration changes, whose
+//! [`MemberChange`] is decided by raft itself (the node applies the change to raft's
+//! configuration first and hands the table the same outcome), and through two plain
+//! commands: a member publishing its name and client URLs once it serves (etcd's
+//! `publish`), and `MemberUpdate` changing a member's peer URLs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gauntlet_api::etcdserverpb::{alarm_request::AlarmAction, AlarmMember, AlarmType};
+use prost::Message as _;
+
+use super::StateError;
+
+/// Key prefix of a member record (`c` + member id, big-endian).
+pub const MEMBER_PREFIX: u8 = b'c';
+/// Key prefix of an alarm record (`a` + member id + alarm type, big-endian).
+pub const ALARM_PREFIX: u8 = b'a';
+
+/// A member as the cluster records it (also the context of a configuration change).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Member {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Empty until the member published itself (etcd shows unstarted members so).
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, repeated, tag = "3")]
+    pub peer_urls: Vec<String>,
+    /// Empty until the member published itself.
+    #[prost(string, repeated, tag = "4")]
+    pub client_urls: Vec<String>,
+    #[prost(bool, tag = "5")]
+    pub is_learner: bool,
+}
+
+/// A member publishing its name and client URLs (etcd's `publish`).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct MemberAttrs {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, repeated, tag = "3")]
+    pub client_urls: Vec<String>,
+}
+
+/// What an applied configuration change did to the member table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// A voter or a learner joined (its record comes from the change's context).
+    Add(Member),
+    /// A learner became a voter.
+    Promote(u64),
+    /// A member left.
+    Remove(u64),
+}
+
+fn member_key(id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = MEMBER_PREFIX;
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn alarm_key(member: u64, alarm: i32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = ALARM_PREFIX;
+    k[1..9].copy_from_slice(&member.to_be_bytes());
+    k[9..].copy_from_slice(&alarm.to_be_bytes());
+    k
+}
+
+/// The member table and the alarms, as of the last applied entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterRecords {
+    pub members: BTreeMap<u64, Member>,
+    pub alarms: BTreeSet<(u64, i32)>,
+}
+
+/// A staged write: key and value, or key and `None` for a removal.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+impl ClusterRecords {
+    /// Reads the records from the state machine's tree.
+    pub fn load(tree: &sled::Tree) -> Result<Self, StateError> {
+        let mut members = BTreeMap::new();
+        for item in tree.scan_prefix([MEMBER_PREFIX]) {
+            let (_, v) = item?;
+            let m = Member::decode(v.as_ref())
+                .map_err(|e| StateError::Corrupt(format!("member record: {e}")))?;
+            members.insert(m.id, m);
+        }
+        let mut alarms = BTreeSet::new();
+        for item in tree.scan_prefix([ALARM_PREFIX]) {
+            let (k, _) = item?;
+            if k.len() != 13 {
+                return Err(StateError::Corrupt("alarm record key".into()));
+            }
+            let member = u64::from_be_bytes(k[1..9].try_into().expect("8 bytes"));
+            let alarm = i32::from_be_bytes(k[9..].try_into().expect("4 bytes"));
+            alarms.insert((member, alarm));
+        }
+        Ok(ClusterRecords { members, alarms })
+    }
+
+    fn put_member(&mut self, m: Member, out: &mut Vec<Write>) {
+        out.push((member_key(m.id).to_vec(), Some(m.encode_to_vec())));
+        self.members.insert(m.id, m);
+    }
+
+    /// Applies what raft decided about a configuration change.
+    pub fn apply_change(&mut self, change: MemberChange, out: &mut Vec<Write>) {
+        match change {
+            MemberChange::Add(m) => {
+                // A member added again (the bootstrap entries replayed on a member that
+                // already knows it) keeps what it published.
+                let merged = match self.members.get(&m.id) {
+                    Some(old) => Member {
+                        name: old.name.clone(),
+                        client_urls: old.client_urls.clone(),
+                        ..m
+                    },
+                    None => m,
+                };
+                self.put_member(merged, out);
+            }
+            MemberChange::Promote(id) => {
+                if let Some(mut m) = self.members.get(&id).cloned() {
+                    m.is_learner = false;
+                    self.put_member(m, out);
+                }
+            }
+            MemberChange::Remove(id) => {
+                if self.members.remove(&id).is_some() {
+                    out.push((member_key(id).to_vec(), None));
+                }
+                // A removed member's alarms go with it, as in etcd.
+                let gone: Vec<(u64, i32)> = self
+                    .alarms
+                    .iter()
+                    .filter(|(m, _)| *m == id)
+                    .copied()
+                    .collect();
+                for (m, a) in gone {
+                    self.alarms.remove(&(m, a));
+                    out.push((alarm_key(m, a).to_vec(), None));
+                }
+            }
+        }
+    }
+
+    /// Records a member's name and client URLs; `false` if it is not a member (any more).
+    pub fn publish(&mut self, attrs: &MemberAttrs, out: &mut Vec<Write>) -> bool {
+        let Some(mut m) = self.members.get(&attrs.id).cloned() else {
+            return false;
+        };
+        m.name.clone_from(&attrs.name);
+        m.client_urls.clone_from(&attrs.client_urls);
+        self.put_member(m, out);
+        true
+    }
+
+    /// Changes a member's peer URLs; `false` if it is not a member.
+    pub fn update_peer_urls(
+        &mut self,
+        id: u64,
+        peer_urls: &[String],
+        out: &mut Vec<Write>,
+    ) -> bool {
+        let Some(mut m) = self.members.get(&id).cloned() else {
+            return false;
+        };
+        m.peer_urls = peer_urls.to_vec();
+        self.put_member(m, out);
+        true
+    }
+
+    /// Activates or deactivates an alarm; answers the alarms it changed, as etcd does
+    /// (deactivating an alarm that is not raised changes nothing and answers none).
+    pub fn alarm(
+        &mut self,
+        action: AlarmAction,
+        member: u64,
+        alarm: i32,
+        out: &mut Vec<Write>,
+    ) -> Vec<AlarmMember> {
+        let changed = match action {
+            AlarmAction::Activate if alarm != AlarmType::None as i32 => {
+                if self.alarms.insert((member, alarm)) {
+                    out.push((alarm_key(member, alarm).to_vec(), Some(Vec::new())));
+                }
+                true
+            }
+            AlarmAction::Deactivate => {
+                let was = self.alarms.remove(&(member, alarm));
+                if was {
+                    out.push((alarm_key(member, alarm).to_vec(), None));
+                }
+                was
+            }
+            _ => false,
+        };
+        if changed {
+            vec![AlarmMember {
+                member_id: member,
+                alarm,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether an alarm of this type is raised on any member.
+    pub fn raised(&self, alarm: AlarmType) -> bool {
+        self.alarms.iter().any(|(_, a)| *a == alarm as i32)
+    }
+
+    /// The alarms, by member then type (etcd's `AlarmList`).
+    pub fn alarm_list(&self) -> Vec<AlarmMember> {
+        self.alarms
+            .iter()
+            .map(|(m, a)| AlarmMember {
+                member_id: *m,
+                alarm: *a,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, learner: bool) -> Member {
+        Member {
+            id,
+            name: String::new(),
+            peer_urls: vec![format!("http://127.0.0.1:{id}")],
+            client_urls: vec![],
+            is_learner: learner,
+        }
+    }
+
+    #[test]
+    fn a_replayed_add_keeps_what_the_member_published() {
+        let mut c = ClusterRecords::default();
+        let mut w = Vec::new();
+        c.apply_change(MemberChange::Add(member(1, false)), &mut w);
+        assert!(c.publish(
+            &MemberAttrs {
+                id: 1,
+                name: "m0".into(),
+                client_urls: vec!["http://c".into()]
+            },
+            &mut w
+        ));
+        c.apply_change(MemberChange::Add(member(1, false)), &mut w);
+        assert_eq!(c.members[&1].name, "m0");
+        assert_eq!(c.members[&1].client_urls, vec!["http://c".to_string()]);
+    }
+
+    #[test]
+    fn promote_and_remove_change_the_table_and_drop_the_members_alarms() {
+        let mut c = ClusterRecords::default();
+        let mut w = Vec::new();
+        c.apply_change(MemberChange::Add(member(2, true)), &mut w);
+        c.apply_change(MemberChange::Promote(2), &mut w);
+        assert!(!c.members[&2].is_learner);
+        c.alarm(AlarmAction::Activate, 2, AlarmType::Nospace as i32, &mut w);
+        assert!(c.raised(AlarmType::Nospace));
+        c.apply_change(MemberChange::Remove(2), &mut w);
+        assert!(c.members.is_empty());
+        assert!(!c.raised(AlarmType::Nospace));
+    }
+
+    #[test]
+    fn deactivating_an_alarm_not_raised_answers_nothing() {
+        let mut c = ClusterRecords::default();
+        let mut w = Vec::new();
+        let r = c.alarm(
+            AlarmAction::Deactivate,
+            7,
+            AlarmType::Nospace as i32,
+            &mut w,
+        );
+        assert!(r.is_empty());
+        assert!(w.is_empty());
+        let r = c.alarm(AlarmAction::Activate, 7, AlarmType::Nospace as i32, &mut w);
+        assert_eq!(r.len(), 1);
+        assert_eq!(c.alarm_list().len(), 1);
+    }
+
+    #[test]
+    fn records_round_trip_through_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let mut c = ClusterRecords::default();
+        let mut w = Vec::new();
+        c.apply_change(MemberChange::Add(member(3, false)), &mut w);
+        c.alarm(AlarmAction::Activate, 3, AlarmType::Corrupt as i32, &mut w);
+        for (k, v) in w {
+            match v {
+                Some(v) => tree.insert(k, v).unwrap(),
+                None => tree.remove(k).unwrap(),
+            };
+        }
+        assert_eq!(ClusterRecords::load(&tree).unwrap(), c);
+    }
+}

@@ -128,7 +128,10 @@ impl Drop for Server {
 fn member_args(dir: &Path) -> (Vec<String>, u16) {
     let (client, peer) = (free_port(), free_port());
     let args = vec![
-        format!("--data-dir={}", dir.join(format!("data-{client}")).display()),
+        format!(
+            "--data-dir={}",
+            dir.join(format!("data-{client}")).display()
+        ),
         format!("--listen-client-urls=http://127.0.0.1:{client}"),
         format!("--advertise-client-urls=http://127.0.0.1:{client}"),
         format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
@@ -445,12 +448,13 @@ fn config_file_configures_and_overrides_flags_and_env() {
     );
     let file = dir.path().join("etcd.yml");
     std::fs::write(&file, yaml).unwrap();
-    // Both the flag and the variable would be refused if they were read.
+    // The flag and both variables would be refused if they were read.
     let args = vec![
         format!("--config-file={}", file.display()),
         "--enable-v2=true".into(),
     ];
-    let mut server = spawn(dir.path(), &args, &[("ETCD_PROXY", "on")], client);
+    let env = [("ETCD_PROXY", "on"), ("ETCD_PRE_VOTE", "not-a-bool")];
+    let mut server = spawn(dir.path(), &args, &env, client);
     server.wait_healthy();
     assert_eq!(http_get(metrics, "/health").map(|r| r.0), Some(200));
     let logged = std::fs::read_to_string(&log).unwrap();

@@ -30,7 +30,7 @@ use clap::{ArgAction, Parser};
 )]
 pub struct Flags {
     /// YAML configuration file with etcd's keys; when given, other flags and ETCD_* variables are ignored.
-    #[arg(long, env = "ETCD_CONFIG_FILE")]
+    #[arg(long, env = "ETCD_CONFIG_FILE", value_parser = path)]
     pub config_file: Option<PathBuf>,
 
     // ---- Member ----

@@ -270,54 +270,58 @@ impl Config {
     /// `ETCD_*` environment and `--config-file`, with the precedence of the module doc.
     pub fn from_args(args: impl IntoIterator<Item = OsString>) -> Result<Config, Stop> {
         let args = go_style_dashes(args);
-        let matches = Flags::command()
-            .try_get_matches_from(&args)
-            .map_err(|e| match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    Stop::Show(e)
+        let stop = |e: clap::Error| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                Stop::Show(e)
+            }
+            _ => Stop::Invalid(one_line(&e)),
+        };
+        let without_env = || Flags::command().mut_args(|a| a.env(None));
+        // The command line alone first: it says whether a configuration file is used,
+        // in which case the environment must not be read at all (etcd's rule).
+        let command_line = without_env().try_get_matches_from(&args).map_err(stop)?;
+        let config_file = command_line
+            .get_one::<PathBuf>("config_file")
+            .cloned()
+            .or_else(|| std::env::var_os("ETCD_CONFIG_FILE").map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty());
+        let mut warnings = Vec::new();
+        let matches = match &config_file {
+            Some(path) => {
+                let file_args = file::args_from_file(path, &mut warnings).map_err(Stop::Invalid)?;
+                let program = OsString::from("gauntlet-server");
+                let file_args = file_args.into_iter().map(OsString::from);
+                let from_file = without_env()
+                    .try_get_matches_from(std::iter::once(program).chain(file_args))
+                    .map_err(|e| {
+                        let e = one_line(&e);
+                        Stop::Invalid(format!("--config-file {}: {e}", path.display()))
+                    })?;
+                let flags_given = command_line.ids().any(|id| {
+                    id.as_str() != "config_file"
+                        && command_line.value_source(id.as_str()) == Some(ValueSource::CommandLine)
+                });
+                let env_given = std::env::vars_os().any(|(k, _)| {
+                    k.to_str()
+                        .is_some_and(|k| k.starts_with("ETCD_") && k != "ETCD_CONFIG_FILE")
+                });
+                if flags_given || env_given {
+                    warnings.push(format!(
+                        "--config-file {} is given: other command-line flags and ETCD_* variables are ignored (etcd's rule)",
+                        path.display()
+                    ));
                 }
-                _ => Stop::Invalid(one_line(&e)),
-            })?;
+                from_file
+            }
+            None => {
+                warnings.extend(unknown_env_vars());
+                Flags::command().try_get_matches_from(&args).map_err(stop)?
+            }
+        };
+        warnings.extend(no_effect(&matches));
         let mut flags =
             Flags::from_arg_matches(&matches).map_err(|e| Stop::Invalid(one_line(&e)))?;
-        let mut warnings = Vec::new();
-        let mut final_matches = None;
-        if let Some(path) = flags.config_file.clone() {
-            let file_args = file::args_from_file(&path, &mut warnings).map_err(Stop::Invalid)?;
-            let only_file = Flags::command().mut_args(|a| a.env(None));
-            let program = OsString::from("gauntlet-server");
-            let from_file = only_file
-                .try_get_matches_from(
-                    std::iter::once(program).chain(file_args.into_iter().map(OsString::from)),
-                )
-                .map_err(|e| {
-                    Stop::Invalid(format!(
-                        "--config-file {}: {}",
-                        path.display(),
-                        one_line(&e)
-                    ))
-                })?;
-            flags = Flags::from_arg_matches(&from_file).map_err(|e| Stop::Invalid(one_line(&e)))?;
-            flags.config_file = Some(path.clone());
-            final_matches = Some(from_file);
-            let ignored = Flags::command().get_arguments().any(|a| {
-                let id = a.get_id().as_str();
-                id != "config_file"
-                    && matches!(
-                        matches.value_source(id),
-                        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-                    )
-            });
-            if ignored {
-                warnings.push(format!(
-                    "--config-file {} is given: other command-line flags and ETCD_* variables are ignored (etcd's rule)",
-                    path.display()
-                ));
-            }
-        } else {
-            warnings.extend(unknown_env_vars());
-        }
-        warnings.extend(no_effect(final_matches.as_ref().unwrap_or(&matches)));
+        flags.config_file = config_file;
         let mut config = Config::from_flags(flags).map_err(Stop::Invalid)?;
         warnings.append(&mut config.warnings);
         config.warnings = warnings;

@@ -130,11 +130,12 @@ pub struct Flags {
         value_delimiter = ','
     )]
     pub initial_advertise_peer_urls: Vec<String>,
-    /// Initial cluster configuration: name=peerURL,...
+    /// Initial cluster configuration: name=peerURL,... (left at its default with another
+    /// --name, it becomes name=each --initial-advertise-peer-urls, as in etcd).
     #[arg(
         long,
         env = "ETCD_INITIAL_CLUSTER",
-        default_value = "default=http://localhost:2380"
+        default_value = DEFAULT_INITIAL_CLUSTER
     )]
     pub initial_cluster: String,
     /// `new` or `existing`.
@@ -436,6 +437,9 @@ pub struct Flags {
           value_parser = go_bool, action = ArgAction::Set)]
     pub unsafe_no_fsync: bool,
 }
+
+/// `--initial-cluster`'s default.
+pub const DEFAULT_INITIAL_CLUSTER: &str = "default=http://localhost:2380";
 
 /// Parses a boolean the way Go's `strconv.ParseBool` does (etcd's flag package uses it).
 pub fn go_bool(s: &str) -> Result<bool, String> {

@@ -360,6 +360,15 @@ impl Config {
         if flags.max_txn_ops == 0 {
             return Err("--max-txn-ops must be positive".into());
         }
+        // etcd's `etcd --name=abc`: the default cluster is this member alone, by name.
+        if flags.name != "default" && flags.initial_cluster == flags::DEFAULT_INITIAL_CLUSTER {
+            flags.initial_cluster = flags
+                .initial_advertise_peer_urls
+                .iter()
+                .map(|u| format!("{}={u}", flags.name))
+                .collect::<Vec<_>>()
+                .join(",");
+        }
         let mut peers = BTreeMap::new();
         let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for part in flags
@@ -579,6 +588,13 @@ mod tests {
     }
 
     #[test]
+    fn a_name_alone_makes_a_one_member_cluster_of_that_name() {
+        let c = parse(&["--name=solo"]).unwrap();
+        assert_eq!(c.flags.initial_cluster, "solo=http://localhost:2380");
+        assert_eq!(c.peers.values().next().unwrap().name, "solo");
+    }
+
+    #[test]
     fn booleans_take_go_spellings() {
         assert!(!parse(&["--pre-vote=false"]).unwrap().flags.pre_vote);
         assert!(parse(&["--pre-vote"]).unwrap().flags.pre_vote);
@@ -742,9 +758,11 @@ mod tests {
         assert!(parse(&["--election-timeout", "100"])
             .unwrap_err()
             .contains("at least 5 times"));
-        assert!(parse(&["--name", "x"])
-            .unwrap_err()
-            .contains("no member named `x`"));
+        assert!(
+            parse(&["--name", "x", "--initial-cluster=y=http://localhost:2380"])
+                .unwrap_err()
+                .contains("no member named `x`")
+        );
         assert!(parse(&["--initial-cluster", "default"])
             .unwrap_err()
             .contains("name=peerURL"));

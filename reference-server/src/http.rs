@@ -45,6 +45,14 @@ pub fn routes(node: NodeHandle) -> Router {
         )
 }
 
+/// The routes of `--listen-metrics-urls`: `/metrics` and `/health` only, as etcd
+/// serves there (the `/version` of [`routes`] is answered 404).
+pub fn metrics_routes(node: NodeHandle) -> Router {
+    Router::new()
+        .route("/version", get(|| async { StatusCode::NOT_FOUND }))
+        .fallback_service(routes(node))
+}
+
 fn metrics(node: &NodeHandle) -> String {
     let s = &node.status;
     let (revision, compact, db, keys, revisions, watchers) = {

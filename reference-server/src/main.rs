@@ -43,7 +43,6 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use futures::TryStreamExt;
 use gauntlet_api::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -51,7 +50,7 @@ use gauntlet_api::etcdserverpb::{
 };
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::config::{Config, Flags};
+use crate::config::Config;
 use crate::services::{Ctx, GRPC_OVERHEAD_BYTES};
 
 fn main() -> std::process::ExitCode {
@@ -61,27 +60,15 @@ fn main() -> std::process::ExitCode {
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         eprintln!("gauntlet-server: warning: cannot disable transparent huge pages: {e}");
     }
-    let flags = Flags::parse();
-    let config = match Config::from_flags(flags) {
+    let config = match Config::from_args(std::env::args_os()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("gauntlet-server: {e}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(stop) => return stop.report(),
     };
-    let level = match config.flags.log_level.as_str() {
-        "debug" => "debug",
-        "info" => "info",
-        "warn" => "warn",
-        _ => "error",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "gauntlet_server={level},warn"
-        )))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Err(e) = config::logging::init(&config) {
+        eprintln!("gauntlet-server: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    wal::set_unsafe_no_fsync(config.flags.unsafe_no_fsync);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -173,10 +160,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         election_ticks: config.election_ticks,
         snapshot_count: config.flags.snapshot_count,
         request_timeout,
+        pre_vote: config.flags.pre_vote,
+        initial_election_ticks: config.initial_election_ticks,
     };
     let node = node::start(
         db,
-        &config.data_dir.join("member").join("wal"),
+        &config.wal_dir,
         state,
         node_cfg,
         transport.clone(),
@@ -211,7 +200,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         cluster_id: start.cluster_id,
         member_id: start.member_id,
         cluster_token: config.flags.initial_cluster_token.clone(),
-        strict_reconfig_check: true,
+        strict_reconfig_check: config.strict_reconfig_check,
         max_txn_ops: config.flags.max_txn_ops as usize,
         max_request_bytes: config.flags.max_request_bytes as usize,
         lessor,
@@ -327,6 +316,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("client server: {e}"))
+        });
+    }
+    for addr in &config.metrics_addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--listen-metrics-urls: cannot listen on {addr}"))?;
+        let app = http::metrics_routes(node.clone());
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .map_err(|e| anyhow::anyhow!("metrics server: {e}"))
         });
     }
     tracing::info!(name = %config.flags.name, id = %format!("{:x}", start.member_id), "serving");

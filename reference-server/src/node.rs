@@ -235,6 +235,10 @@ pub struct NodeConfig {
     pub snapshot_count: u64,
     /// Deadline for proposals and reads.
     pub request_timeout: Duration,
+    /// raft's pre-vote phase (`--pre-vote`).
+    pub pre_vote: bool,
+    /// Ticks to fast-forward before the loop starts (`--initial-election-tick-advance`).
+    pub initial_election_ticks: usize,
 }
 
 /// Fatal errors of the node.
@@ -309,12 +313,15 @@ pub fn start<O: Outbox>(
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
         check_quorum: true,
-        pre_vote: true,
+        pre_vote: cfg.pre_vote,
         read_only_option: raft::ReadOnlyOption::Safe,
         ..Default::default()
     };
     raft_cfg.validate()?;
-    let raw = RawNode::new(&raft_cfg, store, &logger)?;
+    let mut raw = RawNode::new(&raft_cfg, store, &logger)?;
+    for _ in 0..cfg.initial_election_ticks {
+        raw.tick();
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel(INPUT_QUEUE);
     let status = Arc::new(NodeStatus::default());
     let learner = state

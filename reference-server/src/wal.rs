@@ -440,7 +440,7 @@ impl Wal {
     /// the group commit).
     pub fn sync(&mut self) -> Result<(), WalError> {
         self.write()?;
-        if self.dirty {
+        if self.dirty && !UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed) {
             self.file.sync_data().map_err(io(&self.file_path))?;
             self.dirty = false;
         }
@@ -481,7 +481,19 @@ fn create_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), WalError> {
     Ok((file, path))
 }
 
+/// `--unsafe-no-fsync`: write the WAL but never fsync it (set once at start).
+static UNSAFE_NO_FSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns fsync of the WAL off for the whole process (`--unsafe-no-fsync`): a crash of
+/// the machine then loses acknowledged writes, as with etcd.
+pub fn set_unsafe_no_fsync(on: bool) {
+    UNSAFE_NO_FSYNC.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    if UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 

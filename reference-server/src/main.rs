@@ -212,7 +212,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         quota_bytes: config.quota_bytes,
     };
     spawn_auto_compaction(&config, ctx.clone());
-    tokio::spawn(services::publish(
+    let published = tokio::spawn(services::publish(
         ctx.clone(),
         config.flags.name.clone(),
         config.flags.advertise_client_urls.clone(),
@@ -253,10 +253,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     // Client listeners.
     let max_decode = config.flags.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    // Client ports are taken now, but served only once this member published its name
+    // and client URLs through raft, as etcd serves clients only when ready.
+    let mut client_listeners = Vec::new();
     for addr in &config.client_addrs {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("--listen-client-urls: cannot listen on {addr}"))?;
+        client_listeners.push(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--listen-client-urls: cannot listen on {addr}"))?,
+        );
+    }
+    if let Err(e) = published.await {
+        tracing::warn!("publishing this member failed: {e}");
+    }
+    for listener in client_listeners {
         let grpc = tonic::service::Routes::new(
             KvServer::new(services::KvService(ctx.clone())).max_decoding_message_size(max_decode),
         )

@@ -125,6 +125,8 @@ impl Transport {
     /// ones whose URLs changed get a new one, missing ones are dropped. A URL that does
     /// not parse leaves that member without a link (logged).
     pub fn set_peers(&self, members: &[(u64, Vec<String>)]) {
+        // Called from the raft thread too: channels need the runtime's context.
+        let _runtime = self.inner.rt.enter();
         let mut peers = self
             .inner
             .peers

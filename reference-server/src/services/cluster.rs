@@ -127,10 +127,12 @@ impl Cluster for ClusterService {
                 return Err(status(rpctypes::TOO_MANY_LEARNERS));
             }
         } else if self.0.strict_reconfig_check {
-            // etcd: after adding, the started voters must still be a quorum.
+            // etcd: after adding, the started voters must still be a quorum, except that
+            // a lone member may get a second (to restore a cluster from one member).
             let voters = members.iter().filter(|m| !m.is_learner);
             let started = voters.clone().filter(|m| !m.name.is_empty()).count();
-            if started < quorum(voters.count() + 1) {
+            let after = voters.count() + 1;
+            if !(started == 1 && after == 2) && started < quorum(after) {
                 return Err(status(rpctypes::MEMBER_NOT_ENOUGH_STARTED));
             }
         }
@@ -214,8 +216,9 @@ impl Cluster for ClusterService {
             return Err(status(rpctypes::MEMBER_NOT_LEARNER));
         }
         if self.0.strict_reconfig_check {
+            // etcd counts the learner being promoted as a started voter.
             let voters = members.iter().filter(|m| !m.is_learner);
-            let started = voters.clone().filter(|m| !m.name.is_empty()).count();
+            let started = voters.clone().filter(|m| !m.name.is_empty()).count() + 1;
             if started < quorum(voters.count() + 1) {
                 return Err(status(rpctypes::MEMBER_NOT_ENOUGH_STARTED));
             }

@@ -77,6 +77,14 @@ fn write_identity(data_dir: &Path, cluster_id: u64, member_id: u64) -> anyhow::R
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes the identity a new cluster's member derives from `config` (for `snapshot
+/// restore`, which makes the data dir before the first start).
+pub fn write_new_identity(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(config.data_dir.join("member"))
+        .with_context(|| format!("creating {}", config.data_dir.join("member").display()))?;
+    write_identity(&config.data_dir, config.cluster_id, config.member_id)
+}
+
 /// The initial members as the flags describe them.
 fn flag_members(config: &Config) -> Vec<Member> {
     config

@@ -13,6 +13,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backend;
 mod bootstrap;
 mod config;
 mod failpoints;
@@ -24,6 +25,7 @@ mod oversize;
 mod peer;
 mod raftlog;
 mod services;
+mod snapshot;
 mod state;
 mod transport;
 mod wal;
@@ -60,7 +62,15 @@ fn main() -> std::process::ExitCode {
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         eprintln!("gauntlet-server: warning: cannot disable transparent huge pages: {e}");
     }
-    let config = match Config::from_args(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "snapshot") {
+        if args.get(2).is_some_and(|a| a == "restore") {
+            return snapshot::restore_command(args[3..].to_vec());
+        }
+        eprintln!("gauntlet-server: snapshot: the only subcommand is `restore`");
+        return std::process::ExitCode::from(2);
+    }
+    let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(stop) => return stop.report(),
     };
@@ -88,13 +98,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// How often sled writes the state machine to disk on its own. The state machine need
-/// not be durable for an acknowledgement (the WAL is); this only bounds the replay after
-/// a crash. The log is compacted only behind an explicit flush.
-const SLED_FLUSH_MS: u64 = 1000;
-/// sled's page cache. Reads of recent revisions hit it; older ones come from the OS's
-/// page cache. sled's accounting undercounts its real use, so it is kept modest.
-const SLED_CACHE_BYTES: u64 = 128 << 20;
 /// How long a removed member keeps serving after applying its removal, so that its
 /// answers in flight (the MemberRemove itself, when it was asked) go out.
 const REMOVED_GRACE: Duration = Duration::from_millis(500);
@@ -107,26 +110,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     failpoints::serve_from_env()
         .await
         .map_err(anyhow::Error::msg)?;
-    let db_dir = config.data_dir.join("member").join("gauntlet.db");
-    std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
-    let db = sled::Config::new()
-        .path(&db_dir)
-        .cache_capacity(SLED_CACHE_BYTES)
-        .mode(sled::Mode::HighThroughput)
-        .flush_every_ms(Some(SLED_FLUSH_MS))
-        .open()
-        .with_context(|| {
-            format!(
-                "opening the database in {} (is another member using this --data-dir?)",
-                db_dir.display()
-            )
-        })?;
+    let db = backend::open(&backend::member_dir(&config.data_dir))?;
     // etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.
     let min_ttl_s = i64::try_from((3 * config.flags.election_timeout).div_ceil(2000))
         .unwrap_or(1)
         .max(1);
     let state = state::StateMachine::open_with(
-        db.clone(),
+        db,
         state::Config {
             min_lease_ttl_secs: min_ttl_s,
         },
@@ -164,7 +154,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
         initial_election_ticks: config.initial_election_ticks,
     };
     let node = node::start(
-        db,
         &config.wal_dir,
         state,
         node_cfg,
@@ -200,6 +189,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         cluster_id: start.cluster_id,
         member_id: start.member_id,
         cluster_token: config.flags.initial_cluster_token.clone(),
+        member_dir: backend::member_dir(&config.data_dir),
         strict_reconfig_check: config.strict_reconfig_check,
         max_txn_ops: config.flags.max_txn_ops as usize,
         max_request_bytes: config.flags.max_request_bytes as usize,

@@ -260,7 +260,6 @@ pub enum NodeError {
 
 struct Loop<O: Outbox> {
     raw: RawNode<LogStore>,
-    db: sled::Db,
     state: Arc<RwLock<StateMachine>>,
     status: Arc<NodeStatus>,
     outbox: O,
@@ -293,7 +292,6 @@ fn parse_context(c: &[u8]) -> Option<(u64, u64)> {
 
 /// Opens the log and starts the raft loop on its own thread.
 pub fn start<O: Outbox>(
-    db: sled::Db,
     wal_dir: &std::path::Path,
     state: Arc<RwLock<StateMachine>>,
     cfg: NodeConfig,
@@ -341,7 +339,6 @@ pub fn start<O: Outbox>(
     };
     let mut lp = Loop {
         raw,
-        db,
         state,
         status,
         outbox,
@@ -605,7 +602,10 @@ impl<O: Outbox> Loop<O> {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .restore(index, &snap.data)?;
-        self.db.flush()?;
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .flush()?;
         self.raw.store().apply_snapshot(&snap)?;
         crate::failpoints::hit("raftAfterApplySnap");
         tracing::info!(index, "applied snapshot");

@@ -105,11 +105,37 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
+    /// Rewrites this member's database with only its live records ([`crate::backend`]);
+    /// applying and state reads wait meanwhile, as etcd's defragmentation blocks them.
     async fn defragment(
         &self,
         _r: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        Err(later("Defragment"))
+        let node = self.0.node.clone();
+        let dir = self.0.member_dir.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut st = node
+                .state
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            crate::backend::defragment(&dir, &mut st)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("defragmentation failed: {e}")))?
+        .map_err(|e| Status::internal(format!("defragmentation failed: {e:#}")))?;
+        tracing::info!(
+            before_bytes = done.before_bytes,
+            after_bytes = done.after_bytes,
+            "defragmented"
+        );
+        self.0
+            .node
+            .status
+            .db_size_bytes
+            .store(done.after_bytes, Ordering::Relaxed);
+        Ok(Response::new(pb::DefragmentResponse {
+            header: self.0.current_header(),
+        }))
     }
 
     async fn hash(
@@ -142,11 +168,38 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
+    /// Streams a point-in-time copy of the state with etcd's SHA-256 trailer, in
+    /// [`crate::snapshot::CHUNK_BYTES`] chunks; see [`crate::snapshot`].
     async fn snapshot(
         &self,
         _r: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(later("Snapshot"))
+        let node = self.0.node.clone();
+        let bytes = tokio::task::spawn_blocking(move || node.read_state().snapshot())
+            .await
+            .map_err(|e| Status::internal(format!("snapshot failed: {e}")))?
+            .map_err(|e| Status::internal(format!("snapshot failed: {e}")))?;
+        let bytes = crate::snapshot::with_trailer(bytes);
+        let header = self.0.current_header();
+        let total = bytes.len();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut sent = 0usize;
+            for chunk in bytes.chunks(crate::snapshot::CHUNK_BYTES) {
+                sent += chunk.len();
+                let resp = pb::SnapshotResponse {
+                    header: header.clone(),
+                    remaining_bytes: (total - sent) as u64,
+                    blob: chunk.to_vec(),
+                };
+                if tx.send(Ok(resp)).await.is_err() {
+                    return; // the client went away
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     /// etcd's MoveLeader: only the leader may hand over, only to a voting member, and the

@@ -49,6 +49,8 @@ pub struct Ctx {
     pub lessor: Arc<Lessor>,
     /// The peers: clients for forwarding to the leader, and when each was last heard.
     pub transport: Transport,
+    /// The member directory (the database lives under it).
+    pub member_dir: std::path::PathBuf,
     /// `--initial-cluster-token`, mixed into the ids of added members.
     pub cluster_token: String,
     /// `--strict-reconfig-check`: refuse membership changes that could lose quorum.

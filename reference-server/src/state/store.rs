@@ -290,6 +290,29 @@ impl StateMachine {
         Ok(())
     }
 
+    /// Copies the whole state into `db` (a fresh database) and continues on it; answers
+    /// the database left behind, which the caller drops and deletes. The copy holds only
+    /// live records, which is what defragmenting means here.
+    pub fn switch_db(&mut self, db: sled::Db) -> Result<sled::Db, StateError> {
+        self.commit()?;
+        let tree = db.open_tree("gauntlet-state")?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0usize;
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            batch.insert(k, v);
+            n += 1;
+            if n % COMMIT_CHUNK_RECORDS == 0 {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        tree.apply_batch(batch)?;
+        db.flush()?;
+        self.hub.replace_tree(tree.clone());
+        self.tree = tree;
+        Ok(std::mem::replace(&mut self.db, db))
+    }
+
     /// Bytes sled uses on disk.
     pub fn db_size_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
@@ -761,6 +784,22 @@ impl StateMachine {
         self.leases = leases;
         self.cluster = ClusterRecords::load(&self.tree)?;
         self.hub.restored(meta.revision, meta.compact_revision);
+        Ok(())
+    }
+
+    /// Restores `data` (from [`StateMachine::snapshot`]) as the start of a new cluster:
+    /// keys, leases and revision as in the snapshot, applied index 0, and no members or
+    /// alarms (the new cluster's members come from its bootstrap entries).
+    pub fn restore_for_new_cluster(&mut self, data: &[u8]) -> Result<(), StateError> {
+        self.restore(0, data)?;
+        let mut batch = sled::Batch::default();
+        for prefix in [super::cluster::MEMBER_PREFIX, super::cluster::ALARM_PREFIX] {
+            for k in self.tree.scan_prefix([prefix]).keys() {
+                batch.remove(k?);
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.cluster = ClusterRecords::default();
         Ok(())
     }
 

@@ -102,9 +102,19 @@ struct Inner {
 
 #[derive(Debug)]
 struct Shared {
-    tree: sled::Tree,
+    /// Replaced when the database is defragmented; readers clone the handle.
+    tree: std::sync::RwLock<sled::Tree>,
     inner: Mutex<Inner>,
     handle: Mutex<Option<Handle>>,
+}
+
+impl Shared {
+    fn tree(&self) -> sled::Tree {
+        self.tree
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The watch hub; cloning is cheap (an `Arc`).
@@ -121,7 +131,7 @@ impl WatchHub {
     pub(super) fn new(tree: sled::Tree, current_rev: i64, compact_rev: i64) -> Self {
         WatchHub {
             shared: Arc::new(Shared {
-                tree,
+                tree: std::sync::RwLock::new(tree),
                 inner: Mutex::new(Inner {
                     watchers: HashMap::new(),
                     next_id: 1,
@@ -132,6 +142,15 @@ impl WatchHub {
                 handle: Mutex::new(Handle::try_current().ok()),
             }),
         }
+    }
+
+    /// Reads history from `tree` from now on (the database was defragmented into it).
+    pub(super) fn replace_tree(&self, tree: sled::Tree) {
+        *self
+            .shared
+            .tree
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tree;
     }
 
     /// Registers a watcher; see the module doc. A start revision below the compact revision
@@ -270,7 +289,7 @@ impl WatchHub {
                 }
                 let mut ev = he.event.clone();
                 if w.spec.prev_kv {
-                    let tree = &self.shared.tree;
+                    let tree = &self.shared.tree();
                     ev.prev_kv = prev_cache[i]
                         .get_or_insert_with(|| he.prev.and_then(|p| read_kv(tree, p)))
                         .clone();
@@ -359,7 +378,7 @@ impl WatchHub {
                 return;
             }
             let to = current.min(w.next_rev + CATCH_UP_REVISIONS_PER_STEP - 1);
-            let Ok(updates) = read_history(&self.shared.tree, &w.spec, w.next_rev, to) else {
+            let Ok(updates) = read_history(&self.shared.tree(), &w.spec, w.next_rev, to) else {
                 return; // storage trouble: apply will report it; retry on the next call
             };
             for u in updates {
@@ -438,7 +457,7 @@ async fn catch_up(shared: Arc<Shared>, id: WatcherId) {
             }
             Step::Read(from, to, epoch, spec, tx, cancel) => (from, to, epoch, spec, tx, cancel),
         };
-        let updates = match read_history(&shared.tree, &spec, from, to) {
+        let updates = match read_history(&shared.tree(), &spec, from, to) {
             Ok(u) => u,
             Err(_) => {
                 // Storage trouble (apply reports it as fatal); back off and retry.

@@ -2,9 +2,11 @@
 //! `gauntlet-server snapshot restore` makes a new cluster's data dir from one.
 //!
 //! A snapshot file is the state machine's own snapshot (every record: keys with their
-//! history, leases, members, alarms, and the store's revision) followed by its SHA-256
-//! (32 bytes), the trailer etcd puts after its database so `etcdctl snapshot save` can
-//! check the download. It is taken under the state machine's read lock, so it is one
+//! history, leases, members, alarms, and the store's revision), framed as etcdctl
+//! expects an etcd database: an 8-byte big-endian length, the snapshot, zero padding
+//! to a multiple of [`PAGE_BYTES`] (etcdctl refuses a body that is not, as a bbolt
+//! file always is), then the SHA-256 of all that (32 bytes), the trailer etcd puts
+//! after its database so `etcdctl snapshot save` can check the download. It is taken under the state machine's read lock, so it is one
 //! point in time; writes wait while it is copied.
 //!
 //! Restoring is etcdutl's `snapshot restore`: the keys, leases and revision come from
@@ -26,15 +28,54 @@ use crate::config::Config;
 pub const CHUNK_BYTES: usize = 32 * 1024;
 /// Length of the SHA-256 trailer.
 const SHA_BYTES: usize = 32;
+/// The body is padded to a multiple of this (etcdctl's check).
+pub const PAGE_BYTES: usize = 512;
 
-/// The bytes of a snapshot file: `state` followed by its SHA-256.
-pub fn with_trailer(mut state: Vec<u8>) -> Vec<u8> {
-    let sum = Sha256::digest(&state);
-    state.extend_from_slice(&sum);
-    state
+/// The bytes of a snapshot file for the state machine snapshot `state`; see the module docs.
+pub fn framed(state: &[u8]) -> Vec<u8> {
+    let len = 8 + state.len();
+    let padded = len.div_ceil(PAGE_BYTES) * PAGE_BYTES;
+    let mut out = Vec::with_capacity(padded + SHA_BYTES);
+    out.extend_from_slice(&(state.len() as u64).to_be_bytes());
+    out.extend_from_slice(state);
+    out.resize(padded, 0);
+    let sum = Sha256::digest(&out);
+    out.extend_from_slice(&sum);
+    out
+}
+
+/// The state machine snapshot inside a snapshot file's body (without the trailer).
+fn unframe(body: &[u8]) -> anyhow::Result<&[u8]> {
+    anyhow::ensure!(body.len() >= 8, "too short to be a snapshot");
+    let len = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    anyhow::ensure!(
+        len <= body.len() - 8,
+        "not a gauntlet-server snapshot (its length field says {len} bytes, the file holds {})",
+        body.len() - 8
+    );
+    Ok(&body[8..8 + len])
 }
 
 /// `gauntlet-server snapshot restore`'s flags, as etcdutl's.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_framed_snapshot_is_page_aligned_checksummed_and_unframes() {
+        for n in [0usize, 1, 503, 504, 505, 5000] {
+            let state: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let f = framed(&state);
+            let (body, sum) = f.split_at(f.len() - SHA_BYTES);
+            assert_eq!(body.len() % PAGE_BYTES, 0);
+            assert_eq!(Sha256::digest(body).as_slice(), sum);
+            assert_eq!(unframe(body).unwrap(), &state[..]);
+        }
+        assert!(unframe(&[0, 0, 0, 0, 0, 0, 1, 0]).is_err());
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "gauntlet-server snapshot restore",
@@ -143,7 +184,7 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<PathBuf> {
         let mut state =
             crate::state::StateMachine::open(db).context("opening the new state machine")?;
         state
-            .restore_for_new_cluster(body)
+            .restore_for_new_cluster(unframe(body)?)
             .context("restoring the snapshot")?;
         state.flush()?;
         crate::bootstrap::write_new_identity(&config)

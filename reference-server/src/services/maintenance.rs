@@ -179,7 +179,7 @@ impl Maintenance for MaintenanceService {
             .await
             .map_err(|e| Status::internal(format!("snapshot failed: {e}")))?
             .map_err(|e| Status::internal(format!("snapshot failed: {e}")))?;
-        let bytes = crate::snapshot::with_trailer(bytes);
+        let bytes = crate::snapshot::framed(&bytes);
         let header = self.0.current_header();
         let total = bytes.len();
         let (tx, rx) = tokio::sync::mpsc::channel(4);

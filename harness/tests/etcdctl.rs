@@ -306,6 +306,216 @@ fn everyday_commands(cluster: Cluster, ctl_version: &str) {
     assert!(members.lines().all(|l| l.contains("started")), "{members}");
 }
 
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process the test started itself; killed when dropped.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The member id etcdctl prints in "Member <hex> added to cluster <hex>".
+fn added_id(out: &str) -> String {
+    out.split_whitespace()
+        .skip_while(|w| *w != "Member")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no member id in: {out}"))
+        .to_string()
+}
+
+/// Retries etcdctl until it succeeds or `within` passes; returns the last output.
+fn retry(ctl: &Ctl, args: &[&str], within: Duration) -> (bool, String, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = ctl.run_on(&ctl.endpoints, args, None);
+        if r.0 || Instant::now() >= deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The operator's commands: alarms, defragmentation, snapshots, leadership, and a
+/// learner's whole life (add, start, promote once caught up, update, remove).
+fn admin_commands(cluster: Cluster, target: &str, ctl_version: &str) {
+    let ctl = Ctl::new(ctl_version, &cluster);
+    let dir = tempfile::tempdir().unwrap();
+    ctl.ok(&["put", "admin-key", "v"]);
+    assert_eq!(ctl.ok(&["alarm", "list"]).trim(), "");
+    ctl.ok(&["alarm", "disarm"]);
+    let defrag = ctl.ok(&["defrag"]);
+    assert_eq!(
+        defrag.matches("Finished defragmenting etcd member").count(),
+        3,
+        "{defrag}"
+    );
+    let snap = dir.path().join("snap.db");
+    let (ok, out, err) = ctl.run_on(
+        &ctl.one,
+        &["snapshot", "save", snap.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "snapshot save: {err}{out}");
+    assert!(
+        format!("{out}{err}").contains("Snapshot saved at"),
+        "{out}{err}"
+    );
+    assert!(std::fs::metadata(&snap).unwrap().len() > 32);
+    // move-leader to a follower.
+    let status = ctl.json(&["endpoint", "status"]);
+    let leader = status[0]["Status"]["leader"].as_u64().unwrap();
+    let follower = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Status"]["header"]["member_id"].as_u64().unwrap())
+        .find(|id| *id != leader)
+        .unwrap();
+    let moved = ctl.ok(&["move-leader", &format!("{follower:x}")]);
+    assert!(moved.contains("Leadership transferred from"), "{moved}");
+    // A learner: added, started by hand, promoted once in sync, updated, removed.
+    let (peer, client) = (free_port(), free_port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    // etcd refuses membership changes until every voter was connected for 5 s.
+    let (ok, added, err) = retry(
+        &ctl,
+        &[
+            "member",
+            "add",
+            "learner1",
+            "--learner",
+            &format!("--peer-urls={peer_url}"),
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(ok, "member add --learner: {err}{added}");
+    let id = added_id(&added);
+    let initial = added
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
+        .unwrap_or_else(|| panic!("no ETCD_INITIAL_CLUSTER in: {added}"))
+        .trim_matches('"')
+        .to_string();
+    let list = ctl.ok(&["member", "list"]);
+    assert!(list.contains(&id) && list.contains("unstarted"), "{list}");
+    let (ok, _, err) = ctl.run_on(&ctl.endpoints, &["member", "promote", &id], None);
+    assert!(
+        !ok && err.contains("can only promote a learner member which is in sync with leader"),
+        "promoting a learner that never started: {err}"
+    );
+    let bin = target
+        .parse::<gauntlet_harness::Target>()
+        .unwrap()
+        .server_binary(&Cache::from_env())
+        .unwrap();
+    let client_url = format!("http://127.0.0.1:{client}");
+    let log = std::fs::File::create(dir.path().join("learner1.log")).unwrap();
+    let mut learner = Spawned(
+        Command::new(bin)
+            .args(["--name", "learner1", "--data-dir"])
+            .arg(dir.path().join("learner1"))
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args([
+                "--initial-cluster",
+                &initial,
+                "--initial-cluster-state",
+                "existing",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let (ok, out, err) = retry(&ctl, &["member", "promote", &id], Duration::from_secs(30));
+    let log_text = || std::fs::read_to_string(dir.path().join("learner1.log")).unwrap_or_default();
+    assert!(
+        ok,
+        "promote after the learner started: {err}{out}\nlearner log:\n{}",
+        log_text()
+    );
+    assert!(out.contains("promoted"), "{out}");
+    // Promoted, and shown started (its name published) within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (list, me) = loop {
+        let list = ctl.json(&["member", "list"]);
+        let me = list["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| format!("{:x}", m["ID"].as_u64().unwrap()) == id)
+            .expect("the promoted member is listed")
+            .clone();
+        if me["name"] == "learner1" || Instant::now() >= deadline {
+            break (list, me);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(me["name"], "learner1", "{list}");
+    assert!(me.get("isLearner").is_none_or(|l| l == false), "{list}");
+    let updated = ctl.ok(&["member", "update", &id, &format!("--peer-urls={peer_url}")]);
+    assert!(updated.contains("updated in cluster"), "{updated}");
+    // It serves as a voter now: a write through it reads back everywhere.
+    let (ok, out, err) = ctl.run_on(&client_url, &["put", "via-new-member", "x"], None);
+    assert!(ok, "put through the promoted member: {err}{out}");
+    assert!(ctl
+        .ok(&["get", "via-new-member", "--print-value-only"])
+        .contains('x'));
+    let removed = ctl.ok(&["member", "remove", &id]);
+    assert!(removed.contains("removed from cluster"), "{removed}");
+    // A removed member stops on its own.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while learner.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the removed member did not stop:\n{}",
+            log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ctl.ok(&["member", "list"]).lines().count(), 3);
+    let health = ctl.run_on(&ctl.endpoints, &["endpoint", "health"], None);
+    assert!(health.0, "{}", health.2);
+}
+
+macro_rules! admin_cases {
+    ($($name:ident => $target:literal with $ctl:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let cluster = common::start($target, 3).await;
+            tokio::task::spawn_blocking(move || admin_commands(cluster, $target, $ctl)).await.unwrap();
+        }
+    )*};
+}
+
+admin_cases! {
+    admin_etcd_3_5_1_with_etcdctl_3_5_1 => "etcd@3.5.1" with "3.5.1",
+    admin_etcd_3_4_23_with_etcdctl_3_4_23 => "etcd@3.4.23" with "3.4.23",
+    admin_reference_with_etcdctl_3_5_1 => "reference" with "3.5.1",
+    admin_reference_with_etcdctl_3_4_23 => "reference" with "3.4.23",
+}
+
 macro_rules! etcdctl_cases {
     ($($name:ident => $target:literal with $ctl:literal),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,9 @@ use crate::node::NodeHandle;
 use crate::peerpb::{self, peer_server::Peer};
 use crate::transport::Transport;
 
+/// What a peer answers to raft messages from a removed member.
+pub const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
+
 /// Serves peers.
 #[derive(Debug, Clone)]
 pub struct PeerService {
@@ -39,6 +42,10 @@ impl PeerService {
             .node
             .get()
             .ok_or_else(|| Status::unavailable("member is starting"))?;
+        if node.read_state().cluster().removed.contains(&batch.from) {
+            // As etcd's peers answer a removed member: it stops when it hears this.
+            return Err(Status::failed_precondition(MEMBER_REMOVED));
+        }
         let mut msgs = Vec::with_capacity(batch.messages.len());
         for m in &batch.messages {
             msgs.push(

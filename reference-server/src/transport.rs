@@ -39,6 +39,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline of a batch carrying a snapshot.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Silence from a peer longer than this ends its active streak (heartbeats come every
+/// heartbeat interval, 100 ms by default).
+const HEARD_GAP: Duration = Duration::from_secs(1);
 /// Largest peer message (snapshots included).
 pub const MAX_PEER_MESSAGE: usize = 1 << 30;
 
@@ -69,8 +72,9 @@ struct Inner {
     from: u64,
     node: Arc<OnceLock<NodeHandle>>,
     peers: RwLock<HashMap<u64, PeerLink>>,
-    /// When a raft batch last arrived from each peer (etcd's "active since").
-    heard: RwLock<HashMap<u64, Instant>>,
+    /// Per peer: since when it has been heard from without a gap longer than
+    /// [`HEARD_GAP`], and when last (etcd's "active since").
+    heard: RwLock<HashMap<u64, (Instant, Instant)>>,
 }
 
 /// The raft loop's outbox: one queue and one sending task per peer. The set of peers
@@ -184,21 +188,30 @@ impl Transport {
 
     /// Records that a raft batch arrived from `id`.
     pub fn heard_from(&self, id: u64) {
-        self.inner
+        let now = Instant::now();
+        let mut heard = self
+            .inner
             .heard
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, Instant::now());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = heard.entry(id).or_insert((now, now));
+        if now.duration_since(e.1) > HEARD_GAP {
+            e.0 = now;
+        }
+        e.1 = now;
     }
 
-    /// Whether a raft batch arrived from `id` within `within`.
-    pub fn active(&self, id: u64, within: Duration) -> bool {
+    /// Whether `id` has been heard from without a gap for at least `for_at_least`
+    /// (etcd's transport "active since" a time that long ago).
+    pub fn active_for(&self, id: u64, for_at_least: Duration) -> bool {
         self.inner
             .heard
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
-            .is_some_and(|t| t.elapsed() <= within)
+            .is_some_and(|(since, last)| {
+                last.elapsed() <= HEARD_GAP && since.elapsed() >= for_at_least
+            })
     }
 }
 
@@ -209,16 +222,35 @@ struct OpenStream {
 }
 
 impl OpenStream {
-    fn open(client: &PeerClient<Channel>) -> OpenStream {
+    fn open(client: &PeerClient<Channel>, node: Arc<OnceLock<NodeHandle>>) -> OpenStream {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut client = client.clone();
         let task = tokio::spawn(async move {
             // Its end (peer gone, stream broken) closes `rx`, which the sender notices.
-            let _ = client
+            let r = client
                 .raft_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
                 .await;
+            if let Err(s) = r {
+                told_removed(&s, &node);
+            }
         });
         OpenStream { tx, task }
+    }
+}
+
+/// A peer answering that this member was removed stops it (it may never apply its own
+/// removal: the leader stops sending to it once the removal is applied).
+fn told_removed(s: &tonic::Status, node: &OnceLock<NodeHandle>) {
+    if s.message() == crate::peer::MEMBER_REMOVED {
+        if let Some(node) = node.get() {
+            if !node
+                .status
+                .removed
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!("a peer says this member was removed from the cluster: stopping");
+            }
+        }
     }
 }
 
@@ -263,10 +295,14 @@ async fn send_loop(
         let ok = if snapshot {
             // Everything before the snapshot in this batch rides along in the call.
             let mut c = client.clone();
-            matches!(
-                tokio::time::timeout(SNAPSHOT_TIMEOUT, c.raft(req)).await,
-                Ok(Ok(_))
-            )
+            match tokio::time::timeout(SNAPSHOT_TIMEOUT, c.raft(req)).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(s)) => {
+                    told_removed(&s, &node);
+                    false
+                }
+                Err(_) => false,
+            }
         } else {
             if stream.as_ref().is_some_and(|s| s.tx.is_closed()) {
                 stream = None; // the call ended: report it, then open a new one
@@ -274,7 +310,7 @@ async fn send_loop(
                     node.report_unreachable(id);
                 }
             }
-            let s = stream.get_or_insert_with(|| OpenStream::open(&client));
+            let s = stream.get_or_insert_with(|| OpenStream::open(&client, node.clone()));
             let sent = matches!(
                 tokio::time::timeout(SEND_TIMEOUT, s.tx.send(req)).await,
                 Ok(Ok(()))

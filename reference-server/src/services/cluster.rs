@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use super::{status, Ctx};
 use crate::state::{Member, Op};
 
-/// etcd's health interval: a voter heard from within it counts as active.
+/// etcd's health interval: a voter connected for at least this long counts as active.
 const ACTIVE_WITHIN: Duration = Duration::from_secs(5);
 /// etcd's limit on learners in a cluster.
 const MAX_LEARNERS: usize = 1;
@@ -81,9 +81,10 @@ impl ClusterService {
         self.members().iter().map(pb_member).collect()
     }
 
-    /// Whether voter `id` counts as active: this member, or heard from recently.
+    /// Whether voter `id` counts as active: this member, or heard from without a gap
+    /// for the last [`ACTIVE_WITHIN`] (etcd's health interval).
     fn active(&self, id: u64) -> bool {
-        id == self.0.member_id || self.0.transport.active(id, ACTIVE_WITHIN)
+        id == self.0.member_id || self.0.transport.active_for(id, ACTIVE_WITHIN)
     }
 
     /// A new member id: the peer URLs, the cluster token and the time, as etcd's.
@@ -135,6 +136,15 @@ impl Cluster for ClusterService {
             if !(started == 1 && after == 2) && started < quorum(after) {
                 return Err(status(rpctypes::MEMBER_NOT_ENOUGH_STARTED));
             }
+        }
+        if self.0.strict_reconfig_check
+            && !members
+                .iter()
+                .filter(|m| !m.is_learner)
+                .all(|m| self.active(m.id))
+        {
+            // etcd: every voter must have been connected for a health interval.
+            return Err(status(rpctypes::UNHEALTHY));
         }
         let member = Member {
             id: self.new_id(&req.peer_ur_ls),

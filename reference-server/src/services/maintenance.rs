@@ -188,7 +188,7 @@ impl Maintenance for MaintenanceService {
             for chunk in bytes.chunks(crate::snapshot::CHUNK_BYTES) {
                 sent += chunk.len();
                 let resp = pb::SnapshotResponse {
-                    header: header.clone(),
+                    header,
                     remaining_bytes: (total - sent) as u64,
                     blob: chunk.to_vec(),
                 };

@@ -22,6 +22,9 @@ use super::StateError;
 pub const MEMBER_PREFIX: u8 = b'c';
 /// Key prefix of an alarm record (`a` + member id + alarm type, big-endian).
 pub const ALARM_PREFIX: u8 = b'a';
+/// Key prefix of a removed member's id (`x` + member id): a removed id never comes back,
+/// and its raft messages are refused so that it learns it was removed.
+pub const REMOVED_PREFIX: u8 = b'x';
 
 /// A member as the cluster records it (also the context of a configuration change).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -82,6 +85,7 @@ fn alarm_key(member: u64, alarm: i32) -> [u8; 13] {
 pub struct ClusterRecords {
     pub members: BTreeMap<u64, Member>,
     pub alarms: BTreeSet<(u64, i32)>,
+    pub removed: BTreeSet<u64>,
 }
 
 /// A staged write: key and value, or key and `None` for a removal.
@@ -107,7 +111,21 @@ impl ClusterRecords {
             let alarm = i32::from_be_bytes(k[9..].try_into().expect("4 bytes"));
             alarms.insert((member, alarm));
         }
-        Ok(ClusterRecords { members, alarms })
+        let mut removed = BTreeSet::new();
+        for item in tree.scan_prefix([REMOVED_PREFIX]) {
+            let (k, _) = item?;
+            let id = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StateError::Corrupt("removed-member record key".into()))?;
+            removed.insert(id);
+        }
+        Ok(ClusterRecords {
+            members,
+            alarms,
+            removed,
+        })
     }
 
     fn put_member(&mut self, m: Member, out: &mut Vec<Write>) {
@@ -140,6 +158,11 @@ impl ClusterRecords {
             MemberChange::Remove(id) => {
                 if self.members.remove(&id).is_some() {
                     out.push((member_key(id).to_vec(), None));
+                }
+                if self.removed.insert(id) {
+                    let mut k = vec![REMOVED_PREFIX];
+                    k.extend_from_slice(&id.to_be_bytes());
+                    out.push((k, Some(Vec::new())));
                 }
                 // A removed member's alarms go with it, as in etcd.
                 let gone: Vec<(u64, i32)> = self

@@ -302,7 +302,7 @@ impl StateMachine {
             let (k, v) = item?;
             batch.insert(k, v);
             n += 1;
-            if n % COMMIT_CHUNK_RECORDS == 0 {
+            if n.is_multiple_of(COMMIT_CHUNK_RECORDS) {
                 tree.apply_batch(std::mem::take(&mut batch))?;
             }
         }
@@ -793,7 +793,11 @@ impl StateMachine {
     pub fn restore_for_new_cluster(&mut self, data: &[u8]) -> Result<(), StateError> {
         self.restore(0, data)?;
         let mut batch = sled::Batch::default();
-        for prefix in [super::cluster::MEMBER_PREFIX, super::cluster::ALARM_PREFIX] {
+        for prefix in [
+            super::cluster::MEMBER_PREFIX,
+            super::cluster::ALARM_PREFIX,
+            super::cluster::REMOVED_PREFIX,
+        ] {
             for k in self.tree.scan_prefix([prefix]).keys() {
                 batch.remove(k?);
             }

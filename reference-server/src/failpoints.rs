@@ -24,8 +24,12 @@ use std::time::Duration;
 /// - `raftBeforeApplySnap` / `raftAfterApplySnap`: around restoring the state machine from it;
 /// - `raftBeforeLeaderSend` / `raftBeforeFollowerSend`: before handing raft messages to the
 ///   transport, on the leader or on a follower;
-/// - `beforeSendWatchResponse`: before a watch response with events goes on its stream.
-pub const POINTS: [&str; 11] = [
+/// - `beforeSendWatchResponse`: before a watch response with events goes on its stream;
+/// - `defragBeforeCopy` / `defragBeforeRename`: before a defragmentation copies the
+///   database, and after the copy but before the switch to it;
+/// - `compactBeforeCommitBatch` / `compactAfterCommitBatch`: around committing a
+///   compaction's deletions.
+pub const POINTS: [&str; 15] = [
     "raftBeforeSave",
     "raftAfterSave",
     "beforeCommit",
@@ -37,6 +41,10 @@ pub const POINTS: [&str; 11] = [
     "raftBeforeLeaderSend",
     "raftBeforeFollowerSend",
     "beforeSendWatchResponse",
+    "defragBeforeCopy",
+    "defragBeforeRename",
+    "compactBeforeCommitBatch",
+    "compactAfterCommitBatch",
 ];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);

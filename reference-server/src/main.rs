@@ -20,6 +20,7 @@ mod failpoints;
 mod h2fix;
 mod http;
 mod lease;
+mod metrics;
 mod node;
 mod oversize;
 mod peer;
@@ -282,6 +283,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 node.clone(),
                 services::learner_guard,
             ))
+            .layer(axum::middleware::from_fn(metrics::grpc_counter))
             .merge(http::routes(node.clone()));
         let mut builder = Server::builder()
             .accept_http1(true)

@@ -404,6 +404,7 @@ impl<O: Outbox> Loop<O> {
                             .insert(self.seq, (Instant::now() + self.cfg.request_timeout, reply));
                     }
                     Err(_) => {
+                        crate::metrics::get().proposals_failed_total.inc();
                         let _ = reply.send(Err(rpctypes::NO_LEADER));
                     }
                 }
@@ -479,6 +480,7 @@ impl<O: Outbox> Loop<O> {
                     .insert(self.seq, (Instant::now() + self.cfg.request_timeout, reply));
             }
             Err(_) => {
+                crate::metrics::get().proposals_failed_total.inc();
                 let _ = reply.send(Err(rpctypes::NO_LEADER));
             }
         }
@@ -494,6 +496,7 @@ impl<O: Outbox> Loop<O> {
             .collect();
         for k in late {
             if let Some((_, reply)) = self.proposals.remove(&k) {
+                crate::metrics::get().proposals_failed_total.inc();
                 let _ = reply.send(Err(rpctypes::TIMEOUT));
             }
         }
@@ -521,7 +524,10 @@ impl<O: Outbox> Loop<O> {
     fn on_ready(&mut self) -> Result<(), NodeError> {
         let mut rd = self.raw.ready();
         if let Some(ss) = rd.ss() {
-            self.status.leader.store(ss.leader_id, Ordering::Relaxed);
+            let before = self.status.leader.swap(ss.leader_id, Ordering::Relaxed);
+            if ss.leader_id != raft::INVALID_ID && ss.leader_id != before {
+                crate::metrics::get().leader_changes_seen_total.inc();
+            }
             self.status
                 .is_leader
                 .store(ss.raft_state == StateRole::Leader, Ordering::Relaxed);
@@ -542,7 +548,11 @@ impl<O: Outbox> Loop<O> {
             self.raw.store().set_hardstate(hs)?;
         }
         if rd.must_sync() {
+            let fsync = Instant::now();
             self.raw.store().sync()?;
+            crate::metrics::get()
+                .wal_fsync_duration_seconds
+                .observe(fsync.elapsed().as_secs_f64());
         } else {
             self.raw.store().write()?;
         }
@@ -577,6 +587,9 @@ impl<O: Outbox> Loop<O> {
             .raft_index
             .store(self.raw.raft.raft_log.last_index(), Ordering::Relaxed);
         self.release_reads();
+        crate::metrics::get()
+            .proposals_pending
+            .set(i64::try_from(self.proposals.len()).unwrap_or(i64::MAX));
         self.maybe_compact()?;
         Ok(())
     }
@@ -683,7 +696,11 @@ impl<O: Outbox> Loop<O> {
             }
         }
         crate::failpoints::hit("beforeCommit");
+        let commit = Instant::now();
         state.commit()?;
+        crate::metrics::get()
+            .backend_commit_duration_seconds
+            .observe(commit.elapsed().as_secs_f64());
         crate::failpoints::hit("afterCommit");
         if members_changed {
             let members: Vec<(u64, Vec<String>)> = state

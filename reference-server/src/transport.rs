@@ -39,9 +39,14 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline of a batch carrying a snapshot.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
-/// Silence from a peer longer than this ends its active streak (heartbeats come every
-/// heartbeat interval, 100 ms by default).
-const HEARD_GAP: Duration = Duration::from_secs(1);
+/// How often a peer is probed: its round trip measured, and its answer counted as
+/// hearing from it (a follower hears no raft messages from the other followers).
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Deadline of one round-trip probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Silence from a peer longer than this ends its active streak (raft heartbeats come
+/// every heartbeat interval, probes every [`PROBE_INTERVAL`]).
+const HEARD_GAP: Duration = Duration::from_secs(3);
 /// Largest peer message (snapshots included).
 pub const MAX_PEER_MESSAGE: usize = 1 << 30;
 
@@ -63,6 +68,8 @@ struct PeerLink {
     urls: Vec<String>,
     queue: mpsc::Sender<Message>,
     client: PeerClient<Channel>,
+    /// The link's prober runs while this lives.
+    _alive: Arc<()>,
 }
 
 #[derive(Debug)]
@@ -165,12 +172,20 @@ impl Transport {
                 self.inner.from,
                 self.inner.node.clone(),
             ));
+            let alive = Arc::new(());
+            self.inner.rt.spawn(probe(
+                Arc::downgrade(&self.inner),
+                *id,
+                client.clone(),
+                Arc::downgrade(&alive),
+            ));
             peers.insert(
                 *id,
                 PeerLink {
                     urls: urls.clone(),
                     queue: tx,
                     client,
+                    _alive: alive,
                 },
             );
         }
@@ -212,6 +227,35 @@ impl Transport {
             .is_some_and(|(since, last)| {
                 last.elapsed() <= HEARD_GAP && since.elapsed() >= for_at_least
             })
+    }
+}
+
+/// Probes a peer every [`PROBE_INTERVAL`] (a MemberInfo call) until the link is
+/// dropped: the round trip goes to `etcd_network_peer_round_trip_time_seconds`, and an
+/// answer counts as hearing from the peer ([`Transport::active_for`]).
+async fn probe(
+    transport: std::sync::Weak<Inner>,
+    id: u64,
+    mut client: PeerClient<Channel>,
+    alive: std::sync::Weak<()>,
+) {
+    let label = format!("{id:x}");
+    loop {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        if alive.upgrade().is_none() {
+            return;
+        }
+        let start = Instant::now();
+        let call = client.member_info(peerpb::MemberInfoRequest {});
+        if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, call).await {
+            if let Some(inner) = transport.upgrade() {
+                Transport { inner }.heard_from(id);
+            }
+            crate::metrics::get()
+                .peer_round_trip_time_seconds
+                .with_label_values(&[label.as_str()])
+                .observe(start.elapsed().as_secs_f64());
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 //! reference server until it grows failpoints) or lacks the named failpoint skips the
 //! round and says why: that is "not supported", never a pass.
 //!
-//! A panic failpoint is armed on one member; the traffic drives the member into it and
-//! it exits; the fault proves that (the process is gone within [`PANIC_WITHIN`]), then
+//! A panic failpoint is armed on one member; the traffic drives the member into it (or,
+//! for the defragmentation and compaction points, a recorded Defragment of that member
+//! or a recorded Compact at the current revision) and it exits; the fault proves that (the process is gone within [`PANIC_WITHIN`]), then
 //! restarts the member. A sleep failpoint is armed for [`SLEEP_FOR`] and cleared.
 
 use std::time::Duration;
@@ -32,10 +33,56 @@ pub(super) fn point(kind: FaultKind) -> Option<(&'static str, bool)> {
         FaultKind::PanicRaftBeforeSave => ("raftBeforeSave", false),
         FaultKind::PanicRaftAfterSave => ("raftAfterSave", false),
         FaultKind::PanicLeaderBeforeSend => ("raftBeforeLeaderSend", true),
+        FaultKind::PanicDefragBeforeCopy => ("defragBeforeCopy", false),
+        FaultKind::PanicDefragBeforeRename => ("defragBeforeRename", false),
+        FaultKind::PanicCompactBeforeCommitBatch => ("compactBeforeCommitBatch", false),
+        FaultKind::PanicCompactAfterCommitBatch => ("compactAfterCommitBatch", false),
         FaultKind::SleepRaftBeforeSave => ("raftBeforeSave", false),
         FaultKind::SleepBeforeSendWatchResponse => ("beforeSendWatchResponse", false),
         _ => return None,
     })
+}
+
+/// Drives the armed member into a point the traffic does not reach: defragments it, or
+/// compacts at the current revision (both recorded; their errors are the member dying).
+async fn trigger(kind: FaultKind, ctx: &FaultCtx<'_>, hit: usize) -> Option<String> {
+    use gauntlet_api::etcdserverpb as pb;
+    match kind {
+        FaultKind::PanicDefragBeforeCopy | FaultKind::PanicDefragBeforeRename => {
+            let m = ctx.client.pinned(hit).ok()?;
+            let r = m.defragment(pb::DefragmentRequest {}).await;
+            Some(format!(
+                "Defragment m{hit}: {}",
+                r.map_or_else(|e| e.to_string(), |_| "answered".into())
+            ))
+        }
+        FaultKind::PanicCompactBeforeCommitBatch | FaultKind::PanicCompactAfterCommitBatch => {
+            let rev = ctx
+                .client
+                .range(pb::RangeRequest {
+                    key: b"/chaos/".to_vec(),
+                    range_end: b"/chaos0".to_vec(),
+                    count_only: true,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .header
+                .map_or(1, |h| h.revision);
+            let r = ctx
+                .client
+                .compact(pb::CompactionRequest {
+                    revision: rev,
+                    physical: true,
+                })
+                .await;
+            Some(format!(
+                "Compact at {rev}: {}",
+                r.map_or_else(|e| e.to_string(), |_| "answered".into())
+            ))
+        }
+        _ => None,
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -96,6 +143,9 @@ pub(super) async fn run(
     blocking(move || c.set(name, &t)).await.map_err(failed)?;
     let mut evidence = vec![format!("armed {name}={term} on m{hit}")];
     if term == "panic" {
+        if let Some(what) = trigger(kind, ctx, hit).await {
+            evidence.push(what);
+        }
         let start = tokio::time::Instant::now();
         while alive(pid) && start.elapsed() < PANIC_WITHIN {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -90,6 +90,14 @@ pub enum FaultKind {
     PanicRaftAfterSave,
     /// gofail `raftBeforeLeaderSend=panic` on the leader, then restart it.
     PanicLeaderBeforeSend,
+    /// gofail `defragBeforeCopy=panic` on a random member, which is then defragmented.
+    PanicDefragBeforeCopy,
+    /// gofail `defragBeforeRename=panic` on a random member, which is then defragmented.
+    PanicDefragBeforeRename,
+    /// gofail `compactBeforeCommitBatch=panic` on a random member, then a compaction.
+    PanicCompactBeforeCommitBatch,
+    /// gofail `compactAfterCommitBatch=panic` on a random member, then a compaction.
+    PanicCompactAfterCommitBatch,
     /// gofail `raftBeforeSave=sleep(100)` on a random member for a second.
     SleepRaftBeforeSave,
     /// gofail `beforeSendWatchResponse=sleep(100)` on a random member for a second.
@@ -104,7 +112,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 31] = [
+    pub const ALL: [FaultKind; 35] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -134,6 +142,10 @@ impl FaultKind {
         FaultKind::PanicRaftBeforeSave,
         FaultKind::PanicRaftAfterSave,
         FaultKind::PanicLeaderBeforeSend,
+        FaultKind::PanicDefragBeforeCopy,
+        FaultKind::PanicDefragBeforeRename,
+        FaultKind::PanicCompactBeforeCommitBatch,
+        FaultKind::PanicCompactAfterCommitBatch,
         FaultKind::SleepRaftBeforeSave,
         FaultKind::SleepBeforeSendWatchResponse,
     ];
@@ -170,6 +182,12 @@ impl FaultKind {
             FaultKind::PanicRaftBeforeSave => "failpoint.panic-raft-before-save",
             FaultKind::PanicRaftAfterSave => "failpoint.panic-raft-after-save",
             FaultKind::PanicLeaderBeforeSend => "failpoint.panic-leader-before-send",
+            FaultKind::PanicDefragBeforeCopy => "failpoint.panic-defrag-before-copy",
+            FaultKind::PanicDefragBeforeRename => "failpoint.panic-defrag-before-rename",
+            FaultKind::PanicCompactBeforeCommitBatch => {
+                "failpoint.panic-compact-before-commit-batch"
+            }
+            FaultKind::PanicCompactAfterCommitBatch => "failpoint.panic-compact-after-commit-batch",
             FaultKind::SleepRaftBeforeSave => "failpoint.sleep-raft-before-save",
             FaultKind::SleepBeforeSendWatchResponse => "failpoint.sleep-before-send-watch-response",
         }
@@ -207,6 +225,10 @@ impl FaultKind {
             FaultKind::PanicRaftBeforeSave => "gofail `raftBeforeSave=panic` on a random member, then restart it.",
             FaultKind::PanicRaftAfterSave => "gofail `raftAfterSave=panic` on a random member, then restart it.",
             FaultKind::PanicLeaderBeforeSend => "gofail `raftBeforeLeaderSend=panic` on the leader, then restart it.",
+            FaultKind::PanicDefragBeforeCopy => "gofail `defragBeforeCopy=panic` on a random member, defragment it (recorded), then restart it.",
+            FaultKind::PanicDefragBeforeRename => "gofail `defragBeforeRename=panic` on a random member, defragment it (recorded), then restart it.",
+            FaultKind::PanicCompactBeforeCommitBatch => "gofail `compactBeforeCommitBatch=panic` on a random member, compact (recorded), then restart it.",
+            FaultKind::PanicCompactAfterCommitBatch => "gofail `compactAfterCommitBatch=panic` on a random member, compact (recorded), then restart it.",
             FaultKind::SleepRaftBeforeSave => "gofail `raftBeforeSave=sleep(100)` on a random member for a second.",
             FaultKind::SleepBeforeSendWatchResponse => "gofail `beforeSendWatchResponse=sleep(100)` on a random member for a second.",
         }

@@ -485,9 +485,12 @@ impl StateMachine {
             self.group.notifies.push((meta.revision, ctx.events));
         }
         if compacted_to.is_some() {
+            // etcd's points around writing a compaction's deletions.
+            crate::failpoints::hit("compactBeforeCommitBatch");
             let committed = self.commit();
             self.hub.compaction_done();
             committed?;
+            crate::failpoints::hit("compactAfterCommitBatch");
         }
         Ok(Some(outcome))
     }

@@ -742,6 +742,8 @@ unary_methods! {
     hash_kv(pb::HashKvRequest) -> pb::HashKvResponse => MaintenanceClient::hash_kv;
     /// Maintenance.MoveLeader.
     move_leader(pb::MoveLeaderRequest) -> pb::MoveLeaderResponse => MaintenanceClient::move_leader;
+    /// Maintenance.Downgrade (etcd 3.5+).
+    downgrade(pb::DowngradeRequest) -> pb::DowngradeResponse => MaintenanceClient::downgrade;
     /// Auth.AuthEnable.
     auth_enable(pb::AuthEnableRequest) -> pb::AuthEnableResponse => AuthClient::auth_enable;
     /// Auth.AuthDisable.

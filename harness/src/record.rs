@@ -198,6 +198,7 @@ recorded_rpcs! {
     Hash: pb::HashRequest => pb::HashResponse, mutating = false;
     HashKv: pb::HashKvRequest => pb::HashKvResponse, mutating = false;
     MoveLeader: pb::MoveLeaderRequest => pb::MoveLeaderResponse, mutating = true;
+    Downgrade: pb::DowngradeRequest => pb::DowngradeResponse, mutating = true;
     AuthEnable: pb::AuthEnableRequest => pb::AuthEnableResponse, mutating = true;
     AuthDisable: pb::AuthDisableRequest => pb::AuthDisableResponse, mutating = true;
     AuthStatus: pb::AuthStatusRequest => pb::AuthStatusResponse, mutating = false;

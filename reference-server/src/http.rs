@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 
-use crate::config::API_VERSION;
 use crate::node::NodeHandle;
 
 /// The HTTP routes.
 pub fn routes(node: NodeHandle) -> Router {
     let health_node = node.clone();
+    let version_node = node.clone();
     let metrics_node = node;
     Router::new()
         .route(
@@ -32,8 +32,19 @@ pub fn routes(node: NodeHandle) -> Router {
         )
         .route(
             "/version",
-            get(|| async {
-                format!(r#"{{"etcdserver":"{API_VERSION}","etcdcluster":"{API_VERSION}"}}"#)
+            get(move || {
+                let node = version_node.clone();
+                async move {
+                    let cluster = node
+                        .read_state()
+                        .cluster()
+                        .cluster_version
+                        .map_or_else(|| "not_decided".to_string(), crate::version::semver);
+                    format!(
+                        r#"{{"etcdserver":"{}","etcdcluster":"{cluster}"}}"#,
+                        crate::version::server_version()
+                    )
+                }
             }),
         )
         .route(

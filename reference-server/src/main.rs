@@ -29,6 +29,7 @@ mod services;
 mod snapshot;
 mod state;
 mod transport;
+mod version;
 mod wal;
 
 #[allow(
@@ -111,6 +112,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     failpoints::serve_from_env()
         .await
         .map_err(anyhow::Error::msg)?;
+    version::check_storage(&backend::member_dir(&config.data_dir))?;
     let db = backend::open(&backend::member_dir(&config.data_dir))?;
     // etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.
     let min_ttl_s = i64::try_from((3 * config.flags.election_timeout).div_ceil(2000))
@@ -123,6 +125,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .context("opening the state machine")?;
+    version::check_cluster_version(state.cluster().cluster_version)?;
     let start = bootstrap::resolve(&config, &state).await?;
     let state = Arc::new(RwLock::new(state));
 
@@ -203,6 +206,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         quota_bytes: config.quota_bytes,
     };
     spawn_auto_compaction(&config, ctx.clone());
+    tokio::spawn(version::monitor(ctx.clone()));
     let published = tokio::spawn(services::publish(
         ctx.clone(),
         config.flags.name.clone(),
@@ -217,6 +221,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         peer_urls: config.flags.initial_advertise_peer_urls.clone(),
         cluster_id: start.cluster_id,
         members: Vec::new(),
+        server_version: version::server_version().to_string(),
     };
     let peer_svc = peer::PeerService {
         node: node_cell.clone(),

@@ -89,6 +89,7 @@ impl Peer for PeerService {
     ) -> Result<Response<peerpb::MemberInfoResponse>, Status> {
         let mut me = self.me.clone();
         me.cluster_id = self.cluster_id;
+        me.server_version = crate::version::server_version().to_string();
         if let Some(node) = self.node.get() {
             me.members = node
                 .read_state()

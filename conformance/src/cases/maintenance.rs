@@ -3,12 +3,16 @@
 
 use std::time::Duration;
 
-use gauntlet_api::etcdserverpb::{self as pb, alarm_request::AlarmAction, AlarmType};
+use gauntlet_api::etcdserverpb::{
+    self as pb, alarm_request::AlarmAction, downgrade_request::DowngradeAction, AlarmType,
+};
 use gauntlet_api::rpctypes as E;
 use sha2::{Digest, Sha256};
 
 use super::{doc, put, rev};
-use crate::case::{case, ensure, eq, err_is, failure, ok, Case, Ctx, Failure, Needs, Version};
+use crate::case::{
+    case, ensure, eq, err_is, failure, ok, Case, Ctx, Failure, Needs, Version, Versions,
+};
 
 /// Largest snapshot a case accepts.
 const SNAPSHOT_MAX_BYTES: usize = 256 << 20;
@@ -69,6 +73,8 @@ pub fn cases() -> Vec<Case> {
     let mut v = status_cases();
     v.extend(hash_cases());
     v.extend(other_cases());
+    v.extend(downgrade_cases());
+    v.extend(space_cases());
     v
 }
 
@@ -331,6 +337,294 @@ fn hash_cases() -> Vec<Case> {
             let r = ok(&req, ctx.client.hash_kv(req).await)?;
             eq(&req, "compact_revision", r2, r.compact_revision)
         }).needs(Needs::Fresh(1)),
+    ]
+}
+
+/// GET `/version` on an `http://` client endpoint: `(etcdserver, etcdcluster)`.
+async fn http_version(endpoint: &str) -> Result<(String, String), Failure> {
+    let url = format!("{}/version", endpoint.trim_end_matches('/'));
+    let what = format!("GET {url}");
+    if !url.starts_with("http://") {
+        return Err(failure(
+            &what,
+            "an http:// client URL",
+            "a TLS endpoint: run this case without TLS",
+        ));
+    }
+    let fetched = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || -> Result<String, String> {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .into();
+            agent
+                .get(&url)
+                .call()
+                .map_err(|e| e.to_string())?
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await
+    .map_err(|e| failure(&what, "an answer", e.to_string()))?
+    .map_err(|e| failure(&what, "an answer", e))?;
+    let v: serde_json::Value = serde_json::from_str(&fetched)
+        .map_err(|e| failure(&what, "JSON", format!("{e}: {fetched}")))?;
+    let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Ok((field("etcdserver"), field("etcdcluster")))
+}
+
+/// Downgrade, retried while the cluster version is not decided yet (right after a
+/// cluster starts, for a few seconds).
+async fn downgrade(
+    c: &gauntlet_harness::Client,
+    action: DowngradeAction,
+    version: &str,
+) -> (
+    pb::DowngradeRequest,
+    Result<pb::DowngradeResponse, gauntlet_harness::ClientError>,
+) {
+    let req = pb::DowngradeRequest {
+        action: action as i32,
+        version: version.to_string(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = c.downgrade(req.clone()).await;
+        let undecided =
+            matches!(&r, Err(e) if e.to_string().contains(E::CLUSTER_VERSION_UNAVAILABLE.message));
+        if !undecided || tokio::time::Instant::now() >= deadline {
+            return (req, r);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The minor below the server's (the only downgrade target etcd accepts).
+fn one_minor_below(v: Version) -> String {
+    format!("{}.{}", v.0, v.1.saturating_sub(1))
+}
+
+fn downgrade_cases() -> Vec<Case> {
+    vec![
+        case(
+            "maintenance.version.endpoint",
+            "GET /version on a client URL answers the server version (as Status reports it) and the cluster version (major.minor.0) once decided.",
+            doc::MAINTENANCE,
+            |ctx| async move {
+                let s = status(&ctx.client).await?;
+                let endpoint = ctx.config.endpoints.first().cloned().unwrap_or_default();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+                let (server, cluster) = loop {
+                    let (server, cluster) = http_version(&endpoint).await?;
+                    if cluster != "not_decided" || tokio::time::Instant::now() >= deadline {
+                        break (server, cluster);
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                };
+                eq(&"GET /version", "etcdserver", s.version.clone(), server)?;
+                let minor: Vec<&str> = s.version.split('.').take(2).collect();
+                eq(
+                    &"GET /version",
+                    "etcdcluster",
+                    format!("{}.0", minor.join(".")),
+                    cluster,
+                )
+            },
+        )
+        // A member's own client URL: the HTTP endpoint is not part of the gRPC API a
+        // proxy in front of a shared cluster forwards.
+        .needs(Needs::Fresh(1)),
+        case(
+            "maintenance.downgrade.bad_version_format",
+            "Downgrade with a version that is not major.minor[.patch] fails with 'wrong downgrade target version format'.",
+            doc::ERRORS,
+            |ctx| async move {
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Validate, "three").await;
+                err_is(&req, r, E::WRONG_DOWNGRADE_VERSION_FORMAT)
+            },
+        )
+        .versions(Versions::SINCE_3_5),
+        case(
+            "maintenance.downgrade.not_one_minor_below",
+            "Downgrade VALIDATE to anything but the minor just below the cluster version fails with 'invalid downgrade target version'.",
+            doc::ERRORS,
+            |ctx| async move {
+                let v = ctx.version;
+                let two_below = format!("{}.{}", v.0, v.1.saturating_sub(2));
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Validate, &two_below).await;
+                err_is(&req, r, E::INVALID_DOWNGRADE_TARGET_VERSION)?;
+                let same = format!("{}.{}", v.0, v.1);
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Validate, &same).await;
+                err_is(&req, r, E::INVALID_DOWNGRADE_TARGET_VERSION)
+            },
+        )
+        .versions(Versions::SINCE_3_5),
+        case(
+            "maintenance.downgrade.validate_ok",
+            "Downgrade VALIDATE to the minor below succeeds, changes nothing, and answers the cluster version.",
+            doc::MAINTENANCE,
+            |ctx| async move {
+                let target = one_minor_below(ctx.version);
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Validate, &target).await;
+                let r = ok(&req, r)?;
+                eq(
+                    &req,
+                    "version",
+                    format!("{}.{}.0", ctx.version.0, ctx.version.1),
+                    r.version,
+                )?;
+                // Nothing enabled: a cancel finds no downgrade.
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Cancel, "").await;
+                err_is(&req, r, E::NO_INFLIGHT_DOWNGRADE)
+            },
+        )
+        .versions(Versions::SINCE_3_5)
+        .needs(Needs::Fresh(1)),
+        case(
+            "maintenance.downgrade.cancel_without_enable",
+            "Downgrade CANCEL with no downgrade enabled fails with 'no inflight downgrade job'.",
+            doc::ERRORS,
+            |ctx| async move {
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Cancel, "").await;
+                err_is(&req, r, E::NO_INFLIGHT_DOWNGRADE)
+            },
+        )
+        .versions(Versions::SINCE_3_5)
+        .needs(Needs::Fresh(1)),
+        case(
+            "maintenance.downgrade.enable_then_cancel",
+            "Downgrade ENABLE to the minor below succeeds; another VALIDATE then fails with 'cluster has a downgrade job in progress'; CANCEL ends it, and a second CANCEL finds none.",
+            doc::MAINTENANCE,
+            |ctx| async move {
+                let target = one_minor_below(ctx.version);
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Enable, &target).await;
+                ok(&req, r)?;
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Validate, &target).await;
+                err_is(&req, r, E::DOWNGRADE_IN_PROCESS)?;
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Cancel, "").await;
+                ok(&req, r)?;
+                let (req, r) = downgrade(&ctx.client, DowngradeAction::Cancel, "").await;
+                err_is(&req, r, E::NO_INFLIGHT_DOWNGRADE)
+            },
+        )
+        .versions(Versions::SINCE_3_5)
+        .needs(Needs::Fresh(1)),
+    ]
+}
+
+/// Bytes of each value the NOSPACE cycle writes.
+const FILL_VALUE_BYTES: usize = 64 * 1024;
+/// Most puts the NOSPACE cycle makes before giving up on reaching the quota.
+const FILL_MAX_PUTS: usize = 400;
+
+fn space_cases() -> Vec<Case> {
+    vec![
+        case(
+            "maintenance.alarm.nospace_cycle",
+            "Writing past --quota-backend-bytes raises NOSPACE and writes fail with 'database space exceeded'; deleting, compacting, defragmenting and disarming makes writes succeed again.",
+            doc::MAINTENANCE,
+            |ctx| async move {
+                let value = vec![b'q'; FILL_VALUE_BYTES];
+                let mut refused = None;
+                for i in 0..FILL_MAX_PUTS {
+                    let req = pb::PutRequest {
+                        key: ctx.key(&format!("fill/{i:04}")),
+                        value: value.clone(),
+                        ..Default::default()
+                    };
+                    if let Err(e) = ctx.client.put_request(req.clone()).await {
+                        refused = Some((req, e));
+                        break;
+                    }
+                }
+                let Some((req, e)) = refused else {
+                    return Err(failure(
+                        &"put 64 KiB values",
+                        "'database space exceeded' before the quota's worth of puts",
+                        format!("{FILL_MAX_PUTS} puts accepted"),
+                    ));
+                };
+                err_is(&req, Err::<(), _>(e), E::NO_SPACE)?;
+                let get = pb::AlarmRequest {
+                    action: AlarmAction::Get as i32,
+                    member_id: 0,
+                    alarm: AlarmType::None as i32,
+                };
+                let alarms = ok(&get, ctx.client.alarm(get).await)?.alarms;
+                ensure(
+                    &get,
+                    alarms.iter().any(|a| a.alarm == AlarmType::Nospace as i32),
+                    "a NOSPACE alarm",
+                    format!("{alarms:?}"),
+                )?;
+                let del = pb::DeleteRangeRequest {
+                    key: ctx.key("fill/"),
+                    range_end: gauntlet_api::prefix_range_end(&ctx.key("fill/")),
+                    ..Default::default()
+                };
+                let d = ok(&del, ctx.client.delete_range(del.clone()).await)?;
+                let at = d.header.unwrap_or_default().revision;
+                let compact = pb::CompactionRequest { revision: at, physical: true };
+                ok(&compact, ctx.client.compact(compact).await)?;
+                ok(&pb::DefragmentRequest {}, ctx.client.defragment(pb::DefragmentRequest {}).await)?;
+                for a in alarms {
+                    let off = pb::AlarmRequest {
+                        action: AlarmAction::Deactivate as i32,
+                        member_id: a.member_id,
+                        alarm: a.alarm,
+                    };
+                    ok(&off, ctx.client.alarm(off).await)?;
+                }
+                let again = pb::PutRequest {
+                    key: ctx.key("after"),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                };
+                ok(&again, ctx.client.put_request(again.clone()).await)?;
+                Ok(())
+            },
+        )
+        .server_flags(&["--quota-backend-bytes=8388608"]),
+        case(
+            "maintenance.defragment.shrinks",
+            "After deleting and compacting away most data, Defragment makes Status's db_size smaller.",
+            doc::MAINTENANCE,
+            |ctx| async move {
+                let value = vec![b'd'; 16 * 1024];
+                for i in 0..200 {
+                    let req = pb::PutRequest {
+                        key: ctx.key(&format!("big/{i:03}")),
+                        value: value.clone(),
+                        ..Default::default()
+                    };
+                    ok(&req, ctx.client.put_request(req.clone()).await)?;
+                }
+                let del = pb::DeleteRangeRequest {
+                    key: ctx.key("big/"),
+                    range_end: gauntlet_api::prefix_range_end(&ctx.key("big/")),
+                    ..Default::default()
+                };
+                let d = ok(&del, ctx.client.delete_range(del.clone()).await)?;
+                let at = d.header.unwrap_or_default().revision;
+                let compact = pb::CompactionRequest { revision: at, physical: true };
+                ok(&compact, ctx.client.compact(compact).await)?;
+                // The reference server refreshes its size every half second.
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                let before = status(&ctx.client).await?.db_size;
+                ok(&pb::DefragmentRequest {}, ctx.client.defragment(pb::DefragmentRequest {}).await)?;
+                let after = status(&ctx.client).await?.db_size;
+                ensure(
+                    &"put 200 x 16 KiB; delete; compact; defragment",
+                    after < before,
+                    format!("db_size below {before}"),
+                    after,
+                )
+            },
+        )
+        .needs(Needs::Fresh(1)),
     ]
 }
 

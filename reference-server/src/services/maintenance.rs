@@ -7,8 +7,7 @@ use futures::Stream;
 use gauntlet_api::etcdserverpb::{self as pb, maintenance_server::Maintenance};
 use tonic::{Request, Response, Status};
 
-use super::{later, status, Ctx};
-use crate::config::API_VERSION;
+use super::{status, Ctx};
 use crate::state::Op;
 use gauntlet_api::rpctypes;
 
@@ -93,7 +92,7 @@ impl Maintenance for MaintenanceService {
         let term = s.term.load(Ordering::Relaxed);
         Ok(Response::new(pb::StatusResponse {
             header: self.0.header(st.revision(), term),
-            version: API_VERSION.to_string(),
+            version: crate::version::server_version().to_string(),
             db_size: db,
             leader: s.leader.load(Ordering::Relaxed),
             raft_index: s.raft_index.load(Ordering::Relaxed),
@@ -224,8 +223,14 @@ impl Maintenance for MaintenanceService {
 
     async fn downgrade(
         &self,
-        _r: Request<pb::DowngradeRequest>,
+        request: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
-        Err(later("Downgrade"))
+        let version = crate::version::downgrade(&self.0, &request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DowngradeResponse {
+            header: self.0.current_header(),
+            version,
+        }))
     }
 }

@@ -134,11 +134,6 @@ pub async fn learner_guard(
     next.run(req).await
 }
 
-/// What the server does not implement yet answers Unimplemented, naming it.
-fn later(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not implemented by gauntlet-server yet"))
-}
-
 impl Ctx {
     fn header(&self, revision: i64, term: u64) -> Option<pb::ResponseHeader> {
         Some(pb::ResponseHeader {

@@ -22,6 +22,11 @@ use super::StateError;
 pub const MEMBER_PREFIX: u8 = b'c';
 /// Key prefix of an alarm record (`a` + member id + alarm type, big-endian).
 pub const ALARM_PREFIX: u8 = b'a';
+/// Key of the cluster version (`vc`, value `major.minor`) and of an enabled downgrade's
+/// target (`vd`).
+pub const VERSION_PREFIX: u8 = b'v';
+const CLUSTER_VERSION_KEY: &[u8] = b"vc";
+const DOWNGRADE_KEY: &[u8] = b"vd";
 /// Key prefix of a removed member's id (`x` + member id): a removed id never comes back,
 /// and its raft messages are refused so that it learns it was removed.
 pub const REMOVED_PREFIX: u8 = b'x';
@@ -86,6 +91,44 @@ pub struct ClusterRecords {
     pub members: BTreeMap<u64, Member>,
     pub alarms: BTreeSet<(u64, i32)>,
     pub removed: BTreeSet<u64>,
+    /// The cluster version (major, minor), once the leader decided it.
+    pub cluster_version: Option<(u64, u64)>,
+    /// The target of an enabled downgrade.
+    pub downgrade: Option<(u64, u64)>,
+}
+
+/// Parses `major.minor` or `major.minor.patch` (the patch is dropped, as etcd does).
+pub fn parse_minor(s: &str) -> Option<(u64, u64)> {
+    let s = s.trim().trim_start_matches('v');
+    let mut parts = s.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    match parts.next() {
+        None => {}
+        Some(p) if p.parse::<u64>().is_ok() && parts.next().is_none() => {}
+        Some(_) => return None,
+    }
+    Some((major, minor))
+}
+
+/// A cluster version change etcd accepts: up within the major, or down one minor.
+pub fn valid_version_change(from: (u64, u64), to: (u64, u64)) -> bool {
+    from.0 == to.0 && (to.1 > from.1 || to.1 + 1 == from.1)
+}
+
+/// A replicated version setting: the cluster version, or a downgrade enabled
+/// (`enabled`, target `version`) or cancelled.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct VersionSet {
+    /// `major.minor`.
+    #[prost(string, tag = "1")]
+    pub version: String,
+    /// Set the cluster version (`false`: change the downgrade).
+    #[prost(bool, tag = "2")]
+    pub cluster: bool,
+    /// For a downgrade: enable (with `version` as target) or cancel.
+    #[prost(bool, tag = "3")]
+    pub enabled: bool,
 }
 
 /// A staged write: key and value, or key and `None` for a removal.
@@ -121,10 +164,20 @@ impl ClusterRecords {
                 .ok_or_else(|| StateError::Corrupt("removed-member record key".into()))?;
             removed.insert(id);
         }
+        let version = |key: &[u8]| -> Result<Option<(u64, u64)>, StateError> {
+            match tree.get(key)? {
+                Some(v) => parse_minor(&String::from_utf8_lossy(&v))
+                    .map(Some)
+                    .ok_or_else(|| StateError::Corrupt("version record".into())),
+                None => Ok(None),
+            }
+        };
         Ok(ClusterRecords {
             members,
             alarms,
             removed,
+            cluster_version: version(CLUSTER_VERSION_KEY)?,
+            downgrade: version(DOWNGRADE_KEY)?,
         })
     }
 
@@ -240,6 +293,41 @@ impl ClusterRecords {
         }
     }
 
+    /// Applies a version setting; the error is etcd's for a downgrade enabled twice or
+    /// cancelled when none is enabled. A version that does not parse changes nothing.
+    pub fn set_version(
+        &mut self,
+        set: &VersionSet,
+        out: &mut Vec<Write>,
+    ) -> Result<(), gauntlet_api::rpctypes::EtcdError> {
+        use gauntlet_api::rpctypes;
+        let v = parse_minor(&set.version);
+        let text = |(a, b): (u64, u64)| format!("{a}.{b}").into_bytes();
+        if set.cluster {
+            if let Some(v) = v {
+                self.cluster_version = Some(v);
+                out.push((CLUSTER_VERSION_KEY.to_vec(), Some(text(v))));
+            }
+            return Ok(());
+        }
+        match (set.enabled, self.downgrade) {
+            (true, Some(_)) => Err(rpctypes::DOWNGRADE_IN_PROCESS),
+            (false, None) => Err(rpctypes::NO_INFLIGHT_DOWNGRADE),
+            (true, None) => {
+                if let Some(v) = v {
+                    self.downgrade = Some(v);
+                    out.push((DOWNGRADE_KEY.to_vec(), Some(text(v))));
+                }
+                Ok(())
+            }
+            (false, Some(_)) => {
+                self.downgrade = None;
+                out.push((DOWNGRADE_KEY.to_vec(), None));
+                Ok(())
+            }
+        }
+    }
+
     /// Whether an alarm of this type is raised on any member.
     pub fn raised(&self, alarm: AlarmType) -> bool {
         self.alarms.iter().any(|(_, a)| *a == alarm as i32)
@@ -301,6 +389,36 @@ mod tests {
         c.apply_change(MemberChange::Remove(2), &mut w);
         assert!(c.members.is_empty());
         assert!(!c.raised(AlarmType::Nospace));
+    }
+
+    #[test]
+    fn versions_parse_and_change_as_etcds() {
+        assert_eq!(parse_minor("3.5.1"), Some((3, 5)));
+        assert_eq!(parse_minor("3.4"), Some((3, 4)));
+        assert_eq!(parse_minor("3"), None);
+        assert_eq!(parse_minor("3.4.x"), None);
+        assert_eq!(parse_minor("three"), None);
+        assert!(valid_version_change((3, 4), (3, 5)));
+        assert!(valid_version_change((3, 5), (3, 4)));
+        assert!(!valid_version_change((3, 5), (3, 3)));
+        assert!(!valid_version_change((3, 5), (4, 0)));
+    }
+
+    #[test]
+    fn a_downgrade_is_enabled_once_and_cancelled_once() {
+        let mut c = ClusterRecords::default();
+        let mut w = Vec::new();
+        let set = |enabled| VersionSet {
+            version: "3.4".into(),
+            cluster: false,
+            enabled,
+        };
+        assert!(c.set_version(&set(false), &mut w).is_err());
+        c.set_version(&set(true), &mut w).unwrap();
+        assert_eq!(c.downgrade, Some((3, 4)));
+        assert!(c.set_version(&set(true), &mut w).is_err());
+        c.set_version(&set(false), &mut w).unwrap();
+        assert_eq!(c.downgrade, None);
     }
 
     #[test]

@@ -78,7 +78,9 @@ use gauntlet_api::etcdserverpb::{
 };
 use gauntlet_api::rpctypes::EtcdError;
 
-pub use self::cluster::{Member, MemberAttrs, MemberChange};
+pub use self::cluster::{
+    parse_minor, valid_version_change, Member, MemberAttrs, MemberChange, VersionSet,
+};
 pub use self::store::StateMachine;
 pub use self::validate::{validate, validate_range};
 #[allow(unused_imports)]
@@ -95,7 +97,7 @@ pub const DEFAULT_MIN_LEASE_TTL_SECS: i64 = 2;
 /// A replicated command (raft entry payload), encoded with prost.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Command {
-    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub op: Option<Op>,
 }
 
@@ -125,6 +127,9 @@ pub enum Op {
     /// A member's peer URLs change.
     #[prost(message, tag = "10")]
     MemberUpdate(MemberUpdateRequest),
+    /// The leader's decision on the cluster version, or a downgrade enabled or cancelled.
+    #[prost(message, tag = "11")]
+    VersionSet(VersionSet),
 }
 
 /// What an applied command answered. Top-level responses have `header: None` (the caller

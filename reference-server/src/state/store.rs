@@ -532,6 +532,11 @@ impl StateMachine {
                     Err(Fail::Etcd(rpctypes::MEMBER_NOT_FOUND))
                 }
             }
+            Op::VersionSet(v) => self
+                .cluster
+                .set_version(v, &mut ctx.ops)
+                .map(|()| Response::Cluster)
+                .map_err(Fail::Etcd),
             Op::MemberUpdate(u) => {
                 let taken =
                     self.cluster.members.values().any(|m| {
@@ -800,6 +805,7 @@ impl StateMachine {
             super::cluster::MEMBER_PREFIX,
             super::cluster::ALARM_PREFIX,
             super::cluster::REMOVED_PREFIX,
+            super::cluster::VERSION_PREFIX,
         ] {
             for k in self.tree.scan_prefix([prefix]).keys() {
                 batch.remove(k?);

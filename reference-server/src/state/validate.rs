@@ -31,7 +31,8 @@ pub fn validate(cmd: &Command, max_txn_ops: usize) -> Result<(), EtcdError> {
             | Op::LeaseCheckpoint(_)
             | Op::Alarm(_)
             | Op::MemberAttrs(_)
-            | Op::MemberUpdate(_),
+            | Op::MemberUpdate(_)
+            | Op::VersionSet(_),
         ) => Ok(()),
         None => Ok(()),
     }

@@ -670,6 +670,18 @@ impl Cluster {
     /// Returns what happened, one line per step. [`HarnessError::Unsupported`] when
     /// the target answers MemberRemove with Unimplemented (nothing was changed then).
     pub async fn replace_member(&self, i: usize, timeout: Duration) -> Result<Vec<String>> {
+        self.replace_member_as(i, timeout, false).await
+    }
+
+    /// [`Cluster::replace_member`], adding the new member back as a learner when
+    /// `learner` (MemberAdd with `is_learner`): it catches up, and the caller promotes
+    /// it with MemberPromote. The cluster is waited for as ready, the learner included.
+    pub async fn replace_member_as(
+        &self,
+        i: usize,
+        timeout: Duration,
+        learner: bool,
+    ) -> Result<Vec<String>> {
         let n = self.size();
         if n < 2 {
             return Err(HarnessError::Invalid(
@@ -737,7 +749,7 @@ impl Cluster {
             match via
                 .member_add(pb::MemberAddRequest {
                     peer_ur_ls: vec![peer_url.clone()],
-                    is_learner: false,
+                    is_learner: learner,
                 })
                 .await
             {
@@ -765,7 +777,10 @@ impl Cluster {
             })
             .collect::<Vec<_>>()
             .join(",");
-        evidence.push(format!("added back as {new_id:x} with peer URL {peer_url}"));
+        evidence.push(format!(
+            "added back as {}{new_id:x} with peer URL {peer_url}",
+            if learner { "learner " } else { "" }
+        ));
         {
             let mut members = self.lock();
             let m = Self::member_mut(&mut members, i)?;

@@ -30,6 +30,11 @@ async fn add_learner(ctx: &Ctx) -> Result<(pb::MemberAddRequest, pb::MemberAddRe
     Ok((req, r))
 }
 
+/// How long replacing a member may take (remove, wipe, add, start, catch up).
+const REPLACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a started learner may take to catch up enough to be promoted.
+const PROMOTE_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Pause after a membership change before the next one (see `add_learner`).
 const CONF_CHANGE_SETTLE: std::time::Duration = std::time::Duration::from_millis(1100);
 
@@ -188,6 +193,55 @@ pub fn cases() -> Vec<Case> {
             let s = ok(&"status", ctx.client.status(pb::StatusRequest {}).await)?;
             ensure(&"status; member list", ms.iter().any(|m| m.id == s.leader && !m.is_learner), "leader is a voting member", (s.leader, ms))
         }),
+        case("cluster.replace.keeps_data", "A member removed, wiped, added back and restarted with --initial-cluster-state existing catches up: it serves every key written before, and the member list shows three started voters.", doc::RECONFIG, |ctx| async move {
+            for i in 0..50 {
+                let req = pb::PutRequest { key: ctx.key(&format!("k{i:02}")), value: format!("v{i}").into_bytes(), ..Default::default() };
+                ok(&req, ctx.client.put_request(req.clone()).await)?;
+            }
+            let cluster = ctx.cluster.clone().ok_or_else(|| failure(&"replace m1", "a cluster the runner launched", "none"))?;
+            let steps = cluster
+                .replace_member(1, REPLACE_TIMEOUT)
+                .await
+                .map_err(|e| failure(&"replace m1 (remove, wipe, add, start existing)", "the member back and the cluster ready", e.to_string()))?;
+            let m1 = cluster
+                .member_client(1)
+                .await
+                .map_err(|e| failure(&"connect to m1", "a client", e.to_string()))?;
+            let range = pb::RangeRequest { key: ctx.key("k"), range_end: gauntlet_api::prefix_range_end(&ctx.key("k")), ..Default::default() };
+            let got = ok(&range, m1.range(range.clone()).await)?;
+            let what = format!("keys read through the replaced member ({})", steps.join("; "));
+            eq(&range, &what, 50, got.kvs.len())?;
+            let ms = list(&ctx).await?;
+            ensure(&"member list", ms.len() == 3 && ms.iter().all(|m| !m.is_learner && !m.name.is_empty()), "3 started voters", ms)
+        }).needs(Needs::Fresh(3)),
+        case("cluster.promote.after_catch_up", "A learner that was started and caught up is promoted by MemberPromote (until then refused only with 'not in sync'), becomes a voter, and serves writes.", doc::LEARNER, |ctx| async move {
+            for i in 0..50 {
+                let req = pb::PutRequest { key: ctx.key(&format!("k{i:02}")), value: vec![b'x'; 1024], ..Default::default() };
+                ok(&req, ctx.client.put_request(req.clone()).await)?;
+            }
+            let cluster = ctx.cluster.clone().ok_or_else(|| failure(&"replace m2 with a learner", "a cluster the runner launched", "none"))?;
+            cluster
+                .replace_member_as(2, REPLACE_TIMEOUT, true)
+                .await
+                .map_err(|e| failure(&"replace m2 with a learner (remove, wipe, add --learner, start existing)", "the learner started", e.to_string()))?;
+            let id = list(&ctx).await?.into_iter().find(|m| m.is_learner).map(|m| m.id).ok_or_else(|| failure(&"member list", "a learner", "none"))?;
+            let req = pb::MemberPromoteRequest { id };
+            let deadline = tokio::time::Instant::now() + PROMOTE_WITHIN;
+            loop {
+                match ctx.client.member_promote(req).await {
+                    Ok(_) => break,
+                    Err(e) if e.to_string().contains(E::LEARNER_NOT_READY.message) && tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return err_is(&req, Err::<(), _>(e), E::LEARNER_NOT_READY).and(Err(failure(&req, "promoted within 20 s", "still not in sync"))),
+                }
+            }
+            let ms = list(&ctx).await?;
+            ensure(&"member list after promotion", ms.iter().all(|m| !m.is_learner), "no learner left", &ms)?;
+            let m2 = cluster.member_client(2).await.map_err(|e| failure(&"connect to m2", "a client", e.to_string()))?;
+            let put = pb::PutRequest { key: ctx.key("via-promoted"), value: b"v".to_vec(), ..Default::default() };
+            ok(&put, m2.put_request(put.clone()).await).map(|_| ())
+        }).needs(Needs::Fresh(3)),
         case("cluster.status.member_in_list", "Every member's Status member id is in MemberList.", doc::API, |ctx| async move {
             let ms = list(&ctx).await?;
             for m in &ctx.members {

@@ -246,7 +246,7 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
     cspec.election_timeout_ms = spec.settings.election_ms;
     cspec.extra_args = spec.settings.extra_args();
     cspec.data_root = Some(data.path().to_path_buf());
-    if spec.fault.family() == "network" {
+    if spec.fault.needs_peer_proxies() {
         cspec.peer_proxy = Some(match &opts.toxiproxy {
             Some(url) => gauntlet_harness::PeerProxy::Toxiproxy(url.clone()),
             None => gauntlet_harness::PeerProxy::Local,

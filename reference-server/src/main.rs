@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod backend;
 mod bootstrap;
 mod config;
+mod corrupt;
 mod failpoints;
 mod h2fix;
 mod http;
@@ -261,6 +262,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Err(e) = published.await {
         tracing::warn!("publishing this member failed: {e}");
+    }
+    if config.flags.experimental_initial_corrupt_check {
+        corrupt::initial_check(&ctx).await?;
+    }
+    if !config.flags.experimental_corrupt_check_time.is_zero() {
+        tokio::spawn(corrupt::monitor(
+            ctx.clone(),
+            config.flags.experimental_corrupt_check_time,
+        ));
     }
     for listener in client_listeners {
         let grpc = tonic::service::Routes::new(

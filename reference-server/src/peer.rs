@@ -107,6 +107,25 @@ impl Peer for PeerService {
         Ok(Response::new(me))
     }
 
+    async fn hash_kv(
+        &self,
+        request: Request<peerpb::HashKvRequest>,
+    ) -> Result<Response<peerpb::HashKvResponse>, Status> {
+        let node = self
+            .node
+            .get()
+            .ok_or_else(|| Status::unavailable("member is starting"))?;
+        let st = node.read_state();
+        let h = st
+            .hash_kv(request.into_inner().revision)
+            .map_err(|e| e.status())?;
+        Ok(Response::new(peerpb::HashKvResponse {
+            hash: h.hash,
+            compact_revision: h.compact_revision,
+            revision: st.revision(),
+        }))
+    }
+
     async fn promote(
         &self,
         request: Request<peerpb::PromoteRequest>,

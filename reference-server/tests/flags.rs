@@ -128,14 +128,6 @@ fn unsupported_features_exit_2_with_one_line_naming_the_flag() {
             "--experimental-enable-distributed-tracing=true",
             "--experimental-enable-distributed-tracing=true",
         ),
-        (
-            "--experimental-initial-corrupt-check",
-            "--experimental-initial-corrupt-check=true",
-        ),
-        (
-            "--experimental-corrupt-check-time=5m",
-            "--experimental-corrupt-check-time=",
-        ),
         ("--auth-token=jwt,sign-method=RS256", "--auth-token=jwt"),
         ("--enable-log-rotation", "--enable-log-rotation=true"),
         (

@@ -8,7 +8,9 @@
 //!
 //! A panic failpoint is armed on one member; the traffic drives the member into it (or,
 //! for the defragmentation and compaction points, a recorded Defragment of that member
-//! or a recorded Compact at the current revision) and it exits; the fault proves that (the process is gone within [`PANIC_WITHIN`]), then
+//! or a recorded Compact at the current revision; for the snapshot points, a partition
+//! that leaves the follower so far behind that the leader must send it a snapshot) and
+//! it exits; the fault proves that (the process is gone within [`PANIC_WITHIN`]), then
 //! restarts the member. A sleep failpoint is armed for [`SLEEP_FOR`] and cleared.
 
 use std::time::Duration;
@@ -25,20 +27,36 @@ const SLEEP_FOR: Duration = Duration::from_millis(1000);
 /// Each sleep at the failpoint, ms.
 const SLEEP_MS: u64 = 100;
 
-/// The gofail failpoint a fault arms, and whether it targets the leader.
-pub(super) fn point(kind: FaultKind) -> Option<(&'static str, bool)> {
+/// Which member a failpoint fault arms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arm {
+    /// Any member, chosen by the round's seed.
+    Random,
+    /// The leader.
+    Leader,
+    /// A follower, chosen by the round's seed.
+    Follower,
+}
+
+/// The gofail failpoint a fault arms, and on which member.
+pub(super) fn point(kind: FaultKind) -> Option<(&'static str, Arm)> {
     Some(match kind {
-        FaultKind::PanicBeforeCommit => ("beforeCommit", false),
-        FaultKind::PanicAfterCommit => ("afterCommit", false),
-        FaultKind::PanicRaftBeforeSave => ("raftBeforeSave", false),
-        FaultKind::PanicRaftAfterSave => ("raftAfterSave", false),
-        FaultKind::PanicLeaderBeforeSend => ("raftBeforeLeaderSend", true),
-        FaultKind::PanicDefragBeforeCopy => ("defragBeforeCopy", false),
-        FaultKind::PanicDefragBeforeRename => ("defragBeforeRename", false),
-        FaultKind::PanicCompactBeforeCommitBatch => ("compactBeforeCommitBatch", false),
-        FaultKind::PanicCompactAfterCommitBatch => ("compactAfterCommitBatch", false),
-        FaultKind::SleepRaftBeforeSave => ("raftBeforeSave", false),
-        FaultKind::SleepBeforeSendWatchResponse => ("beforeSendWatchResponse", false),
+        FaultKind::PanicBeforeCommit => ("beforeCommit", Arm::Random),
+        FaultKind::PanicAfterCommit => ("afterCommit", Arm::Random),
+        FaultKind::PanicRaftBeforeSave => ("raftBeforeSave", Arm::Random),
+        FaultKind::PanicRaftAfterSave => ("raftAfterSave", Arm::Random),
+        FaultKind::PanicLeaderBeforeSend => ("raftBeforeLeaderSend", Arm::Leader),
+        FaultKind::PanicFollowerBeforeSend => ("raftBeforeFollowerSend", Arm::Follower),
+        FaultKind::PanicRaftBeforeSaveSnap => ("raftBeforeSaveSnap", Arm::Follower),
+        FaultKind::PanicRaftAfterSaveSnap => ("raftAfterSaveSnap", Arm::Follower),
+        FaultKind::PanicRaftBeforeApplySnap => ("raftBeforeApplySnap", Arm::Follower),
+        FaultKind::PanicRaftAfterApplySnap => ("raftAfterApplySnap", Arm::Follower),
+        FaultKind::PanicDefragBeforeCopy => ("defragBeforeCopy", Arm::Random),
+        FaultKind::PanicDefragBeforeRename => ("defragBeforeRename", Arm::Random),
+        FaultKind::PanicCompactBeforeCommitBatch => ("compactBeforeCommitBatch", Arm::Random),
+        FaultKind::PanicCompactAfterCommitBatch => ("compactAfterCommitBatch", Arm::Random),
+        FaultKind::SleepRaftBeforeSave => ("raftBeforeSave", Arm::Random),
+        FaultKind::SleepBeforeSendWatchResponse => ("beforeSendWatchResponse", Arm::Random),
         _ => return None,
     })
 }
@@ -102,13 +120,19 @@ pub(super) async fn run(
     leader: Option<usize>,
     ready: Duration,
 ) -> Result<(Vec<usize>, Vec<String>), FaultError> {
-    let (name, on_leader) =
-        point(kind).ok_or_else(|| failed(format!("{kind} is not a failpoint")))?;
+    let (name, arm) = point(kind).ok_or_else(|| failed(format!("{kind} is not a failpoint")))?;
     let n = ctx.cluster.size();
-    let hit = if on_leader {
-        leader.ok_or_else(|| failed("no leader to arm"))?
-    } else {
-        *(0..n).collect::<Vec<_>>().choose(ctx.rng).unwrap_or(&0)
+    let hit = match arm {
+        Arm::Leader => leader.ok_or_else(|| failed("no leader to arm"))?,
+        Arm::Random => *(0..n).collect::<Vec<_>>().choose(ctx.rng).unwrap_or(&0),
+        Arm::Follower => {
+            let leader = leader.ok_or_else(|| failed("no leader known to pick a follower"))?;
+            *(0..n)
+                .filter(|i| *i != leader)
+                .collect::<Vec<_>>()
+                .choose(ctx.rng)
+                .ok_or_else(|| failed("no follower to arm"))?
+        }
     };
     let url = ctx
         .cluster
@@ -143,8 +167,24 @@ pub(super) async fn run(
     blocking(move || c.set(name, &t)).await.map_err(failed)?;
     let mut evidence = vec![format!("armed {name}={term} on m{hit}")];
     if term == "panic" {
-        if let Some(what) = trigger(kind, ctx, hit).await {
-            evidence.push(what);
+        match kind {
+            FaultKind::PanicRaftBeforeSaveSnap
+            | FaultKind::PanicRaftAfterSaveSnap
+            | FaultKind::PanicRaftBeforeApplySnap
+            | FaultKind::PanicRaftAfterApplySnap => {
+                let leader = leader.ok_or_else(|| failed("no leader to fall behind"))?;
+                let pushed = super::partition::push_to_snapshot(ctx, leader, hit).await;
+                if pushed.is_err() {
+                    let c = client.clone();
+                    let _ = blocking(move || c.clear(name)).await;
+                }
+                evidence.extend(pushed?);
+            }
+            _ => {
+                if let Some(what) = trigger(kind, ctx, hit).await {
+                    evidence.push(what);
+                }
+            }
         }
         let start = tokio::time::Instant::now();
         while alive(pid) && start.elapsed() < PANIC_WITHIN {

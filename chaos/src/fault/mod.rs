@@ -90,6 +90,16 @@ pub enum FaultKind {
     PanicRaftAfterSave,
     /// gofail `raftBeforeLeaderSend=panic` on the leader, then restart it.
     PanicLeaderBeforeSend,
+    /// gofail `raftBeforeFollowerSend=panic` on a follower.
+    PanicFollowerBeforeSend,
+    /// gofail `raftBeforeSaveSnap=panic` on a follower pushed into a snapshot catch-up.
+    PanicRaftBeforeSaveSnap,
+    /// gofail `raftAfterSaveSnap=panic` on a follower pushed into a snapshot catch-up.
+    PanicRaftAfterSaveSnap,
+    /// gofail `raftBeforeApplySnap=panic` on a follower pushed into a snapshot catch-up.
+    PanicRaftBeforeApplySnap,
+    /// gofail `raftAfterApplySnap=panic` on a follower pushed into a snapshot catch-up.
+    PanicRaftAfterApplySnap,
     /// gofail `defragBeforeCopy=panic` on a random member, which is then defragmented.
     PanicDefragBeforeCopy,
     /// gofail `defragBeforeRename=panic` on a random member, which is then defragmented.
@@ -112,7 +122,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 35] = [
+    pub const ALL: [FaultKind; 40] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -142,6 +152,11 @@ impl FaultKind {
         FaultKind::PanicRaftBeforeSave,
         FaultKind::PanicRaftAfterSave,
         FaultKind::PanicLeaderBeforeSend,
+        FaultKind::PanicFollowerBeforeSend,
+        FaultKind::PanicRaftBeforeSaveSnap,
+        FaultKind::PanicRaftAfterSaveSnap,
+        FaultKind::PanicRaftBeforeApplySnap,
+        FaultKind::PanicRaftAfterApplySnap,
         FaultKind::PanicDefragBeforeCopy,
         FaultKind::PanicDefragBeforeRename,
         FaultKind::PanicCompactBeforeCommitBatch,
@@ -182,6 +197,11 @@ impl FaultKind {
             FaultKind::PanicRaftBeforeSave => "failpoint.panic-raft-before-save",
             FaultKind::PanicRaftAfterSave => "failpoint.panic-raft-after-save",
             FaultKind::PanicLeaderBeforeSend => "failpoint.panic-leader-before-send",
+            FaultKind::PanicFollowerBeforeSend => "failpoint.panic-follower-before-send",
+            FaultKind::PanicRaftBeforeSaveSnap => "failpoint.panic-raft-before-save-snap",
+            FaultKind::PanicRaftAfterSaveSnap => "failpoint.panic-raft-after-save-snap",
+            FaultKind::PanicRaftBeforeApplySnap => "failpoint.panic-raft-before-apply-snap",
+            FaultKind::PanicRaftAfterApplySnap => "failpoint.panic-raft-after-apply-snap",
             FaultKind::PanicDefragBeforeCopy => "failpoint.panic-defrag-before-copy",
             FaultKind::PanicDefragBeforeRename => "failpoint.panic-defrag-before-rename",
             FaultKind::PanicCompactBeforeCommitBatch => {
@@ -225,6 +245,11 @@ impl FaultKind {
             FaultKind::PanicRaftBeforeSave => "gofail `raftBeforeSave=panic` on a random member, then restart it.",
             FaultKind::PanicRaftAfterSave => "gofail `raftAfterSave=panic` on a random member, then restart it.",
             FaultKind::PanicLeaderBeforeSend => "gofail `raftBeforeLeaderSend=panic` on the leader, then restart it.",
+            FaultKind::PanicFollowerBeforeSend => "gofail `raftBeforeFollowerSend=panic` on a follower, then restart it.",
+            FaultKind::PanicRaftBeforeSaveSnap => "gofail `raftBeforeSaveSnap=panic` on a follower, cut it off until it needs a snapshot, heal, then restart it.",
+            FaultKind::PanicRaftAfterSaveSnap => "gofail `raftAfterSaveSnap=panic` on a follower, cut it off until it needs a snapshot, heal, then restart it.",
+            FaultKind::PanicRaftBeforeApplySnap => "gofail `raftBeforeApplySnap=panic` on a follower, cut it off until it needs a snapshot, heal, then restart it.",
+            FaultKind::PanicRaftAfterApplySnap => "gofail `raftAfterApplySnap=panic` on a follower, cut it off until it needs a snapshot, heal, then restart it.",
             FaultKind::PanicDefragBeforeCopy => "gofail `defragBeforeCopy=panic` on a random member, defragment it (recorded), then restart it.",
             FaultKind::PanicDefragBeforeRename => "gofail `defragBeforeRename=panic` on a random member, defragment it (recorded), then restart it.",
             FaultKind::PanicCompactBeforeCommitBatch => "gofail `compactBeforeCommitBatch=panic` on a random member, compact (recorded), then restart it.",
@@ -232,6 +257,19 @@ impl FaultKind {
             FaultKind::SleepRaftBeforeSave => "gofail `raftBeforeSave=sleep(100)` on a random member for a second.",
             FaultKind::SleepBeforeSendWatchResponse => "gofail `beforeSendWatchResponse=sleep(100)` on a random member for a second.",
         }
+    }
+
+    /// Whether the round's members talk through peer proxies: every network fault, and
+    /// the snapshot failpoints, which cut a follower off until it needs a snapshot.
+    pub fn needs_peer_proxies(self) -> bool {
+        self.family() == "network"
+            || matches!(
+                self,
+                FaultKind::PanicRaftBeforeSaveSnap
+                    | FaultKind::PanicRaftAfterSaveSnap
+                    | FaultKind::PanicRaftBeforeApplySnap
+                    | FaultKind::PanicRaftAfterApplySnap
+            )
     }
 
     /// The family (the part of the name before the dot).
@@ -249,6 +287,11 @@ impl FaultKind {
             | FaultKind::PartitionFollower
             | FaultKind::PartitionUntilSnapshot
             | FaultKind::ReplaceMember
+            | FaultKind::PanicFollowerBeforeSend
+            | FaultKind::PanicRaftBeforeSaveSnap
+            | FaultKind::PanicRaftAfterSaveSnap
+            | FaultKind::PanicRaftBeforeApplySnap
+            | FaultKind::PanicRaftAfterApplySnap
                 if members < 2 =>
             {
                 Err(format!(

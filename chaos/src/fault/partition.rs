@@ -156,6 +156,42 @@ async fn fill_until_behind(
     Ok((reached, sent.load(Relaxed)))
 }
 
+/// Cuts `follower` off until the leader `leader` is more than `--snapshot-count` +
+/// [`CATCH_UP_ENTRIES`] entries ahead (no-op writes push it there), then heals, so the
+/// follower can only catch up by snapshot: what drives a member into the snapshot
+/// failpoints. Returns the evidence.
+pub(super) async fn push_to_snapshot(
+    ctx: &FaultCtx<'_>,
+    leader: usize,
+    follower: usize,
+) -> Result<Vec<String>, FaultError> {
+    let n = ctx.cluster.size();
+    let cut = isolate(&[follower], n);
+    ctx.cluster.set_partition(&cut).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("toxiproxy") {
+            FaultError::Unsupported(e)
+        } else {
+            failed(e)
+        }
+    })?;
+    let gap = ctx.snapshot_count + CATCH_UP_ENTRIES;
+    let via: Vec<usize> = (0..n).filter(|i| *i != follower).collect();
+    let filled = fill_until_behind(ctx.cluster, &via, leader, follower, gap).await;
+    let heal = ctx.cluster.set_partition(&[]);
+    let (reached, sent) = filled?;
+    heal.map_err(failed)?;
+    if reached <= gap {
+        return Err(failed(format!(
+            "m{follower} was only {reached} entries behind after {sent} filler writes in {} s (needed more than {gap} to need a snapshot)",
+            FILL_FOR.as_secs()
+        )));
+    }
+    Ok(vec![format!(
+        "cut m{follower} off until it was {reached} entries behind the leader ({sent} no-op writes), then healed: it must catch up by snapshot"
+    )])
+}
+
 /// Chunks every member's proxy has dropped to partitions so far.
 fn partitioned_chunks(cluster: &Cluster) -> Vec<u64> {
     (0..cluster.size())

@@ -185,8 +185,8 @@ pub static CATALOG: &[FlagInfo] = &[
     row("proxy-write-timeout", Number, Accepted, "only matters with --proxy"),
     row("proxy-read-timeout", Number, Accepted, "only matters with --proxy"),
     // Experimental
-    row("experimental-initial-corrupt-check", Bool, Class::Unsupported { enabled: |f| on(f.experimental_initial_corrupt_check), why: "corruption checks are not supported by gauntlet-server" }, "hash check against peers at start"),
-    row("experimental-corrupt-check-time", Dur, Class::Unsupported { enabled: |f| (!f.experimental_corrupt_check_time.is_zero()).then(|| format!("{:?}", f.experimental_corrupt_check_time)), why: "corruption checks are not supported by gauntlet-server" }, "periodic hash checks"),
+    row("experimental-initial-corrupt-check", Bool, Honoured, "compare HashKV with the peers before serving; a mismatch refuses to start"),
+    row("experimental-corrupt-check-time", Dur, Honoured, "the leader compares every member's HashKV this often; a mismatch raises CORRUPT (0 disables)"),
     row("experimental-enable-v2v3", Text, Class::Unsupported { enabled: |f| given(&f.experimental_enable_v2v3), why: "the v2 API is not supported by gauntlet-server (only the v3 API)" }, "v2 over the v3 store"),
     row("experimental-enable-lease-checkpoint", Bool, Accepted, "the leader always checkpoints remaining TTLs (lease.rs), as etcd does with this on"),
     row("experimental-compaction-batch-limit", Number, Accepted, "compaction is one state machine step"),

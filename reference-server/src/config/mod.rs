@@ -641,10 +641,6 @@ mod tests {
             ),
             (&["--peer-auto-tls"], "--peer-auto-tls=true"),
             (
-                &["--experimental-corrupt-check-time=1m"],
-                "--experimental-corrupt-check-time=60s",
-            ),
-            (
                 &["--host-whitelist=a.example"],
                 "--host-whitelist=a.example",
             ),

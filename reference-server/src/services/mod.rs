@@ -171,12 +171,10 @@ impl Ctx {
                     member_id: self.member_id,
                     alarm: AlarmType::Nospace as i32,
                 });
-                let node = self.node.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = node.propose(Command { op: Some(alarm) }).await {
-                        tracing::warn!("cannot raise the NOSPACE alarm: {}", e.message);
-                    }
-                });
+                // As etcd's quota: the alarm is raised (applied) before the refusal goes out.
+                if let Err(e) = self.node.propose(Command { op: Some(alarm) }).await {
+                    tracing::warn!("cannot raise the NOSPACE alarm: {}", e.message);
+                }
                 return Err(status(rpctypes::NO_SPACE));
             }
         }

@@ -35,6 +35,18 @@ use crate::ledger::{KnownIssue, Ledger};
 
 /// A case without a verdict after this long fails.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a fresh cluster's member may take to exit after its connection broke.
+const CRASH_SETTLE: Duration = Duration::from_secs(3);
+/// What a failure's text says when the connection was lost rather than answered.
+const LOST_CONNECTION: &[&str] = &[
+    "Unavailable",
+    "transport",
+    "Timeout expired",
+    "connection",
+    "broken pipe",
+    "reset",
+];
+
 /// Fresh clusters running at the same time.
 pub const FRESH_PARALLEL: usize = 3;
 /// Distinguishes runs started in the same nanosecond (their key prefixes).
@@ -1122,11 +1134,21 @@ async fn fresh_outcome(case: &Case, shared: &Shared) -> Outcome {
     let Outcome::Failed { failure } = outcome else {
         return outcome;
     };
-    let died = cluster
-        .members()
-        .into_iter()
-        .enumerate()
-        .find(|(_, m)| m.exited.as_deref().is_some_and(|s| s != "exit status: 0"));
+    // A dying process may break the connection before it is gone: when the failure
+    // looks like a lost connection, give it a moment to exit.
+    let lost = LOST_CONNECTION.iter().any(|w| failure.actual.contains(w));
+    let settle = tokio::time::Instant::now() + if lost { CRASH_SETTLE } else { Duration::ZERO };
+    let died = loop {
+        let died = cluster
+            .members()
+            .into_iter()
+            .enumerate()
+            .find(|(_, m)| m.exited.as_deref().is_some_and(|s| s != "exit status: 0"));
+        if died.is_some() || tokio::time::Instant::now() >= settle {
+            break died;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let Some((i, m)) = died else {
         return Outcome::Failed { failure };
     };

@@ -38,6 +38,8 @@ const MAX_INPUTS_PER_TURN: usize = 4096;
 const INPUT_QUEUE: usize = 65_536;
 /// Entries kept behind the compaction point so slow followers catch up from the log.
 const CATCH_UP_ENTRIES: u64 = 5_000;
+/// How often a member without a leader says so in its log.
+const LEADERLESS_LOG_EVERY: Duration = Duration::from_secs(10);
 /// A learner may be promoted once its log matches this fraction of the leader's (etcd's).
 const LEARNER_READY_FRACTION: f64 = 0.9;
 
@@ -270,6 +272,8 @@ struct Loop<O: Outbox> {
     reads_waiting: BTreeMap<u64, Vec<oneshot::Sender<Result<(), EtcdError>>>>,
     reads_before_leader: VecDeque<oneshot::Sender<Result<(), EtcdError>>>,
     last_compaction: u64,
+    /// Since when no leader is known, and when that was last logged.
+    leaderless: Option<(Instant, Instant)>,
 }
 
 fn context(id: u64, seq: u64) -> Vec<u8> {
@@ -349,6 +353,7 @@ pub fn start<O: Outbox>(
         reads_requested: HashMap::new(),
         reads_waiting: BTreeMap::new(),
         reads_before_leader: VecDeque::new(),
+        leaderless: None,
     };
     std::thread::Builder::new()
         .name("raft".into())
@@ -486,8 +491,37 @@ impl<O: Outbox> Loop<O> {
         }
     }
 
+    /// Logs, every [`LEADERLESS_LOG_EVERY`], that no leader is known, with raft's view of
+    /// why (role, term, log, configuration): what a cluster that never elects shows.
+    fn watch_leaderless(&mut self, now: Instant) {
+        if self.raw.raft.leader_id != raft::INVALID_ID {
+            self.leaderless = None;
+            return;
+        }
+        let (since, logged) = *self.leaderless.get_or_insert((now, now));
+        if now.duration_since(logged) < LEADERLESS_LOG_EVERY {
+            return;
+        }
+        self.leaderless = Some((since, now));
+        let r = &self.raw.raft;
+        tracing::warn!(
+            "no leader for {} s: role {:?}, term {}, vote {:x}, last index {}, committed {}, applied {}, voters {:x?}, learners {:x?}, promotable {}",
+            now.duration_since(since).as_secs(),
+            r.state,
+            r.term,
+            r.vote,
+            r.raft_log.last_index(),
+            r.raft_log.committed,
+            r.raft_log.applied,
+            r.prs().conf().voters().ids().iter().collect::<Vec<_>>(),
+            r.prs().conf().learners(),
+            r.promotable(),
+        );
+    }
+
     /// Answers requests that waited past their deadline; retries reads queued while no leader was known.
     fn expire(&mut self, now: Instant) {
+        self.watch_leaderless(now);
         let late: Vec<u64> = self
             .proposals
             .iter()

@@ -105,8 +105,49 @@ fn main() -> std::process::ExitCode {
 /// answers in flight (the MemberRemove itself, when it was asked) go out.
 const REMOVED_GRACE: Duration = Duration::from_millis(500);
 
+/// raft-rs logs through slog: its warnings and errors (a campaign it refuses, say) go
+/// to this server's log as target `raft`; its info and debug chatter does not.
 fn raft_logger() -> slog::Logger {
-    slog::Logger::root(slog::Discard, slog::o!())
+    slog::Logger::root(RaftLogDrain, slog::o!())
+}
+
+/// Forwards raft-rs's warnings and errors, with their key-value pairs, to `tracing`.
+struct RaftLogDrain;
+
+/// Collects a record's key-value pairs as `key=value` text.
+struct KvText(String);
+
+impl slog::Serializer for KvText {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        use std::fmt::Write as _;
+        let _ = write!(self.0, " {key}={val}");
+        Ok(())
+    }
+}
+
+impl slog::Drain for RaftLogDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(
+        &self,
+        record: &slog::Record<'_>,
+        values: &slog::OwnedKVList,
+    ) -> Result<(), slog::Never> {
+        if !record.level().is_at_least(slog::Level::Warning) {
+            return Ok(());
+        }
+        let mut kv = KvText(String::new());
+        let _ = slog::KV::serialize(&record.kv(), record, &mut kv);
+        let _ = slog::KV::serialize(values, record, &mut kv);
+        let msg = record.msg();
+        if record.level().is_at_least(slog::Level::Error) {
+            tracing::error!(target: "raft", "{msg}{}", kv.0);
+        } else {
+            tracing::warn!(target: "raft", "{msg}{}", kv.0);
+        }
+        Ok(())
+    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -358,10 +358,20 @@ pub fn start<O: Outbox>(
     std::thread::Builder::new()
         .name("raft".into())
         .spawn(move || {
-            if let Err(e) = lp.run(rx) {
-                tracing::error!("raft loop stopped: {e}");
-                eprintln!("fatal: raft loop stopped: {e}");
-                std::process::exit(1);
+            // A panic in the loop (raft-rs's own fatal checks panic) must end the process:
+            // a member whose loop is gone would go on serving a state that never moves.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(rx)));
+            match run {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!("raft loop stopped: {e}");
+                    eprintln!("fatal: raft loop stopped: {e}");
+                    std::process::exit(1);
+                }
+                Err(_) => {
+                    eprintln!("fatal: the raft loop panicked (message above)");
+                    std::process::abort();
+                }
             }
         })
         .map_err(|e| NodeError::Sled(sled::Error::Io(e)))?;

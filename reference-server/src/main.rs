@@ -332,6 +332,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(
             MaintenanceServer::new(services::MaintenanceService(ctx.clone()))
                 .max_decoding_message_size(max_decode),
+        )
+        .add_service(
+            gauntlet_api::v3lockpb::lock_server::LockServer::new(services::LockService(
+                ctx.clone(),
+            ))
+            .max_decoding_message_size(max_decode),
+        )
+        .add_service(
+            gauntlet_api::v3electionpb::election_server::ElectionServer::new(
+                services::ElectionService(ctx.clone()),
+            )
+            .max_decoding_message_size(max_decode),
         );
         let router = grpc
             .into_axum_router()

@@ -219,7 +219,11 @@ pub async fn grpc_counter(
     let Some((service, method)) = path
         .strip_prefix('/')
         .and_then(|p| p.split_once('/'))
-        .filter(|(s, _)| s.starts_with("etcdserverpb."))
+        .filter(|(s, _)| {
+            ["etcdserverpb.", "v3lockpb.", "v3electionpb."]
+                .iter()
+                .any(|p| s.starts_with(p))
+        })
     else {
         return next.run(req).await;
     };

@@ -6,7 +6,8 @@
 //! header with the cluster id, this member's id, the store revision and the raft term.
 //!
 //! One module per etcd service, as etcd's `v3rpc` package: [`kv`], [`watch`], [`lease`],
-//! [`cluster`] (membership) and [`maintenance`]. What they share lives here: the
+//! [`cluster`] (membership), [`maintenance`], [`lock`] and [`election`] (etcd's `v3lock`
+//! and `v3election`). What they share lives here: the
 //! [`Ctx`] every service holds, response headers, and the write path (size check,
 //! validation, quota, proposal).
 
@@ -124,7 +125,9 @@ pub async fn learner_guard(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let grpc = req.uri().path().starts_with("/etcdserverpb.");
+    let grpc = ["/etcdserverpb.", "/v3lockpb.", "/v3electionpb."]
+        .iter()
+        .any(|p| req.uri().path().starts_with(p));
     if grpc
         && node.status.is_learner.load(Ordering::Relaxed)
         && !LEARNER_METHODS.contains(&req.uri().path())
@@ -211,13 +214,17 @@ macro_rules! expect_response {
 }
 
 mod cluster;
+mod election;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod watch;
 
 pub use self::cluster::ClusterService;
+pub use self::election::ElectionService;
 pub use self::kv::KvService;
 pub use self::lease::LeaseService;
+pub use self::lock::LockService;
 pub use self::maintenance::MaintenanceService;
 pub use self::watch::WatchService;

@@ -972,6 +972,51 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Election.Observe: opens the stream and hands each leader response to `seen`
+    /// until it answers `false` (enough) or `deadline` passes (a timeout error). The
+    /// stream closes when this returns.
+    pub async fn observe(
+        &self,
+        req: elpb::LeaderRequest,
+        deadline: Duration,
+        mut seen: impl FnMut(&elpb::LeaderResponse) -> bool + Send,
+    ) -> Result<(), ClientError> {
+        let idx = self.pick();
+        let endpoint = self.inner.urls[idx].clone();
+        let fut = async {
+            let mut ec = ElectionClient::new(self.inner.channels[idx].clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+            let mut stream = ec
+                .observe(self.request(req))
+                .await
+                .map_err(|s| status_error(&endpoint, &s))?
+                .into_inner();
+            while let Some(r) = stream
+                .message()
+                .await
+                .map_err(|s| status_error(&endpoint, &s))?
+            {
+                if !seen(&r) {
+                    return Ok(());
+                }
+            }
+            Err(ClientError::Stream {
+                endpoint: endpoint.clone(),
+                reason: "the Observe stream ended".into(),
+            })
+        };
+        tokio::time::timeout(deadline, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Timeout {
+                    endpoint: endpoint.clone(),
+                    after_ms: millis(deadline),
+                })
+            })
+    }
+}
+
 /// Queues `item` on a stream's request side, waiting at most `timeout` for room.
 async fn send_bounded<T>(
     tx: &mpsc::Sender<T>,

@@ -111,6 +111,28 @@ pub fn cases() -> Vec<Case> {
             let req = ResignRequest { leader: None };
             unknown_with(&req, ctx.client.resign(req.clone()).await, gauntlet_api::rpctypes::MISSING_LEADER_KEY.message)
         }),
+        case("election.observe.follows_leader", "Observe streams the leader once there is one, then again when its value is proclaimed.", doc::CONCURRENCY, |ctx| async move {
+            let c = ctx.client.clone();
+            let name = ctx.key("e");
+            let observer = tokio::spawn(async move {
+                let mut values = Vec::new();
+                let r = c
+                    .observe(LeaderRequest { name }, Duration::from_secs(10), |resp| {
+                        values.push(resp.kv.as_ref().map(|k| k.value.clone()).unwrap_or_default());
+                        values.len() < 2
+                    })
+                    .await;
+                (r, values)
+            });
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (_, lk) = campaign(&ctx, "v1").await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let req = ProclaimRequest { leader: Some(lk), value: b"v2".to_vec() };
+            ok(&req, ctx.client.proclaim(req.clone()).await)?;
+            let (r, values) = observer.await.map_err(|e| failure(&"observe", "the observer's values", e.to_string()))?;
+            ok(&"observe e", r)?;
+            eq(&"observe e; campaign v1; proclaim v2", "observed values", vec![b"v1".to_vec(), b"v2".to_vec()], values)
+        }),
         case("election.leader.key_in_kv", "The leader key exists in the KV store with the campaign value and lease.", doc::CONCURRENCY, |ctx| async move {
             let (req, lk) = campaign(&ctx, "v1").await?;
             let got = ok(&req, ctx.client.get(lk.key.clone()).await)?;

@@ -961,14 +961,7 @@ impl Client {
             }
             Ok(out)
         };
-        tokio::time::timeout(deadline, fut)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ClientError::Timeout {
-                    endpoint: endpoint.clone(),
-                    after_ms: millis(deadline),
-                })
-            })
+        within(&endpoint, deadline, fut).await
     }
 }
 
@@ -1006,15 +999,24 @@ impl Client {
                 reason: "the Observe stream ended".into(),
             })
         };
-        tokio::time::timeout(deadline, fut)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ClientError::Timeout {
-                    endpoint: endpoint.clone(),
-                    after_ms: millis(deadline),
-                })
-            })
+        within(&endpoint, deadline, fut).await
     }
+}
+
+/// Runs a whole stream call `fut` to `endpoint` with a deadline (a timeout error after).
+async fn within<T>(
+    endpoint: &str,
+    deadline: Duration,
+    fut: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(deadline, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Timeout {
+                endpoint: endpoint.to_string(),
+                after_ms: millis(deadline),
+            })
+        })
 }
 
 /// Queues `item` on a stream's request side, waiting at most `timeout` for room.

@@ -33,12 +33,8 @@ struct PeerHash {
 /// Every peer's hash at `revision` (peers that cannot answer are left out, and logged).
 async fn peer_hashes(ctx: &Ctx, revision: i64) -> Vec<PeerHash> {
     let ids: Vec<u64> = ctx
-        .node
-        .read_state()
-        .cluster()
-        .members
-        .keys()
-        .copied()
+        .member_ids()
+        .into_iter()
         .filter(|id| *id != ctx.member_id)
         .collect();
     let mut out = Vec::new();

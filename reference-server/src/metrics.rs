@@ -238,7 +238,9 @@ pub async fn grpc_counter(
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
-        .map_or("OK", |c| code_name(tonic::Code::from_i32(c)));
+        .map_or("OK", |c| {
+            gauntlet_api::rpctypes::go_code_name(tonic::Code::from_i32(c))
+        });
     m.grpc_handled_total
         .with_label_values(&[kind, service, method, code])
         .inc();
@@ -251,30 +253,6 @@ fn grpc_type(method: &str) -> &'static str {
         "Watch" | "LeaseKeepAlive" => "bidi_stream",
         "Snapshot" => "server_stream",
         _ => "unary",
-    }
-}
-
-/// grpc-go's name of a code (as its metrics label it).
-fn code_name(c: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match c {
-        Code::Ok => "OK",
-        Code::Cancelled => "Canceled",
-        Code::Unknown => "Unknown",
-        Code::InvalidArgument => "InvalidArgument",
-        Code::DeadlineExceeded => "DeadlineExceeded",
-        Code::NotFound => "NotFound",
-        Code::AlreadyExists => "AlreadyExists",
-        Code::PermissionDenied => "PermissionDenied",
-        Code::ResourceExhausted => "ResourceExhausted",
-        Code::FailedPrecondition => "FailedPrecondition",
-        Code::Aborted => "Aborted",
-        Code::OutOfRange => "OutOfRange",
-        Code::Unimplemented => "Unimplemented",
-        Code::Internal => "Internal",
-        Code::Unavailable => "Unavailable",
-        Code::DataLoss => "DataLoss",
-        Code::Unauthenticated => "Unauthenticated",
     }
 }
 
@@ -321,6 +299,9 @@ mod tests {
         assert_eq!(grpc_type("Watch"), "bidi_stream");
         assert_eq!(grpc_type("Snapshot"), "server_stream");
         assert_eq!(grpc_type("Put"), "unary");
-        assert_eq!(code_name(tonic::Code::Cancelled), "Canceled");
+        assert_eq!(
+            gauntlet_api::rpctypes::go_code_name(tonic::Code::Cancelled),
+            "Canceled"
+        );
     }
 }

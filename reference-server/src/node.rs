@@ -695,17 +695,8 @@ impl<O: Outbox> Loop<O> {
                         }
                     };
                     members_changed |= matches!(outcome, Some(Ok(crate::state::Response::Cluster)));
-                    if let (Some(outcome), Some((id, seq))) = (outcome, parse_context(&e.context)) {
-                        if id == self.cfg.id {
-                            if let Some((_, reply)) = self.proposals.remove(&seq) {
-                                let applied = Applied {
-                                    outcome,
-                                    revision: state.revision(),
-                                    term: e.term,
-                                };
-                                answers.push((reply, applied));
-                            }
-                        }
+                    if let Some(outcome) = outcome {
+                        answers.extend(self.answer(&e, outcome, state.revision()));
                     }
                 }
                 EntryType::EntryNormal => state.apply_noop_grouped(e.index),
@@ -714,18 +705,7 @@ impl<O: Outbox> Loop<O> {
                     let cc = ConfChange::parse_from_bytes(&e.data)
                         .map_err(|err| NodeError::Raft(raft::Error::CodecError(err)))?;
                     let outcome = self.apply_conf_change(&mut state, e.index, &cc)?;
-                    if let Some((id, seq)) = parse_context(&e.context) {
-                        if id == self.cfg.id {
-                            if let Some((_, reply)) = self.proposals.remove(&seq) {
-                                let applied = Applied {
-                                    outcome,
-                                    revision: state.revision(),
-                                    term: e.term,
-                                };
-                                answers.push((reply, applied));
-                            }
-                        }
-                    }
+                    answers.extend(self.answer(&e, outcome, state.revision()));
                 }
                 EntryType::EntryConfChangeV2 => {
                     // Never proposed by this server; applied to raft so a log written by
@@ -772,6 +752,28 @@ impl<O: Outbox> Loop<O> {
         }
         self.status.applied.store(last, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The waiting proposer of entry `e`, when this member proposed it, with its answer.
+    fn answer(
+        &mut self,
+        e: &Entry,
+        outcome: ApplyOutcome,
+        revision: i64,
+    ) -> Option<(oneshot::Sender<Result<Applied, EtcdError>>, Applied)> {
+        let (id, seq) = parse_context(&e.context)?;
+        if id != self.cfg.id {
+            return None;
+        }
+        let (_, reply) = self.proposals.remove(&seq)?;
+        Some((
+            reply,
+            Applied {
+                outcome,
+                revision,
+                term: e.term,
+            },
+        ))
     }
 
     /// Applies a configuration change to raft, then the same decision to the member

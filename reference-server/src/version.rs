@@ -165,14 +165,7 @@ pub async fn monitor(ctx: Ctx) {
 
 /// Every member's server version (major.minor), or `None` if one did not answer.
 async fn member_versions(ctx: &Ctx) -> Option<Vec<(u64, u64)>> {
-    let ids: Vec<u64> = ctx
-        .node
-        .read_state()
-        .cluster()
-        .members
-        .keys()
-        .copied()
-        .collect();
+    let ids = ctx.member_ids();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if id == ctx.member_id {

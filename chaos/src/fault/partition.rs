@@ -156,6 +156,18 @@ async fn fill_until_behind(
     Ok((reached, sent.load(Relaxed)))
 }
 
+/// Cuts exactly `cut`; a toxiproxy server, which cannot cut links, makes it unsupported.
+fn cut_links(cluster: &Cluster, cut: &[(usize, usize)]) -> Result<(), FaultError> {
+    cluster.set_partition(cut).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("toxiproxy") {
+            FaultError::Unsupported(e)
+        } else {
+            failed(e)
+        }
+    })
+}
+
 /// Cuts `follower` off until the leader `leader` is more than `--snapshot-count` +
 /// [`CATCH_UP_ENTRIES`] entries ahead (no-op writes push it there), then heals, so the
 /// follower can only catch up by snapshot: what drives a member into the snapshot
@@ -167,14 +179,7 @@ pub(super) async fn push_to_snapshot(
 ) -> Result<Vec<String>, FaultError> {
     let n = ctx.cluster.size();
     let cut = isolate(&[follower], n);
-    ctx.cluster.set_partition(&cut).map_err(|e| {
-        let e = e.to_string();
-        if e.contains("toxiproxy") {
-            FaultError::Unsupported(e)
-        } else {
-            failed(e)
-        }
-    })?;
+    cut_links(ctx.cluster, &cut)?;
     let gap = ctx.snapshot_count + CATCH_UP_ENTRIES;
     let via: Vec<usize> = (0..n).filter(|i| *i != follower).collect();
     let filled = fill_until_behind(ctx.cluster, &via, leader, follower, gap).await;
@@ -249,14 +254,7 @@ pub(super) async fn run(
     };
     let old = status(ctx.cluster, leader).await?;
     let dropped_before = partitioned_chunks(ctx.cluster);
-    ctx.cluster.set_partition(&cut).map_err(|e| {
-        let e = e.to_string();
-        if e.contains("toxiproxy") {
-            FaultError::Unsupported(e)
-        } else {
-            failed(e)
-        }
-    })?;
+    cut_links(ctx.cluster, &cut)?;
     let mut evidence = vec![format!("cut {}", links(&cut))];
     let held = hold(kind, ctx, leader, &hit, &cut, &old, &mut evidence).await;
     let healed_at = ctx.cluster.member_status(leader).await.ok();

@@ -66,20 +66,6 @@ fn status(e: EtcdError) -> Status {
     e.status()
 }
 
-/// Whether a command takes space (what the quota refuses when the backend is full, as
-/// etcd's quota: puts, txns with a put, lease grants).
-fn needs_space(cmd: &Command) -> bool {
-    match &cmd.op {
-        Some(Op::Put(_) | Op::LeaseGrant(_)) => true,
-        Some(Op::Txn(t)) => t
-            .success
-            .iter()
-            .chain(&t.failure)
-            .any(|r| matches!(r.request, Some(pb::request_op::Request::RequestPut(_)))),
-        _ => false,
-    }
-}
-
 /// Publishes this member's name and client URLs through raft once it serves (etcd's
 /// `publish`), retrying every [`PUBLISH_RETRY`] for at most [`PUBLISH_ATTEMPTS`] tries.
 pub async fn publish(ctx: Ctx, name: String, client_urls: Vec<String>) {
@@ -147,6 +133,17 @@ impl Ctx {
         })
     }
 
+    /// The ids in the member table, this member's included.
+    pub fn member_ids(&self) -> Vec<u64> {
+        self.node
+            .read_state()
+            .cluster()
+            .members
+            .keys()
+            .copied()
+            .collect()
+    }
+
     fn current_header(&self) -> Option<pb::ResponseHeader> {
         let rev = self.node.read_state().revision();
         self.header(rev, self.node.status.term.load(Ordering::Relaxed))
@@ -163,7 +160,7 @@ impl Ctx {
         let cmd = Command { op: Some(op) };
         self.check_size(cmd.encoded_len())?;
         state::validate(&cmd, self.max_txn_ops).map_err(status)?;
-        if needs_space(&cmd) {
+        if cmd.op.as_ref().is_some_and(state::needs_space) {
             if self.node.read_state().cluster().raised(AlarmType::Nospace) {
                 return Err(status(rpctypes::NO_SPACE));
             }

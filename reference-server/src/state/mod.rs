@@ -148,6 +148,24 @@ pub enum Response {
     Cluster,
 }
 
+/// Whether a command takes space: what etcd's quota refuses once the backend is full
+/// and its NOSPACE applier refuses while the alarm is raised (puts, txns with a put in
+/// either top-level branch, lease grants).
+pub fn needs_space(op: &Op) -> bool {
+    match op {
+        Op::Put(_) | Op::LeaseGrant(_) => true,
+        Op::Txn(t) => t.success.iter().chain(&t.failure).any(|r| {
+            matches!(
+                r.request,
+                Some(gauntlet_api::etcdserverpb::request_op::Request::RequestPut(
+                    _
+                ))
+            )
+        }),
+        _ => false,
+    }
+}
+
 /// A deterministic result: the same on every member.
 pub type ApplyOutcome = Result<Response, EtcdError>;
 

@@ -247,20 +247,8 @@ impl StateMachine {
         if kv_or_lease && self.cluster.raised(AlarmType::Corrupt) {
             return Some(rpctypes::CORRUPT);
         }
-        if !self.cluster.raised(AlarmType::Nospace) {
-            return None;
-        }
-        let puts = |t: &TxnRequest| {
-            t.success
-                .iter()
-                .chain(&t.failure)
-                .any(|r| matches!(r.request, Some(request_op::Request::RequestPut(_))))
-        };
-        match op {
-            Op::Put(_) | Op::LeaseGrant(_) => Some(rpctypes::NO_SPACE),
-            Op::Txn(t) if puts(t) => Some(rpctypes::NO_SPACE),
-            _ => None,
-        }
+        (self.cluster.raised(AlarmType::Nospace) && super::needs_space(op))
+            .then_some(rpctypes::NO_SPACE)
     }
 
     /// A cheap handle on the watch hub.

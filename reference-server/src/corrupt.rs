@@ -130,7 +130,7 @@ pub async fn monitor(ctx: Ctx, every: Duration) {
                 member_id: p.id,
                 alarm: AlarmType::Corrupt as i32,
             });
-            if let Err(e) = ctx.node.propose(Command { op: Some(alarm) }).await {
+            if let Err(e) = ctx.node.propose(Command::internal(alarm)).await {
                 tracing::warn!("cannot raise the CORRUPT alarm: {}", e.message);
             }
         }

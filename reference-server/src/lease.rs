@@ -153,9 +153,7 @@ impl Lessor {
             for id in expired.into_iter().take(REVOKE_BATCH) {
                 let node = self.node.clone();
                 tokio::spawn(async move {
-                    let cmd = Command {
-                        op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })),
-                    };
+                    let cmd = Command::internal(Op::LeaseRevoke(LeaseRevokeRequest { id }));
                     if let Err(e) = node.propose(cmd).await {
                         tracing::debug!(id, "revoking an expired lease failed: {}", e.message);
                     }
@@ -165,11 +163,9 @@ impl Lessor {
             {
                 last_checkpoint = now;
                 for chunk in checkpoints.chunks(CHECKPOINT_BATCH) {
-                    let cmd = Command {
-                        op: Some(Op::LeaseCheckpoint(LeaseCheckpointRequest {
-                            checkpoints: chunk.to_vec(),
-                        })),
-                    };
+                    let cmd = Command::internal(Op::LeaseCheckpoint(LeaseCheckpointRequest {
+                        checkpoints: chunk.to_vec(),
+                    }));
                     let node = self.node.clone();
                     tokio::spawn(async move {
                         let _ = node.propose(cmd).await;

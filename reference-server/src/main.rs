@@ -13,6 +13,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod auth;
 mod backend;
 mod bootstrap;
 mod config;
@@ -29,6 +30,7 @@ mod raftlog;
 mod services;
 mod snapshot;
 mod state;
+mod tls;
 mod transport;
 mod version;
 mod wal;
@@ -246,6 +248,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .watch_progress_notify_interval
             .max(Duration::from_millis(100)),
         quota_bytes: config.quota_bytes,
+        authn: {
+            let tokens = node.read_state().tokens();
+            tokens.set_ttl(Duration::from_secs(u64::from(config.flags.auth_token_ttl)));
+            auth::Authn::new(
+                config.auth_token.clone(),
+                tokens,
+                config.bcrypt_cost,
+                config.flags.client_cert_auth,
+            )
+        },
     };
     spawn_auto_compaction(&config, ctx.clone());
     tokio::spawn(version::monitor(ctx.clone()));
@@ -324,6 +336,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(
             LeaseServer::new(services::LeaseService(ctx.clone()))
                 .max_decoding_message_size(max_decode),
+        )
+        .add_service(
+            gauntlet_api::etcdserverpb::auth_server::AuthServer::new(services::AuthService(
+                ctx.clone(),
+            ))
+            .max_decoding_message_size(max_decode),
         )
         .add_service(
             ClusterServer::new(services::ClusterService(ctx.clone()))
@@ -474,7 +492,7 @@ fn spawn_auto_compaction(config: &Config, ctx: Ctx) {
                     revision: target,
                     physical: false,
                 });
-                if let Err(e) = ctx.node.propose(state::Command { op: Some(op) }).await {
+                if let Err(e) = ctx.node.propose(state::Command::internal(op)).await {
                     tracing::warn!(target, "auto compaction failed: {}", e.message);
                 }
             }

@@ -183,9 +183,7 @@ async fn member_versions(ctx: &Ctx) -> Option<Vec<(u64, u64)>> {
 async fn propose(ctx: &Ctx, set: VersionSet) -> Result<(), EtcdError> {
     let a = ctx
         .node
-        .propose(Command {
-            op: Some(Op::VersionSet(set)),
-        })
+        .propose(Command::internal(Op::VersionSet(set)))
         .await?;
     a.outcome.map(|_| ())
 }

@@ -157,9 +157,9 @@ pub static CATALOG: &[FlagInfo] = &[
     row("cors", List, Accepted, "no CORS headers; a browser is stricter without them, never looser"),
     row("host-whitelist", List, Class::Unsupported { enabled: |f| given(&f.host_whitelist).filter(|v| v.trim() != "*"), why: "restricting HTTP Host names is not supported by gauntlet-server" }, "a Host check on insecure listeners"),
     // Auth
-    row("auth-token", Text, Class::Unsupported { enabled: |f| (f.auth_token.trim() != "simple").then(|| f.auth_token.clone()), why: "auth tokens other than simple are not supported yet by gauntlet-server" }, "jwt tokens"),
-    row("bcrypt-cost", Number, Accepted, "a warning outside 4..=31, as etcd gives"),
-    row("auth-token-ttl", Number, Accepted, "auth is not implemented yet"),
+    row("auth-token", Text, Honoured, "simple, or jwt with pub-key, priv-key, sign-method and ttl (see auth)"),
+    row("bcrypt-cost", Number, Honoured, "bcrypt cost of password hashes; outside 4..=31 a warning and the default, as etcd"),
+    row("auth-token-ttl", Number, Honoured, "seconds a simple token lives without use"),
     // Profiling and monitoring
     row("enable-pprof", Bool, Accepted, "no Go runtime to profile"),
     row("metrics", Text, Accepted, "one set of metrics whatever the level"),

@@ -63,6 +63,8 @@ pub const API_VERSION: &str = "3.5.0";
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 /// Lowest `--bcrypt-cost` (bcrypt's own; etcd warns and uses its default outside the range).
 pub const BCRYPT_MIN_COST: u32 = 4;
+/// etcd's (and Go bcrypt's) default cost.
+pub const BCRYPT_DEFAULT_COST: u32 = 10;
 /// Highest `--bcrypt-cost`.
 pub const BCRYPT_MAX_COST: u32 = 31;
 
@@ -82,6 +84,10 @@ pub struct Peer {
 pub struct Config {
     /// The flags as given.
     pub flags: Flags,
+    /// `--auth-token`, parsed (JWT keys loaded).
+    pub auth_token: crate::auth::TokenKind,
+    /// `--bcrypt-cost`, or etcd's default when it is out of bcrypt's range.
+    pub bcrypt_cost: u32,
     /// Data directory.
     pub data_dir: PathBuf,
     /// This member's raft id.
@@ -506,7 +512,15 @@ impl Config {
             flags.pre_vote,
             restarting,
         );
+        let auth_token = crate::auth::parse_token_option(&flags.auth_token)?;
+        let bcrypt_cost = if (BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&flags.bcrypt_cost) {
+            flags.bcrypt_cost
+        } else {
+            BCRYPT_DEFAULT_COST
+        };
         Ok(Config {
+            auth_token,
+            bcrypt_cost,
             wal_dir,
             strict_reconfig_check: flags.strict_reconfig_check,
             initial_election_ticks,

@@ -113,6 +113,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.0.admin(&request).await?;
         let req = request.into_inner();
         check_urls(&req.peer_ur_ls).map_err(status)?;
         self.0.node.read_index().await.map_err(status)?;
@@ -173,6 +174,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.0.admin(&request).await?;
         let id = request.into_inner().id;
         self.0.node.read_index().await.map_err(status)?;
         let members = self.members();
@@ -202,9 +204,13 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.0.admin(&request).await?;
         let req = request.into_inner();
         check_urls(&req.peer_ur_ls).map_err(status)?;
-        let a = self.0.write(Op::MemberUpdate(req)).await?;
+        let a = self
+            .0
+            .write(Default::default(), Op::MemberUpdate(req))
+            .await?;
         a.outcome.map_err(status)?;
         Ok(Response::new(pb::MemberUpdateResponse {
             header: self.0.header(a.revision, a.term),
@@ -216,6 +222,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.0.admin(&request).await?;
         let id = request.into_inner().id;
         self.0.node.read_index().await.map_err(status)?;
         let members = self.members();
@@ -272,6 +279,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
+        self.0.admin(&request).await?;
         if request.into_inner().linearizable {
             self.0.node.read_index().await.map_err(status)?;
         }

@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status};
 
 use super::lock::{acquire, plain, prefix_end, txn_of};
 use super::Ctx;
+use crate::state::auth::AuthHeader;
 
 /// etcd's `concurrency.ErrElectionNoLeader`.
 const NO_LEADER: &str = "election: no leader";
@@ -45,17 +46,21 @@ fn prefix_of(name: &[u8]) -> Vec<u8> {
 /// The oldest key under `name/` (the leader), read from the local state.
 fn current_leader(
     ctx: &Ctx,
+    who: &AuthHeader,
     name: &[u8],
 ) -> Result<(Option<pb::ResponseHeader>, Option<KeyValue>), Status> {
     let prefix = prefix_of(name);
-    let r = ctx.read(&pb::RangeRequest {
-        key: prefix.clone(),
-        range_end: prefix_end(&prefix),
-        sort_order: pb::range_request::SortOrder::Ascend as i32,
-        sort_target: pb::range_request::SortTarget::Create as i32,
-        limit: 1,
-        ..Default::default()
-    })?;
+    let r = ctx.read(
+        who,
+        &pb::RangeRequest {
+            key: prefix.clone(),
+            range_end: prefix_end(&prefix),
+            sort_order: pb::range_request::SortOrder::Ascend as i32,
+            sort_target: pb::range_request::SortTarget::Create as i32,
+            limit: 1,
+            ..Default::default()
+        },
+    )?;
     Ok((r.header, r.kvs.into_iter().next()))
 }
 
@@ -84,11 +89,12 @@ impl Election for ElectionService {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        let who = self.0.who(&request).await.map_err(plain)?;
         let req = request.into_inner();
         let prefix = prefix_of(&req.name);
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{:x}", req.lease).as_bytes());
-        let got = acquire(&self.0, &prefix, &key, req.lease, &req.value).await?;
+        let got = acquire(&self.0, &who, &prefix, &key, req.lease, &req.value).await?;
         Ok(Response::new(CampaignResponse {
             header: got.header,
             leader: Some(LeaderKey {
@@ -104,6 +110,7 @@ impl Election for ElectionService {
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        let who = self.0.who(&request).await.map_err(plain)?;
         let req = request.into_inner();
         let leader = req.leader.ok_or_else(missing_leader)?;
         let put = RequestOp {
@@ -114,7 +121,7 @@ impl Election for ElectionService {
                 ..Default::default()
             })),
         };
-        let (resp, revision, term) = txn_of(&self.0, as_leader(&leader, put)).await?;
+        let (resp, revision, term) = txn_of(&self.0, &who, as_leader(&leader, put)).await?;
         if !resp.succeeded {
             return Err(Status::unknown(NOT_LEADER));
         }
@@ -127,13 +134,14 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        let who = self.0.who(&request).await.map_err(plain)?;
         let name = request.into_inner().name;
         self.0
             .node
             .read_index()
             .await
             .map_err(|e| plain(e.status()))?;
-        let (header, kv) = current_leader(&self.0, &name)?;
+        let (header, kv) = current_leader(&self.0, &who, &name)?;
         let kv = kv.ok_or_else(|| Status::unknown(NO_LEADER))?;
         Ok(Response::new(LeaderResponse {
             header,
@@ -150,13 +158,14 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let who = self.0.who(&request).await.map_err(plain)?;
         let name = request.into_inner().name;
         let ctx = self.0.clone();
         let (tx, rx) = mpsc::channel(OBSERVE_QUEUE);
         tokio::spawn(async move {
             let mut last: Option<(Vec<u8>, i64)> = None;
             while !tx.is_closed() {
-                match current_leader(&ctx, &name) {
+                match current_leader(&ctx, &who, &name) {
                     Ok((header, Some(kv))) => {
                         let seen = (kv.key.clone(), kv.mod_revision);
                         if last.as_ref() != Some(&seen) {
@@ -186,6 +195,7 @@ impl Election for ElectionService {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        let who = self.0.who(&request).await.map_err(plain)?;
         let leader = request.into_inner().leader.ok_or_else(missing_leader)?;
         let delete = RequestOp {
             request: Some(request_op::Request::RequestDeleteRange(
@@ -195,7 +205,7 @@ impl Election for ElectionService {
                 },
             )),
         };
-        let (_, revision, term) = txn_of(&self.0, as_leader(&leader, delete)).await?;
+        let (_, revision, term) = txn_of(&self.0, &who, as_leader(&leader, delete)).await?;
         Ok(Response::new(ResignResponse {
             header: self.0.header(revision, term),
         }))

@@ -19,6 +19,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        let who = self.0.who(&request).await?;
         let req = request.into_inner();
         if !req.serializable {
             if self.0.node.status.is_learner.load(Ordering::Relaxed) {
@@ -26,14 +27,15 @@ impl Kv for KvService {
             }
             self.0.node.read_index().await.map_err(status)?;
         }
-        self.0.read(&req).map(Response::new)
+        self.0.read(&who, &req).map(Response::new)
     }
 
     async fn put(
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
-        let a = self.0.write(Op::Put(request.into_inner())).await?;
+        let who = self.0.who(&request).await?;
+        let a = self.0.write(who, Op::Put(request.into_inner())).await?;
         expect_response!(a, Put, self.0)
     }
 
@@ -41,7 +43,11 @@ impl Kv for KvService {
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        let a = self.0.write(Op::DeleteRange(request.into_inner())).await?;
+        let who = self.0.who(&request).await?;
+        let a = self
+            .0
+            .write(who, Op::DeleteRange(request.into_inner()))
+            .await?;
         expect_response!(a, DeleteRange, self.0)
     }
 
@@ -49,7 +55,8 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
-        let a = self.0.write(Op::Txn(request.into_inner())).await?;
+        let who = self.0.who(&request).await?;
+        let a = self.0.write(who, Op::Txn(request.into_inner())).await?;
         expect_response!(a, Txn, self.0)
     }
 
@@ -57,7 +64,11 @@ impl Kv for KvService {
         &self,
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
-        let a = self.0.write(Op::Compaction(request.into_inner())).await?;
+        let who = self.0.who(&request).await?;
+        let a = self
+            .0
+            .write(who, Op::Compaction(request.into_inner()))
+            .await?;
         expect_response!(a, Compaction, self.0)
     }
 }

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{status, Ctx};
+use crate::state::auth::Access;
 use crate::state::{self, Op};
 
 /// Lease service.
@@ -30,6 +31,41 @@ impl LeaseService {
             .transport
             .client(leader)
             .ok_or_else(|| status(rpctypes::NO_LEADER))
+    }
+
+    /// Whether `who` may act on lease `id`'s keys (etcd >= 3.5.28, CVE-2026-33413:
+    /// credentials required; the root role, or `access` on every attached key).
+    async fn check_lease_keys(
+        &self,
+        creds: &crate::auth::Credentials,
+        ids: Option<i64>,
+        access: Access,
+    ) -> Result<(), Status> {
+        let who = self
+            .0
+            .authn
+            .caller(&self.0.node, creds)
+            .await
+            .map_err(status)?;
+        let st = self.0.node.read_state();
+        let auth = st.auth();
+        if !auth.enabled() {
+            return Ok(());
+        }
+        let who = who.ok_or_else(|| status(rpctypes::USER_EMPTY))?;
+        if auth.check_admin(Some(&who)).is_ok() {
+            return Ok(());
+        }
+        let leases = match ids {
+            Some(id) => st.lease(id).into_iter().collect(),
+            None => st.leases(),
+        };
+        for l in leases {
+            for k in &l.keys {
+                auth.check(&who, k, &[], access).map_err(status)?;
+            }
+        }
+        Ok(())
     }
 
     async fn renew(&self, id: i64) -> Result<i64, Status> {
@@ -57,6 +93,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let who = self.0.who(&request).await?;
         let mut req = request.into_inner();
         if req.ttl > 9_000_000_000 {
             return Err(status(rpctypes::LEASE_TTL_TOO_LARGE));
@@ -70,7 +107,7 @@ impl Lease for LeaseService {
                 }
             };
         }
-        let a = self.0.write(Op::LeaseGrant(req)).await?;
+        let a = self.0.write(who, Op::LeaseGrant(req)).await?;
         expect_response!(a, LeaseGrant, self.0)
     }
 
@@ -78,7 +115,11 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        let a = self.0.write(Op::LeaseRevoke(request.into_inner())).await?;
+        let who = self.0.authenticated(&request).await?;
+        let a = self
+            .0
+            .write(who, Op::LeaseRevoke(request.into_inner()))
+            .await?;
         expect_response!(a, LeaseRevoke, self.0)
     }
 
@@ -89,6 +130,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let creds = crate::auth::Credentials::of(&request);
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let this = self.clone();
@@ -98,7 +140,14 @@ impl Lease for LeaseService {
                     Ok(Some(r)) => r,
                     Ok(None) | Err(_) => return,
                 };
-                let resp = match this.renew(req.id).await {
+                let allowed = this
+                    .check_lease_keys(&creds, Some(req.id), Access::Write)
+                    .await;
+                let renewed = match allowed {
+                    Ok(()) => this.renew(req.id).await,
+                    Err(s) => Err(s),
+                };
+                let resp = match renewed {
                     Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
                         header: this.0.current_header(),
                         id: req.id,
@@ -119,8 +168,11 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let creds = crate::auth::Credentials::of(&request);
         let req = request.into_inner();
         self.0.node.read_index().await.map_err(status)?;
+        self.check_lease_keys(&creds, Some(req.id), Access::Read)
+            .await?;
         let lease = self.0.node.read_state().lease(req.id);
         let header = self.0.current_header();
         let Some(lease) = lease else {
@@ -166,9 +218,11 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _request: Request<pb::LeaseLeasesRequest>,
+        request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         self.0.node.read_index().await.map_err(status)?;
+        self.check_lease_keys(&crate::auth::Credentials::of(&request), None, Access::Read)
+            .await?;
         let leases = self.0.node.read_state().leases();
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.0.current_header(),

@@ -19,6 +19,7 @@ use gauntlet_api::v3lockpb::{
 use tonic::{Request, Response, Status};
 
 use super::Ctx;
+use crate::state::auth::AuthHeader;
 use crate::state::{self, Op};
 
 /// How often a waiter looks whether its predecessors are gone.
@@ -50,6 +51,7 @@ pub(super) struct Acquired {
 /// with code Unknown, as etcd's concurrency services pass them on.
 pub(super) async fn acquire(
     ctx: &Ctx,
+    who: &AuthHeader,
     prefix: &[u8],
     key: &[u8],
     lease: i64,
@@ -92,7 +94,7 @@ pub(super) async fn acquire(
             owner,
         ],
     };
-    let (resp, revision, term) = txn_of(ctx, txn).await?;
+    let (resp, revision, term) = txn_of(ctx, who, txn).await?;
     let mut header = ctx.header(revision, term);
     let existing = match resp.responses.first().and_then(|r| r.response.as_ref()) {
         Some(response_op::Response::ResponseRange(r)) => r.kvs.first().cloned(),
@@ -102,6 +104,7 @@ pub(super) async fn acquire(
     if existing.as_ref().is_some_and(|kv| kv.value != value) {
         let (_, revision, term) = txn_of(
             ctx,
+            who,
             pb::TxnRequest {
                 success: vec![put],
                 ..Default::default()
@@ -119,9 +122,9 @@ pub(super) async fn acquire(
     if owner_rev != mine {
         // Wait for every key created before ours to go, then confirm it linearizably.
         loop {
-            if predecessors(ctx, prefix, mine)? == 0 {
+            if predecessors(ctx, who, prefix, mine)? == 0 {
                 ctx.node.read_index().await.map_err(|e| plain(e.status()))?;
-                if predecessors(ctx, prefix, mine)? == 0 {
+                if predecessors(ctx, who, prefix, mine)? == 0 {
                     break;
                 }
             }
@@ -137,9 +140,10 @@ pub(super) async fn acquire(
 /// Applies a txn; inner errors with code Unknown. Answers (response, revision, term).
 pub(super) async fn txn_of(
     ctx: &Ctx,
+    who: &AuthHeader,
     txn: pb::TxnRequest,
 ) -> Result<(pb::TxnResponse, i64, u64), Status> {
-    let a = ctx.write(Op::Txn(txn)).await.map_err(plain)?;
+    let a = ctx.write(who.clone(), Op::Txn(txn)).await.map_err(plain)?;
     match a.outcome {
         Ok(state::Response::Txn(t)) => Ok((t, a.revision, a.term)),
         Ok(other) => Err(Status::internal(format!(
@@ -151,27 +155,31 @@ pub(super) async fn txn_of(
 
 /// How many keys under `prefix` were created before `rev` (a waiter's predecessors).
 /// Counted from the keys returned: etcd's `count` ignores the revision filters.
-fn predecessors(ctx: &Ctx, prefix: &[u8], rev: i64) -> Result<usize, Status> {
-    let r = ctx.read(&pb::RangeRequest {
-        key: prefix.to_vec(),
-        range_end: prefix_end(prefix),
-        max_create_revision: rev - 1,
-        keys_only: true,
-        limit: 1,
-        ..Default::default()
-    })?;
+fn predecessors(ctx: &Ctx, who: &AuthHeader, prefix: &[u8], rev: i64) -> Result<usize, Status> {
+    let r = ctx.read(
+        who,
+        &pb::RangeRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            max_create_revision: rev - 1,
+            keys_only: true,
+            limit: 1,
+            ..Default::default()
+        },
+    )?;
     Ok(r.kvs.len())
 }
 
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let who = self.0.who(&request).await.map_err(plain)?;
         let req = request.into_inner();
         let mut prefix = req.name.clone();
         prefix.push(b'/');
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{:x}", req.lease).as_bytes());
-        let got = acquire(&self.0, &prefix, &key, req.lease, b"").await?;
+        let got = acquire(&self.0, &who, &prefix, &key, req.lease, b"").await?;
         Ok(Response::new(LockResponse {
             header: got.header,
             key,
@@ -182,13 +190,17 @@ impl Lock for LockService {
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
+        let who = self.0.who(&request).await.map_err(plain)?;
         let key = request.into_inner().key;
         let a = self
             .0
-            .write(Op::DeleteRange(pb::DeleteRangeRequest {
-                key,
-                ..Default::default()
-            }))
+            .write(
+                who,
+                Op::DeleteRange(pb::DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+            )
             .await
             .map_err(plain)?;
         if let Err(e) = a.outcome {

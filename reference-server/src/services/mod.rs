@@ -20,8 +20,10 @@ use gauntlet_api::rpctypes::{self, EtcdError};
 use prost::Message as _;
 use tonic::Status;
 
+use crate::auth::{Authn, Credentials};
 use crate::lease::Lessor;
 use crate::node::{Applied, NodeHandle};
+use crate::state::auth::{Access, AuthHeader};
 use crate::state::{self, Command, Op};
 use crate::transport::Transport;
 
@@ -60,6 +62,8 @@ pub struct Ctx {
     pub progress_interval: Duration,
     /// Effective backend quota.
     pub quota_bytes: u64,
+    /// Tokens, passwords, and who a request comes from.
+    pub authn: Authn,
 }
 
 fn status(e: EtcdError) -> Status {
@@ -85,9 +89,7 @@ pub async fn publish(ctx: Ctx, name: String, client_urls: Vec<String>) {
         if published || ctx.node.status.removed.load(Ordering::Relaxed) {
             return;
         }
-        let cmd = Command {
-            op: Some(Op::MemberAttrs(attrs.clone())),
-        };
+        let cmd = Command::internal(Op::MemberAttrs(attrs.clone()));
         match ctx.node.propose(cmd).await {
             Ok(_) => return,
             Err(e) => tracing::debug!("publishing this member: {}", e.message),
@@ -156,8 +158,46 @@ impl Ctx {
         Ok(())
     }
 
-    async fn write(&self, op: Op) -> Result<Applied, Status> {
-        let cmd = Command { op: Some(op) };
+    /// Who sent `req` (see [`crate::auth`]): `None` when anonymous.
+    async fn caller<T>(&self, req: &tonic::Request<T>) -> Result<Option<AuthHeader>, Status> {
+        self.authn
+            .caller(&self.node, &Credentials::of(req))
+            .await
+            .map_err(status)
+    }
+
+    /// Who sent `req`, anonymous as an empty header: what its command carries.
+    async fn who<T>(&self, req: &tonic::Request<T>) -> Result<AuthHeader, Status> {
+        Ok(self.caller(req).await?.unwrap_or_default())
+    }
+
+    /// Refuses `req` unless it comes from a user with the root role (or auth is off).
+    async fn admin<T>(&self, req: &tonic::Request<T>) -> Result<(), Status> {
+        let who = self.caller(req).await?;
+        self.node
+            .read_state()
+            .auth()
+            .check_admin(who.as_ref())
+            .map_err(status)
+    }
+
+    /// Refuses `req` unless auth is off or it carries credentials (etcd's
+    /// `requireAuthInfo`); answers who sent it.
+    async fn authenticated<T>(&self, req: &tonic::Request<T>) -> Result<AuthHeader, Status> {
+        let who = self.caller(req).await?;
+        if self.node.read_state().auth().enabled() && who.is_none() {
+            return Err(status(rpctypes::USER_EMPTY));
+        }
+        Ok(who.unwrap_or_default())
+    }
+
+    /// Proposes a client's command on behalf of `who`; see [`Ctx::propose_checked`].
+    async fn write(&self, who: AuthHeader, op: Op) -> Result<Applied, Status> {
+        self.propose_checked(Command::from_client(op, who)).await
+    }
+
+    /// Size check, validation and quota, then the proposal.
+    async fn propose_checked(&self, cmd: Command) -> Result<Applied, Status> {
         self.check_size(cmd.encoded_len())?;
         state::validate(&cmd, self.max_txn_ops).map_err(status)?;
         if cmd.op.as_ref().is_some_and(state::needs_space) {
@@ -172,7 +212,7 @@ impl Ctx {
                     alarm: AlarmType::Nospace as i32,
                 });
                 // As etcd's quota: the alarm is raised (applied) before the refusal goes out.
-                if let Err(e) = self.node.propose(Command { op: Some(alarm) }).await {
+                if let Err(e) = self.node.propose(Command::internal(alarm)).await {
                     tracing::warn!("cannot raise the NOSPACE alarm: {}", e.message);
                 }
                 return Err(status(rpctypes::NO_SPACE));
@@ -181,13 +221,21 @@ impl Ctx {
         self.node.propose(cmd).await.map_err(status)
     }
 
-    fn read(&self, req: &pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
+    /// A range on behalf of `who`, who needs READ on it (etcd's `doSerialize`: a change
+    /// of the auth store while it reads makes it `AUTH_OLD_REVISION`).
+    fn read(&self, who: &AuthHeader, req: &pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
         state::validate_range(req).map_err(status)?;
         let st = self.node.read_state();
         if st.cluster().raised(AlarmType::Corrupt) {
             return Err(status(rpctypes::CORRUPT));
         }
+        st.auth()
+            .check(who, &req.key, &req.range_end, Access::Read)
+            .map_err(status)?;
         let mut r = st.range(req).map_err(status)?;
+        if who.revision != 0 && who.revision != st.auth().revision() {
+            return Err(status(rpctypes::AUTH_OLD_REVISION));
+        }
         r.header = self.header(st.revision(), self.node.status.term.load(Ordering::Relaxed));
         Ok(r)
     }
@@ -210,6 +258,7 @@ macro_rules! expect_response {
     }};
 }
 
+mod auth;
 mod cluster;
 mod election;
 mod kv;
@@ -218,6 +267,7 @@ mod lock;
 mod maintenance;
 mod watch;
 
+pub use self::auth::AuthService;
 pub use self::cluster::ClusterService;
 pub use self::election::ElectionService;
 pub use self::kv::KvService;

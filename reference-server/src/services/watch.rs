@@ -30,6 +30,39 @@ struct Watcher {
     fragment: bool,
 }
 
+impl Ctx {
+    /// Why a watch on `[key, range_end)` is refused to these credentials, if it is: the
+    /// user needs READ on the whole range ("\0" is every key from `key` on: the range,
+    /// not just `key`, as etcd checks it since 3.5.33, GHSA-xg4h-6gfc-h4m8). The
+    /// reason names the auth error, as etcd >= 3.5.28 does.
+    async fn watch_denied(
+        &self,
+        creds: &crate::auth::Credentials,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Option<String> {
+        let reason = |e: rpctypes::EtcdError| match e {
+            e if e == rpctypes::INVALID_AUTH_TOKEN
+                || e == rpctypes::AUTH_OLD_REVISION
+                || e == rpctypes::USER_EMPTY =>
+            {
+                e.go_error_string()
+            }
+            _ => rpctypes::PERMISSION_DENIED.go_error_string(),
+        };
+        let who = match self.authn.header(&self.node, creds).await {
+            Ok(w) => w,
+            Err(e) => return Some(reason(e)),
+        };
+        self.node
+            .read_state()
+            .auth()
+            .check(&who, key, range_end, crate::state::auth::Access::Read)
+            .err()
+            .map(reason)
+    }
+}
+
 impl WatchService {
     fn split(&self, resp: pb::WatchResponse, fragment: bool) -> Vec<pb::WatchResponse> {
         if !fragment || resp.encoded_len() <= self.0.max_request_bytes || resp.events.len() <= 1 {
@@ -70,6 +103,7 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let creds = crate::auth::Credentials::of(&request);
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) =
             mpsc::channel::<Result<pb::WatchResponse, Status>>(WATCH_STREAM_QUEUE);
@@ -93,7 +127,10 @@ impl Watch for WatchService {
                         let resp = match union {
                             pb::watch_request::RequestUnion::CreateRequest(c) => {
                                 let refuse = |reason: &str| pb::WatchResponse { header: this.0.current_header(), watch_id: c.watch_id, created: true, canceled: true, cancel_reason: reason.to_string(), ..Default::default() };
-                                if c.watch_id != 0 && watchers.contains_key(&c.watch_id) {
+                                let denied = this.0.watch_denied(&creds, &c.key, &c.range_end).await;
+                                if let Some(reason) = denied {
+                                    refuse(&reason)
+                                } else if c.watch_id != 0 && watchers.contains_key(&c.watch_id) {
                                     refuse(rpctypes::MVCC_DUPLICATE_WATCH_ID_MSG)
                                 } else if (c.key.is_empty() && c.range_end.is_empty())
                                     // A range [key, end) with end <= key holds nothing ("\0" means "from key").

@@ -30,7 +30,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let mut sm = StateMachine::open(sled::open(dir.path()).unwrap()).unwrap();
 //! assert_eq!(sm.revision(), 1); // an empty etcd answers revision 1
-//! let put = Command { op: Some(Op::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() })) };
+//! let put = Command::internal(Op::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }));
 //! state::validate(&put, 128).unwrap();
 //! let out = sm.apply(1, &put).unwrap().expect("index 1 is new");
 //! assert!(matches!(out, Ok(Response::Put(_))));
@@ -54,6 +54,7 @@
 //! Where this deliberately follows etcd rather than intuition is documented at the item
 //! (e.g. reading exactly at the compact revision is allowed, as in etcd).
 
+pub mod auth;
 mod cluster;
 mod codec;
 mod index;
@@ -97,8 +98,30 @@ pub const DEFAULT_MIN_LEASE_TTL_SECS: i64 = 2;
 /// A replicated command (raft entry payload), encoded with prost.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Command {
-    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
     pub op: Option<Op>,
+    /// Who sent it, for a client's command; `None` for the server's own (lease expiry,
+    /// auto-compaction, publishing, alarms it raises), which no permission check refuses.
+    #[prost(message, optional, tag = "20")]
+    pub auth: Option<auth::AuthHeader>,
+}
+
+impl Command {
+    /// The server's own command (no permission checks).
+    pub fn internal(op: Op) -> Command {
+        Command {
+            op: Some(op),
+            auth: None,
+        }
+    }
+
+    /// A client's command, sent by `who`.
+    pub fn from_client(op: Op, who: auth::AuthHeader) -> Command {
+        Command {
+            op: Some(op),
+            auth: Some(who),
+        }
+    }
 }
 
 /// The commands. `LeaseGrant` always carries a non-zero id (the proposer picks it).
@@ -130,6 +153,9 @@ pub enum Op {
     /// The leader's decision on the cluster version, or a downgrade enabled or cancelled.
     #[prost(message, tag = "11")]
     VersionSet(VersionSet),
+    /// An Auth service operation.
+    #[prost(message, tag = "12")]
+    Auth(auth::AuthCommand),
 }
 
 /// What an applied command answered. Top-level responses have `header: None` (the caller
@@ -146,6 +172,8 @@ pub enum Response {
     Alarm(AlarmResponse),
     /// A change of the member table; the caller reads the table it needs.
     Cluster,
+    /// An Auth service operation's answer.
+    Auth(auth::AuthResponse),
 }
 
 /// Whether a command takes space: what etcd's quota refuses once the backend is full

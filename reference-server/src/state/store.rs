@@ -1,6 +1,7 @@
 //! The state machine proper: applies commands to the key index, the leases and sled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use gauntlet_api::etcdserverpb::{
     alarm_request::AlarmAction, compare, range_request, request_op, response_op, AlarmResponse,
@@ -12,6 +13,7 @@ use gauntlet_api::etcdserverpb::{
 use gauntlet_api::mvccpb::{event::EventType, Event, KeyValue};
 use gauntlet_api::rpctypes::{self, EtcdError};
 
+use super::auth::{Access, AuthHeader, AuthRecords};
 use super::cluster::{ClusterRecords, MemberChange};
 use super::codec::{self, Meta, Record};
 use super::index::{Rev, TreeIndex, Version};
@@ -19,6 +21,8 @@ use super::watch::{HubEvent, WatchHub};
 use super::{
     ApplyOutcome, Command, Config, LeaseInfo, Op, Response, StateError, MAX_LEASE_TTL_SECS,
 };
+use crate::auth::SimpleTokens;
+use request_op::Request;
 
 /// Reported by reads when sled fails underneath them (not an etcd error: etcd would crash).
 pub const STORAGE_READ_FAILED: EtcdError = EtcdError {
@@ -66,6 +70,11 @@ pub struct StateMachine {
     committed_revision: i64,
     /// Members and alarms.
     cluster: ClusterRecords,
+    /// Users, roles, permissions.
+    auth: AuthRecords,
+    /// The simple tokens handed out (not replicated: every member assigns them as it
+    /// applies the Authenticate entries).
+    tokens: Arc<SimpleTokens>,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -186,8 +195,11 @@ impl StateMachine {
         let (meta, index, leases) = load(&tree)?;
         let hub = WatchHub::new(tree.clone(), meta.revision, meta.compact_revision);
         let cluster = ClusterRecords::load(&tree)?;
+        let auth = AuthRecords::load(&tree)?;
         Ok(StateMachine {
             cluster,
+            auth,
+            tokens: Arc::new(SimpleTokens::new(crate::auth::DEFAULT_SIMPLE_TOKEN_TTL)),
             db,
             tree,
             index,
@@ -218,6 +230,17 @@ impl StateMachine {
     /// The member table and the alarms.
     pub fn cluster(&self) -> &ClusterRecords {
         &self.cluster
+    }
+
+    /// Users, roles and permissions.
+    pub fn auth(&self) -> &AuthRecords {
+        &self.auth
+    }
+
+    /// The simple tokens this member knows (shared: the services look tokens up in it
+    /// without the state lock).
+    pub fn tokens(&self) -> Arc<SimpleTokens> {
+        self.tokens.clone()
     }
 
     /// Applies what raft decided about the configuration change at `index` to the member
@@ -439,7 +462,10 @@ impl StateMachine {
         let mut compacted_to = None;
         let result = match self.capped(op) {
             Some(e) => Err(Fail::Etcd(e)),
-            None => self.exec_op(&mut ctx, op, &mut compacted_to),
+            None => match self.authorize(cmd.auth.as_ref(), op) {
+                Err(e) => Err(Fail::Etcd(e)),
+                Ok(()) => self.exec_op(&mut ctx, cmd.auth.as_ref(), op, &mut compacted_to),
+            },
         };
         let outcome = match result {
             Ok(r) => Ok(r),
@@ -487,6 +513,7 @@ impl StateMachine {
     fn exec_op(
         &mut self,
         ctx: &mut WriteCtx,
+        who: Option<&AuthHeader>,
         op: &Op,
         compacted_to: &mut Option<i64>,
     ) -> Result<Response, Fail> {
@@ -512,6 +539,20 @@ impl StateMachine {
                     header: None,
                     alarms,
                 }))
+            }
+            Op::Auth(a) => {
+                let Some(op) = &a.op else {
+                    return Err(Fail::Etcd(rpctypes::NOT_CAPABLE));
+                };
+                let mut effects = Vec::new();
+                let r = self
+                    .auth
+                    .apply(who, op, ctx.index, &mut ctx.ops, &mut effects)
+                    .map_err(Fail::Etcd)?;
+                for e in effects {
+                    self.tokens.apply(e);
+                }
+                Ok(Response::Auth(r))
             }
             Op::MemberAttrs(m) => {
                 if self.cluster.publish(m, &mut ctx.ops) {
@@ -541,6 +582,80 @@ impl StateMachine {
                 }
             }
         }
+    }
+
+    /// The permission checks of a client's command (`who`; the server's own commands
+    /// carry none and pass), on the state this command sees; see [`super::auth`].
+    /// Auth operations are judged by [`AuthRecords::apply`].
+    fn authorize(&self, who: Option<&AuthHeader>, op: &Op) -> Result<(), EtcdError> {
+        let Some(who) = who else {
+            return Ok(());
+        };
+        if !self.auth.enabled() {
+            return Ok(());
+        }
+        match op {
+            Op::Put(p) => self.authorize_put(who, p),
+            Op::DeleteRange(d) => self.authorize_delete(who, d),
+            Op::Txn(t) => self.authorize_txn(who, t),
+            Op::LeaseRevoke(r) => self.authorize_lease_keys(who, r.id),
+            // Anyone with credentials may grant a lease (etcd >= 3.5.28).
+            Op::LeaseGrant(_) if who.username.is_empty() => Err(rpctypes::USER_EMPTY),
+            // Compaction and alarms are admin operations (etcd >= 3.5.28, CVE-2026-33413).
+            Op::Compaction(_) | Op::Alarm(_) => self.auth.check_admin(Some(who)),
+            _ => Ok(()),
+        }
+    }
+
+    fn authorize_put(&self, who: &AuthHeader, p: &PutRequest) -> Result<(), EtcdError> {
+        self.auth.check(who, &p.key, &[], Access::Write)?;
+        if p.lease != 0 {
+            // A lease already holding keys the user may not write could not be revoked
+            // by the user; attaching to it is refused (etcd's checkLeasePuts).
+            self.authorize_lease_keys(who, p.lease)?;
+        }
+        if p.prev_kv {
+            self.auth.check(who, &p.key, &[], Access::Read)?;
+        }
+        Ok(())
+    }
+
+    fn authorize_delete(&self, who: &AuthHeader, d: &DeleteRangeRequest) -> Result<(), EtcdError> {
+        self.auth.check(who, &d.key, &d.range_end, Access::Write)?;
+        if d.prev_kv {
+            self.auth.check(who, &d.key, &d.range_end, Access::Read)?;
+        }
+        Ok(())
+    }
+
+    fn authorize_lease_keys(&self, who: &AuthHeader, id: i64) -> Result<(), EtcdError> {
+        if let Some(l) = self.leases.get(&id) {
+            for k in &l.keys {
+                self.auth.check(who, k, &[], Access::Write)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every compare needs READ, every operation of both branches its own permission,
+    /// nested txns included (etcd >= 3.5.28, CVE-2026-33343; and a put's prev_kv and
+    /// lease inside a txn, etcd >= 3.5.30).
+    fn authorize_txn(&self, who: &AuthHeader, t: &TxnRequest) -> Result<(), EtcdError> {
+        for c in &t.compare {
+            self.auth.check(who, &c.key, &c.range_end, Access::Read)?;
+        }
+        for op in t.success.iter().chain(&t.failure) {
+            match &op.request {
+                Some(Request::RequestRange(r)) => {
+                    self.auth.check(who, &r.key, &r.range_end, Access::Read)?
+                }
+                Some(Request::RequestPut(p)) => self.authorize_put(who, p)?,
+                Some(Request::RequestDeleteRange(d)) => self.authorize_delete(who, d)?,
+                Some(Request::RequestTxn(n)) => self.authorize_txn(who, n)?,
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------------ reads
@@ -779,6 +894,7 @@ impl StateMachine {
         self.index = index;
         self.leases = leases;
         self.cluster = ClusterRecords::load(&self.tree)?;
+        self.auth = AuthRecords::load(&self.tree)?;
         self.hub.restored(meta.revision, meta.compact_revision);
         Ok(())
     }

@@ -31,7 +31,7 @@ impl H {
     pub fn apply(&mut self, op: Op) -> ApplyOutcome {
         self.idx += 1;
         self.sm
-            .apply(self.idx, &Command { op: Some(op) })
+            .apply(self.idx, &Command::internal(op))
             .unwrap()
             .expect("fresh index")
     }
@@ -814,37 +814,31 @@ fn compaction_errors_history_and_physical_removal() {
 fn replay_and_noop() {
     let mut h = H::new();
     h.put("a", "1");
-    let cmd = Command {
-        op: Some(Op::Put(put("a", "2"))),
-    };
+    let cmd = Command::internal(Op::Put(put("a", "2")));
     assert_eq!(h.sm.apply(1, &cmd).unwrap(), None);
     assert_eq!(h.get("a").unwrap().value, b"1");
     h.sm.apply_noop(5).unwrap();
     assert_eq!(h.sm.applied_index(), 5);
     assert_eq!(h.sm.apply(5, &cmd).unwrap(), None);
     assert!(h.sm.apply(6, &cmd).unwrap().is_some());
-    assert_eq!(h.sm.apply(7, &Command { op: None }).unwrap(), None);
+    assert_eq!(h.sm.apply(7, &Command::default()).unwrap(), None);
     assert_eq!(h.sm.applied_index(), 7);
 }
 
 #[test]
 fn command_encodes_with_prost() {
-    let cmd = Command {
-        op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 3 })),
-    };
+    let cmd = Command::internal(Op::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 3 }));
     let bytes = cmd.encode_to_vec();
     assert_eq!(Command::decode(bytes.as_slice()).unwrap(), cmd);
 }
 
 fn txn_cmd(t: TxnRequest) -> Command {
-    Command {
-        op: Some(Op::Txn(t)),
-    }
+    Command::internal(Op::Txn(t))
 }
 
 #[test]
 fn validate_simple_requests() {
-    let v = |op: Op| validate(&Command { op: Some(op) }, 128);
+    let v = |op: Op| validate(&Command::internal(op), 128);
     assert_eq!(v(Op::Put(put("", "x"))), Err(rpctypes::EMPTY_KEY));
     assert_eq!(
         v(Op::Put(PutRequest {

@@ -304,9 +304,7 @@ fn run(ops: Vec<MOp>) {
                     success: to_ops(&s),
                     failure: to_ops(&f),
                 };
-                let cmd = Command {
-                    op: Some(Op::Txn(t.clone())),
-                };
+                let cmd = Command::internal(Op::Txn(t.clone()));
                 if validate(&cmd, 128).is_err() {
                     continue; // never proposed
                 }

@@ -92,7 +92,7 @@ pub(super) fn commands(seed: u64, n: usize) -> Vec<Command> {
                 physical: true,
             }),
         };
-        out.push(Command { op: Some(op) });
+        out.push(Command::internal(op));
     }
     out
 }
@@ -234,15 +234,14 @@ fn reopen_keeps_leases_compaction_and_versions() {
     {
         let mut sm = open_dir(dir.path());
         let mut cmds = commands(3, 200);
-        cmds.push(Command {
-            op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 50 })),
-        });
-        cmds.push(Command {
-            op: Some(Op::Put(PutRequest {
-                lease: 50,
-                ..super::tests_kv::put("leased", "v")
-            })),
-        });
+        cmds.push(Command::internal(Op::LeaseGrant(LeaseGrantRequest {
+            ttl: 30,
+            id: 50,
+        })));
+        cmds.push(Command::internal(Op::Put(PutRequest {
+            lease: 50,
+            ..super::tests_kv::put("leased", "v")
+        })));
         for (i, cmd) in cmds.iter().enumerate() {
             sm.apply(i as u64 + 1, cmd).unwrap();
         }
@@ -317,9 +316,7 @@ fn restore_sets_applied_index_and_survives_reopen() {
         let mut sm = open_dir(dir.path());
         sm.apply(
             1,
-            &Command {
-                op: Some(Op::Put(super::tests_kv::put("zzz", "gone"))),
-            },
+            &Command::internal(Op::Put(super::tests_kv::put("zzz", "gone"))),
         )
         .unwrap();
         sm.restore(100, &snap).unwrap();
@@ -417,13 +414,7 @@ fn large_group_is_written_in_chunks_and_reopens_equal() {
         for i in 0..n {
             idx += 1;
             let put = super::tests_kv::put(&format!("k{i:06}"), "v");
-            sm.apply(
-                idx,
-                &Command {
-                    op: Some(Op::Put(put)),
-                },
-            )
-            .unwrap();
+            sm.apply(idx, &Command::internal(Op::Put(put))).unwrap();
         }
         idx += 1;
         let del = Op::DeleteRange(DeleteRangeRequest {
@@ -431,7 +422,7 @@ fn large_group_is_written_in_chunks_and_reopens_equal() {
             range_end: b"l".to_vec(),
             prev_kv: false,
         });
-        let out = sm.apply(idx, &Command { op: Some(del) }).unwrap().unwrap();
+        let out = sm.apply(idx, &Command::internal(del)).unwrap().unwrap();
         match out.unwrap() {
             Response::DeleteRange(r) => assert_eq!(r.deleted, n as i64),
             other => panic!("{other:?}"),
@@ -496,13 +487,8 @@ fn records_of_an_unfinished_commit_are_discarded_on_open() {
     });
     // The replayed entry writes its own records at that revision.
     let put = super::tests_kv::put("after", "1");
-    sm.apply(
-        cmds.len() as u64 + 1,
-        &Command {
-            op: Some(Op::Put(put)),
-        },
-    )
-    .unwrap();
+    sm.apply(cmds.len() as u64 + 1, &Command::internal(Op::Put(put)))
+        .unwrap();
     assert_eq!(sm.revision(), orphan_rev);
     let all = observe(&sm).all;
     assert!(

@@ -32,7 +32,8 @@ pub fn validate(cmd: &Command, max_txn_ops: usize) -> Result<(), EtcdError> {
             | Op::Alarm(_)
             | Op::MemberAttrs(_)
             | Op::MemberUpdate(_)
-            | Op::VersionSet(_),
+            | Op::VersionSet(_)
+            | Op::Auth(_),
         ) => Ok(()),
         None => Ok(()),
     }

@@ -433,6 +433,15 @@ pub const MVCC_DUPLICATE_WATCH_ID_MSG: &str =
 /// goes out with code `Unknown`.
 pub const MISSING_LEADER_KEY: EtcdError = e(Code::Unknown, "\"leader\" field must be provided");
 
+/// Returned by Authenticate for a user added with `no_password` (who may only
+/// authenticate with a client certificate). etcd's auth store declares it
+/// (`ErrNoPasswordUser`) but no release maps it to a gRPC status, so it goes out
+/// with code `Unknown` and the auth store's own text.
+pub const NO_PASSWORD_USER: EtcdError = e(
+    Code::Unknown,
+    "auth: authentication failed, password was given for no password user",
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1020,6 +1020,24 @@ impl Cluster {
         self.spawn(i)
     }
 
+    /// Restarts member `i` (SIGKILL first if it runs) with `flags` (each `--name=value`)
+    /// replacing any flag of the same name it ran with, or added; it keeps them for later
+    /// restarts. Does not wait for it to serve.
+    pub fn restart_with_flags(&self, i: usize, flags: &[String]) -> Result<()> {
+        self.kill(i)?;
+        {
+            let mut members = self.lock();
+            let m = Self::member_mut(&mut members, i)?;
+            for f in flags {
+                let name = f.split_once('=').map_or(f.as_str(), |(n, _)| n);
+                let prefix = format!("{name}=");
+                m.args.retain(|a| a != name && !a.starts_with(&prefix));
+                m.args.push(f.clone());
+            }
+        }
+        self.spawn(i)
+    }
+
     /// Waits until every running member answers Status and all of them name the same
     /// leader, which is itself a running member (so right after the leader is killed
     /// this waits for a new election); errors after `timeout`, or as soon as a

@@ -572,8 +572,6 @@ wire_cases! {
         lease_grant_keepalive_revoke, member_list, status, errors_are_etcds, auth_token_flow],
     etcd_3_4_23 => "etcd@3.4.23": [put_get, prefix_range_with_limit, delete, txn_with_compares, watch_many_watchers,
         lease_grant_keepalive_revoke, member_list, status, errors_are_etcds, auth_token_flow],
-    // The Auth service is not in the reference server yet (it answers Unimplemented until
-    // the later server issue), so `auth_token_flow` is not listed for it.
     reference => "reference": [put_get, prefix_range_with_limit, delete, txn_with_compares, watch_many_watchers,
-        lease_grant_keepalive_revoke, member_list, status, errors_are_etcds],
+        lease_grant_keepalive_revoke, member_list, status, errors_are_etcds, auth_token_flow],
 }

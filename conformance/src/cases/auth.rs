@@ -116,7 +116,219 @@ pub fn cases() -> Vec<Case> {
     let mut v = management();
     v.extend(enabled());
     v.extend(permissions());
+    v.extend(advisories());
+    v.extend(tokens());
     v
+}
+
+/// A Range carrying exactly `token` (no client-side refresh), on the first endpoint.
+async fn range_with_token(
+    ctx: &Ctx,
+    token: &str,
+    req: pb::RangeRequest,
+) -> Result<Result<pb::RangeResponse, tonic::Status>, Failure> {
+    let url = ctx.config.endpoints[0].clone();
+    let url = if url.contains("://") {
+        url
+    } else {
+        format!("http://{url}")
+    };
+    let ch = tonic::transport::Endpoint::from_shared(url)
+        .map_err(|e| failure(&"connect", "a channel", e.to_string()))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| failure(&"connect", "a channel", e.to_string()))?;
+    let mut r = tonic::Request::new(req);
+    let value = tonic::metadata::MetadataValue::try_from(token)
+        .map_err(|e| failure(&"token", "an ASCII token", e.to_string()))?;
+    r.metadata_mut().insert("token", value);
+    r.set_timeout(std::time::Duration::from_secs(5));
+    Ok(KvClient::new(ch)
+        .range(r)
+        .await
+        .map(tonic::Response::into_inner))
+}
+
+/// Expects `got` to be the error `want`.
+fn status_is(
+    req: &impl std::fmt::Debug,
+    got: Result<pb::RangeResponse, tonic::Status>,
+    want: gauntlet_api::rpctypes::EtcdError,
+) -> Result<(), Failure> {
+    match got {
+        Ok(r) => Err(failure(
+            req,
+            format!("{:?}: {:?}", want.code, want.message),
+            format!("success ({} keys)", r.kvs.len()),
+        )),
+        Err(s) if want.matches(&s) => Ok(()),
+        Err(s) => Err(failure(
+            req,
+            format!("{:?}: {:?}", want.code, want.message),
+            format!("{:?}: {:?}", s.code(), s.message()),
+        )),
+    }
+}
+
+/// Cases from etcd's security advisories: what a user without a permission must not be
+/// able to do. Releases before the fixes fail them (see the known-issue ledger).
+fn advisories() -> Vec<Case> {
+    vec![
+        fresh(case("auth.perm.txn_nested_denied", "A txn nested in a txn is checked like the outer one: a write the user may not do is 'permission denied' (CVE-2026-33343).", doc::RBAC, |ctx| async move {
+            let (_, u) = with_user(&ctx, PermType::Readwrite, ctx.key("k"), vec![]).await?;
+            let inner = pb::TxnRequest { success: vec![put_op(ctx.key("other"), "v")], ..Default::default() };
+            let req = pb::TxnRequest { success: vec![pb::RequestOp { request: Some(pb::request_op::Request::RequestTxn(inner)) }], ..Default::default() };
+            denied(&req, u.txn(req.clone()).await)
+        })),
+        fresh(case("auth.perm.put_prev_kv_needs_read", "A put asking for prev_kv needs READ too: with WRITE only it is 'permission denied'.", doc::RBAC, |ctx| async move {
+            let (_, u) = with_user(&ctx, PermType::Write, ctx.key("k"), vec![]).await?;
+            let req = pb::PutRequest { prev_kv: true, ..put_req(ctx.key("k")) };
+            denied(&req, u.put_request(req.clone()).await)
+        })),
+        fresh(case("auth.perm.txn_put_prev_kv_needs_read", "A put with prev_kv inside a txn needs READ too: with WRITE only it is 'permission denied' (etcd PR 21682).", doc::RBAC, |ctx| async move {
+            let (_, u) = with_user(&ctx, PermType::Write, ctx.key("k"), vec![]).await?;
+            let put = pb::PutRequest { prev_kv: true, ..put_req(ctx.key("k")) };
+            let req = pb::TxnRequest { success: vec![pb::RequestOp { request: Some(pb::request_op::Request::RequestPut(put)) }], ..Default::default() };
+            denied(&req, u.txn(req.clone()).await)
+        })),
+        fresh(case("auth.perm.watch_from_key_denied", "A READ permission on one key does not allow watching every key from it on (range_end \\0): the watch is canceled with the permission-denied reason (GHSA-xg4h-6gfc-h4m8).", doc::RBAC, |ctx| async move {
+            let (_, u) = with_user(&ctx, PermType::Read, ctx.key("k"), vec![]).await?;
+            let req = pb::WatchCreateRequest { key: ctx.key("k"), range_end: vec![0], ..Default::default() };
+            let (_, r) = ok(&req, u.watch(req.clone()).await)?;
+            eq(&req, "(canceled, cancel_reason)", (true, E::PERMISSION_DENIED.go_error_string()), (r.canceled, r.cancel_reason))
+        })),
+        fresh(case("auth.admin.compact_denied", "A non-root user cannot compact: 'permission denied' (CVE-2026-33413).", doc::RBAC, |ctx| async move {
+            let (_, u) = with_user(&ctx, PermType::Readwrite, ctx.key("k"), vec![]).await?;
+            let req = pb::CompactionRequest { revision: 1, physical: false };
+            denied(&req, u.compact(req).await)
+        })),
+        fresh(case("auth.admin.alarm_denied", "A non-root user cannot list or change alarms: 'permission denied' (CVE-2026-33413).", doc::RBAC, |ctx| async move {
+            let (_, u) = with_user(&ctx, PermType::Readwrite, ctx.key("k"), vec![]).await?;
+            let req = pb::AlarmRequest { action: pb::alarm_request::AlarmAction::Get as i32, member_id: 0, alarm: pb::AlarmType::None as i32 };
+            denied(&req, u.alarm(req).await)
+        })),
+        fresh(case("auth.enable.unauthenticated_lease_grant", "With auth enabled, a lease grant without credentials fails with 'user name is empty' (CVE-2026-33413).", doc::RBAC, |ctx| async move {
+            enable(&ctx).await?;
+            let anon = ctx.anonymous().await?;
+            let req = pb::LeaseGrantRequest { ttl: 60, id: 0 };
+            err_is(&req, anon.lease_grant(req).await, E::USER_EMPTY)
+        })),
+    ]
+}
+
+/// Tokens: when they stop working.
+fn tokens() -> Vec<Case> {
+    vec![
+        fresh(case("auth.token.password_change_invalidates", "Changing a user's password revokes the tokens it had: the old token is 'invalid auth token'.", doc::RBAC, |ctx| async move {
+            let (root, u) = with_user(&ctx, PermType::Read, ctx.key("k"), vec![]).await?;
+            let old = u.auth_token().ok_or_else(|| failure(&"login", "a token", "none"))?;
+            let req = range_req(ctx.key("k"), vec![]);
+            range_with_token(&ctx, &old, req.clone()).await?.map_err(|s| failure(&req, "the token works before the change", format!("{:?}: {:?}", s.code(), s.message())))?;
+            let ch = pb::AuthUserChangePasswordRequest { name: "u".into(), password: "another-pw".into(), ..Default::default() };
+            ok(&ch, root.user_change_password(ch.clone()).await)?;
+            status_is(&"user change-password u; range with the old token", range_with_token(&ctx, &old, req).await?, E::INVALID_AUTH_TOKEN)
+        })),
+        fresh(case("auth.token.disable_invalidates", "Disabling auth revokes every simple token: a request with one is 'invalid auth token'.", doc::RBAC, |ctx| async move {
+            let root = enable(&ctx).await?;
+            let old = root.auth_token().ok_or_else(|| failure(&"login", "a token", "none"))?;
+            ok(&"auth disable", root.auth_disable(pb::AuthDisableRequest {}).await)?;
+            status_is(&"auth disable; range with root's old token", range_with_token(&ctx, &old, range_req(ctx.key("k"), vec![])).await?, E::INVALID_AUTH_TOKEN)
+        })),
+        // etcd declares no gRPC error for this (every release sends its auth store's
+        // ErrNoPasswordUser with code Unknown); the case holds servers to that.
+        fresh(case("auth.user.no_password_cannot_authenticate", "A user added with no_password cannot authenticate with a password: code Unknown, 'auth: authentication failed, password was given for no password user'.", doc::RBAC, |ctx| async move {
+            let root = enable(&ctx).await?;
+            let add = pb::AuthUserAddRequest { name: "cert-only".into(), options: Some(gauntlet_api::authpb::UserAddOptions { no_password: true }), ..Default::default() };
+            ok(&add, root.user_add(add.clone()).await)?;
+            let anon = ctx.anonymous().await?;
+            let req = pb::AuthenticateRequest { name: "cert-only".into(), password: "any".into() };
+            err_is(&req, anon.authenticate(req.clone()).await, E::NO_PASSWORD_USER)
+        })),
+        fresh(case("auth.token.jwt", "With --auth-token jwt (ES256), Authenticate returns a signed JWT naming the user and the auth revision; it works until the auth store changes, then it is 'revision of auth store is old'.", doc::RBAC, |ctx| async move {
+            jwt_case(&ctx).await
+        })),
+    ]
+}
+
+/// Restarts the case's one-member cluster with JWT tokens (a fresh ES256 key), then
+/// checks a token's claims, that it works, and that an auth change makes it old.
+async fn jwt_case(ctx: &Ctx) -> Result<(), Failure> {
+    use base64::Engine as _;
+    let cluster = ctx.cluster()?.clone();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| failure(&"generate an ES256 key", "a key", e.to_string()))?;
+    let dir = cluster.root().join("jwt");
+    let write = |name: &str, pem: String| -> Result<std::path::PathBuf, Failure> {
+        std::fs::create_dir_all(&dir).map_err(|e| failure(&"mkdir", "done", e.to_string()))?;
+        let p = dir.join(name);
+        std::fs::write(&p, pem).map_err(|e| failure(&"write key", "written", e.to_string()))?;
+        Ok(p)
+    };
+    let (public, private) = (
+        write("pub.pem", key.public_key_pem())?,
+        write("priv.pem", key.serialize_pem())?,
+    );
+    let flag = format!(
+        "--auth-token=jwt,pub-key={},priv-key={},sign-method=ES256",
+        public.display(),
+        private.display()
+    );
+    cluster
+        .restart_with_flags(0, std::slice::from_ref(&flag))
+        .map_err(|e| failure(&flag, "the member restarts", e.to_string()))?;
+    cluster
+        .wait_ready(std::time::Duration::from_secs(30))
+        .await
+        .map_err(|e| failure(&flag, "the member serves", e.to_string()))?;
+    let root = enable(ctx).await?;
+    let token = root
+        .auth_token()
+        .ok_or_else(|| failure(&"login", "a token", "none"))?;
+    let parts: Vec<&str> = token.split('.').collect();
+    ensure(
+        &"Authenticate(root)",
+        parts.len() == 3,
+        "a JWT (three dot-separated parts)",
+        &token,
+    )?;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1].trim_end_matches('='))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .ok_or_else(|| failure(&"Authenticate(root)", "a JSON claims part", parts[1]))?;
+    eq(
+        &"JWT claims",
+        "username",
+        Some("root"),
+        claims.get("username").and_then(|v| v.as_str()),
+    )?;
+    ensure(
+        &"JWT claims",
+        claims
+            .get("revision")
+            .and_then(serde_json::Value::as_u64)
+            .is_some()
+            && claims.get("exp").is_some(),
+        "revision and exp claims",
+        &claims,
+    )?;
+    let req = range_req(ctx.key("k"), vec![]);
+    range_with_token(ctx, &token, req.clone())
+        .await?
+        .map_err(|s| {
+            failure(
+                &req,
+                "the JWT works",
+                format!("{:?}: {:?}", s.code(), s.message()),
+            )
+        })?;
+    role_add(&root, "another-role").await?;
+    status_is(
+        &"role add; range with the JWT from before",
+        range_with_token(ctx, &token, req).await?,
+        E::AUTH_OLD_REVISION,
+    )
 }
 
 fn management() -> Vec<Case> {

@@ -382,7 +382,7 @@ impl Authn {
         creds: &Credentials,
     ) -> Result<Option<AuthHeader>, EtcdError> {
         if let Some(token) = creds.token.as_deref().filter(|t| !t.is_empty()) {
-            return self.from_token(node, token).await.map(Some);
+            return self.token_caller(node, token).await.map(Some);
         }
         if self.client_cert_auth {
             if let Some(cn) = &creds.cert_common_name {
@@ -405,7 +405,7 @@ impl Authn {
         Ok(self.caller(node, creds).await?.unwrap_or_default())
     }
 
-    async fn from_token(&self, node: &NodeHandle, token: &str) -> Result<AuthHeader, EtcdError> {
+    async fn token_caller(&self, node: &NodeHandle, token: &str) -> Result<AuthHeader, EtcdError> {
         match &*self.kind {
             TokenKind::Simple => {
                 let index: u64 = token

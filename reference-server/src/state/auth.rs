@@ -195,10 +195,7 @@ impl Intervals {
                 };
                 if touches {
                     if let (Some(le), new) = (last_end.as_ref(), &end) {
-                        *last_end = match new {
-                            None => None,
-                            Some(ne) => Some(std::cmp::max(le.clone(), ne.clone())),
-                        };
+                        *last_end = new.as_ref().map(|ne| std::cmp::max(le.clone(), ne.clone()));
                     }
                     continue;
                 }
@@ -334,15 +331,16 @@ impl AuthRecords {
         self.revision
     }
 
-    /// The stored bcrypt hash of `user`'s password: `Err(AUTH_FAILED)` for an unknown
-    /// user or one without a password, as etcd's `CheckPassword`. Checked with auth enabled only.
+    /// The stored bcrypt hash of `user`'s password, as etcd's `CheckPassword`:
+    /// `AUTH_NOT_ENABLED` with auth off, `AUTH_FAILED` for an unknown user, and
+    /// `NO_PASSWORD_USER` for one added with `no_password`.
     pub fn password_hash(&self, user: &str) -> Result<Vec<u8>, EtcdError> {
         if !self.enabled {
             return Err(rpctypes::AUTH_NOT_ENABLED);
         }
         let u = self.users.get(user).ok_or(rpctypes::AUTH_FAILED)?;
         if u.options.as_ref().is_some_and(|o| o.no_password) {
-            return Err(rpctypes::AUTH_FAILED);
+            return Err(rpctypes::NO_PASSWORD_USER);
         }
         Ok(u.password.clone())
     }

@@ -18,6 +18,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let files = ROOTS.iter().map(|p| p.trim_start_matches("proto/"));
     let descriptors = protox::compile(files, ["proto"])?;
+    // The descriptors themselves, for JSON transcoding (the reference server's gateway).
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("descriptors.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

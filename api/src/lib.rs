@@ -71,6 +71,11 @@ mod generated {
 
 pub mod rpctypes;
 
+/// The encoded `FileDescriptorSet` of every message and service above (etcd's protos as
+/// this crate compiles them), for reflection: JSON transcoding in the reference server's
+/// gateway.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
 /// Keys, values and events of the MVCC store (package `mvccpb`).
 pub mod mvccpb {
     pub use crate::generated::mvccpb::{event, Event, KeyValue};

@@ -31,11 +31,13 @@ pub enum Service {
     Lock,
     /// `v3electionpb.Election`.
     Election,
+    /// The JSON gateway (`/v3/...` over HTTP) in front of the other services.
+    Gateway,
 }
 
 impl Service {
     /// Every service, in report order.
-    pub const ALL: [Service; 8] = [
+    pub const ALL: [Service; 9] = [
         Service::Kv,
         Service::Watch,
         Service::Lease,
@@ -44,6 +46,7 @@ impl Service {
         Service::Auth,
         Service::Lock,
         Service::Election,
+        Service::Gateway,
     ];
 
     /// The lower-case name, which is also the first part of case ids.
@@ -57,6 +60,7 @@ impl Service {
             Service::Auth => "auth",
             Service::Lock => "lock",
             Service::Election => "election",
+            Service::Gateway => "gateway",
         }
     }
 }

@@ -19,6 +19,7 @@ mod bootstrap;
 mod config;
 mod corrupt;
 mod failpoints;
+mod gateway;
 mod h2fix;
 mod http;
 mod lease;
@@ -370,7 +371,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 services::learner_guard,
             ))
             .layer(axum::middleware::from_fn(metrics::grpc_counter))
-            .merge(http::routes(node.clone()));
+            .merge(http::routes(node.clone()))
+            .merge(gateway::routes(ctx.clone()));
         let mut builder = Server::builder()
             .accept_http1(true)
             .layer(oversize::OversizeLayer);

@@ -8,6 +8,7 @@ use crate::case::{ok, Case, Ctx, Failure};
 mod auth;
 mod cluster;
 mod election;
+mod gateway;
 mod kv;
 mod lease;
 mod lock;
@@ -25,6 +26,7 @@ pub fn catalogue() -> Vec<Case> {
     all.extend(auth::cases());
     all.extend(lock::cases());
     all.extend(election::cases());
+    all.extend(gateway::cases());
     all
 }
 
@@ -54,6 +56,8 @@ pub mod doc {
         "https://github.com/etcd-io/etcd/blob/v3.5.1/api/v3rpc/rpctypes/error.go";
     /// Interacting with etcd (etcdctl walk-through of the same RPCs).
     pub const INTERACTING: &str = "https://etcd.io/docs/v3.5/dev-guide/interacting_v3/";
+    /// The JSON gateway (grpc-gateway in front of the gRPC API).
+    pub const GATEWAY: &str = "https://etcd.io/docs/v3.5/dev-guide/api_grpc_gateway/";
     /// How the Kubernetes API server uses etcd.
     pub const KUBERNETES: &str =
         "https://etcd.io/docs/v3.5/learning/why/#notes-on-the-usage-of-etcd-by-kubernetes";

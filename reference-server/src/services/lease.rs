@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use gauntlet_api::etcdserverpb::{self as pb, lease_server::Lease};
 use gauntlet_api::rpctypes;
 use tokio::sync::mpsc;
@@ -66,6 +66,48 @@ impl LeaseService {
             }
         }
         Ok(())
+    }
+
+    /// Serves one keep-alive stream: renewals from `inbound` (a gRPC stream, or the
+    /// JSON gateway's), answers on the returned stream, with `creds` for each.
+    pub fn keep_alive<S>(
+        &self,
+        creds: crate::auth::Credentials,
+        mut inbound: S,
+    ) -> <Self as Lease>::LeaseKeepAliveStream
+    where
+        S: Stream<Item = Result<pb::LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::channel(64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let req = match inbound.next().await {
+                    Some(Ok(r)) => r,
+                    None | Some(Err(_)) => return,
+                };
+                let allowed = this
+                    .check_lease_keys(&creds, Some(req.id), Access::Write)
+                    .await;
+                let renewed = match allowed {
+                    Ok(()) => this.renew(req.id).await,
+                    Err(s) => Err(s),
+                };
+                let resp = match renewed {
+                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
+                        header: this.0.current_header(),
+                        id: req.id,
+                        ttl,
+                    }),
+                    Err(s) => Err(s),
+                };
+                let stop = resp.is_err();
+                if tx.send(resp).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
     }
 
     async fn renew(&self, id: i64) -> Result<i64, Status> {
@@ -131,37 +173,7 @@ impl Lease for LeaseService {
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         let creds = crate::auth::Credentials::of(&request);
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(64);
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let req = match inbound.message().await {
-                    Ok(Some(r)) => r,
-                    Ok(None) | Err(_) => return,
-                };
-                let allowed = this
-                    .check_lease_keys(&creds, Some(req.id), Access::Write)
-                    .await;
-                let renewed = match allowed {
-                    Ok(()) => this.renew(req.id).await,
-                    Err(s) => Err(s),
-                };
-                let resp = match renewed {
-                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
-                        header: this.0.current_header(),
-                        id: req.id,
-                        ttl,
-                    }),
-                    Err(s) => Err(s),
-                };
-                let stop = resp.is_err();
-                if tx.send(resp).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(self.keep_alive(creds, request.into_inner())))
     }
 
     async fn lease_time_to_live(

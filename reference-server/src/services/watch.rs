@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use gauntlet_api::etcdserverpb::{self as pb, watch_server::Watch};
 use gauntlet_api::rpctypes;
 use prost::Message as _;
@@ -104,7 +104,21 @@ impl Watch for WatchService {
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let creds = crate::auth::Credentials::of(&request);
-        let mut inbound = request.into_inner();
+        Ok(Response::new(self.serve(creds, request.into_inner())))
+    }
+}
+
+impl WatchService {
+    /// Serves one watch stream: requests from `inbound` (a gRPC stream, or the JSON
+    /// gateway's), responses on the returned stream, with `creds` for every create.
+    pub fn serve<S>(
+        &self,
+        creds: crate::auth::Credentials,
+        mut inbound: S,
+    ) -> <Self as Watch>::WatchStream
+    where
+        S: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
+    {
         let (out_tx, out_rx) =
             mpsc::channel::<Result<pb::WatchResponse, Status>>(WATCH_STREAM_QUEUE);
         let this = self.clone();
@@ -121,8 +135,8 @@ impl Watch for WatchService {
             progress.tick().await;
             loop {
                 tokio::select! {
-                    req = inbound.message() => {
-                        let req = match req { Ok(Some(r)) => r, _ => break };
+                    req = inbound.next() => {
+                        let req = match req { Some(Ok(r)) => r, _ => break };
                         let Some(union) = req.request_union else { continue };
                         let resp = match union {
                             pb::watch_request::RequestUnion::CreateRequest(c) => {
@@ -263,6 +277,6 @@ impl Watch for WatchService {
                 hub.cancel(w.hub_id);
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        Box::pin(ReceiverStream::new(out_rx))
     }
 }

@@ -1,52 +1,14 @@
-//! `gauntlet-server`: an etcd-compatible server, Gauntlet's reference target.
-//!
-//! A member is a raft node ([`node`]) over a log kept in a write-ahead log
-//! ([`raftlog`], [`wal`]), applying commands to a replicated state machine on sled
-//! ([`state`]: MVCC store, leases, watch hub), with etcd's gRPC services on the client URLs ([`services`], plus
-//! `/health`, `/version`, `/metrics` from [`http`]) and a peer protocol on the peer
-//! URLs ([`transport`], [`peer`]). Lease expiry belongs to the leader ([`lease`]).
-//!
-//! Start it exactly like etcd: it takes etcd's flag names ([`config`]).
+//! `gauntlet-server`: the reference server's binary (see the library's docs).
 
 /// mimalloc instead of glibc's allocator: the request path allocates many small,
 /// short-lived buffers across threads, where glibc's arenas spent a sixth of the CPU.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod auth;
-mod backend;
-mod bootstrap;
-mod config;
-mod corrupt;
-mod failpoints;
-mod gateway;
-mod h2fix;
-mod http;
-mod lease;
-mod metrics;
-mod node;
-mod oversize;
-mod peer;
-mod raftlog;
-mod services;
-mod snapshot;
-mod state;
-mod tls;
-mod transport;
-mod version;
-mod wal;
-
-#[allow(
-    clippy::all,
-    clippy::pedantic,
-    missing_docs,
-    missing_debug_implementations,
-    rust_2018_idioms
-)]
-mod peerpb {
-    tonic::include_proto!("gauntletpeer");
-}
-
+use gauntlet_reference_server::{
+    auth, backend, bootstrap, config, corrupt, failpoints, gateway, h2fix, http, lease, metrics,
+    node, oversize, peer, peerpb, services, snapshot, state, transport, version, wal,
+};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 

@@ -80,6 +80,21 @@ pub enum Input {
     TransferLeader(u64, oneshot::Sender<Result<(), EtcdError>>),
 }
 
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The variant only: commands and messages can be large.
+        f.write_str(match self {
+            Input::Propose(..) => "Propose",
+            Input::ReadIndex(_) => "ReadIndex",
+            Input::Raft(_) => "Raft",
+            Input::Unreachable(_) => "Unreachable",
+            Input::SnapshotStatus(..) => "SnapshotStatus",
+            Input::ConfChange { .. } => "ConfChange",
+            Input::TransferLeader(..) => "TransferLeader",
+        })
+    }
+}
+
 /// Where outgoing raft messages go.
 pub trait Outbox: Send + 'static {
     /// Sends messages (non-blocking; may drop, raft retries).

@@ -128,7 +128,11 @@ fn unsupported_features_exit_2_with_one_line_naming_the_flag() {
             "--experimental-enable-distributed-tracing=true",
             "--experimental-enable-distributed-tracing=true",
         ),
-        ("--auth-token=jwt,sign-method=RS256", "--auth-token=jwt"),
+        // JWT is supported; a JWT option without its key is bad input, refused the same way.
+        (
+            "--auth-token=jwt,sign-method=RS256",
+            "--auth-token jwt: pub-key= is required",
+        ),
         ("--enable-log-rotation", "--enable-log-rotation=true"),
         (
             "--host-whitelist=example.com",

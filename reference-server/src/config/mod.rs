@@ -649,10 +649,6 @@ mod tests {
                 &["--discovery-srv=example.com"],
                 "--discovery-srv=example.com",
             ),
-            (
-                &["--auth-token=jwt,pub-key=k"],
-                "--auth-token=jwt,pub-key=k",
-            ),
             (&["--peer-auto-tls"], "--peer-auto-tls=true"),
             (
                 &["--host-whitelist=a.example"],
@@ -661,6 +657,12 @@ mod tests {
         ] {
             let e = parse(args).unwrap_err();
             assert!(e.starts_with(&format!("{flag}: ")), "{e}");
+            assert!(!e.contains('\n'));
+        }
+        // A bad --auth-token is one line naming it too.
+        for bad in ["--auth-token=jwt,pub-key=k", "--auth-token=bogus"] {
+            let e = parse(&[bad]).unwrap_err();
+            assert!(e.starts_with("--auth-token"), "{e}");
             assert!(!e.contains('\n'));
         }
         // At their defaults, and set to the default explicitly, they are fine.

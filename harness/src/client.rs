@@ -7,9 +7,10 @@
 //!
 //! The client never retries an operation on its own (a retried write can apply
 //! twice, and the history would not show it). After a connection-level failure it
-//! moves to the next endpoint for the *next* call. The one exception is an expired
-//! auth token: the server rejected the request before doing anything, so the client
-//! authenticates again and resends it once.
+//! moves to the next endpoint for the *next* call. The one exception is an auth token
+//! the server does not take (`invalid auth token`: expired or revoked; `revision of
+//! auth store is old`: issued before an auth change): the server refused the request
+//! without doing anything, so the client authenticates again and resends it once.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gauntlet_harness::ClientError> {
@@ -573,12 +574,17 @@ impl Client {
     {
         let first = self.send(msg.clone(), &f).await;
         match first {
+            // As etcd's clientv3: a token the server no longer accepts, or one issued
+            // before an auth change (a JWT carries its auth revision), is renewed once.
             Err(ClientError::Rpc {
-                code: tonic::Code::Unauthenticated,
-                ref message,
-                ..
+                code, ref message, ..
             }) if self.inner.config.credentials.is_some()
-                && message == gauntlet_api::rpctypes::INVALID_AUTH_TOKEN.message =>
+                && [
+                    gauntlet_api::rpctypes::INVALID_AUTH_TOKEN,
+                    gauntlet_api::rpctypes::AUTH_OLD_REVISION,
+                ]
+                .iter()
+                .any(|e| e.code == code && e.message == message) =>
             {
                 self.refresh_token().await?;
                 self.send(msg, &f).await

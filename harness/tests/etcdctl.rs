@@ -5,11 +5,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gauntlet_harness::{Cache, Cluster};
+use gauntlet_harness::{Cache, Cluster, ClusterSpec, ClusterTls, TlsFiles};
 
 /// Deadline for one etcdctl invocation.
 const CTL_DEADLINE: Duration = Duration::from_secs(20);
@@ -18,6 +18,8 @@ struct Ctl {
     bin: PathBuf,
     endpoints: String,
     one: String,
+    /// `--cacert`, `--cert`, `--key` when the cluster serves TLS.
+    tls: Vec<String>,
 }
 
 impl Ctl {
@@ -29,7 +31,18 @@ impl Ctl {
             bin,
             endpoints: cluster.endpoints().join(","),
             one: cluster.endpoints()[0].clone(),
+            tls: Vec::new(),
         }
+    }
+
+    /// Talks TLS: trusts `ca`, presents `cert` and `key`.
+    fn with_tls(mut self, ca: &Path, cert: &Path, key: &Path) -> Ctl {
+        self.tls = vec![
+            format!("--cacert={}", ca.display()),
+            format!("--cert={}", cert.display()),
+            format!("--key={}", key.display()),
+        ];
+        self
     }
 
     fn command(&self, endpoints: &str, args: &[&str]) -> Command {
@@ -38,6 +51,7 @@ impl Ctl {
             .arg("--endpoints")
             .arg(endpoints)
             .arg("--command-timeout=10s")
+            .args(&self.tls)
             .args(args);
         c
     }
@@ -532,4 +546,187 @@ etcdctl_cases! {
     etcd_3_4_23_with_etcdctl_3_4_23 => "etcd@3.4.23" with "3.4.23",
     reference_with_etcdctl_3_5_1 => "reference" with "3.5.1",
     reference_with_etcdctl_3_4_23 => "reference" with "3.4.23",
+}
+
+/// Starts a 3-member cluster of `target` serving TLS with client certificates required.
+async fn start_tls(target: &str, pki: &common::Pki) -> Cluster {
+    let mut spec = ClusterSpec::new(target.parse().expect("target"), 3);
+    spec.tls = Some(ClusterTls {
+        server_cert: pki.server_cert.clone(),
+        server_key: pki.server_key.clone(),
+        client_ca: Some(pki.ca.clone()),
+        client: TlsFiles {
+            cacert: Some(pki.ca.clone()),
+            cert: Some(pki.client_cert.clone()),
+            key: Some(pki.client_key.clone()),
+        },
+    });
+    spec.ready_timeout = Duration::from_secs(60);
+    Cluster::start(spec, &Cache::from_env())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start {target} with TLS: {e} (run `cargo xtask test`)"))
+}
+
+/// Reads `child`'s stdout lines into a channel (the thread ends with the process).
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let out = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits until `rx` yields `want` (as a whole line); panics after 30 s with what came.
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) if l.trim() == want => return,
+            Ok(l) => seen.push(l),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    panic!("{what}: no line `{want}` within 30 s; saw {seen:?}");
+}
+
+/// Auth as an operator sets it up with etcdctl, over TLS with client certificates:
+/// users, roles, a prefix permission, auth enable; a restricted user allowed and denied;
+/// a certificate's common name as the user; `lock`, `elect` and `elect --listen` under
+/// auth; auth disable.
+fn auth_commands(cluster: Cluster, ctl_version: &str, pki: &common::Pki) {
+    let ctl = Ctl::new(ctl_version, &cluster).with_tls(&pki.ca, &pki.client_cert, &pki.client_key);
+    assert!(ctl.one.starts_with("https://"), "{}", ctl.one);
+    assert!(ctl
+        .ok(&["user", "add", "root:rootpw"])
+        .contains("User root created"));
+    assert!(ctl
+        .ok(&["user", "grant-role", "root", "root"])
+        .contains("Role root is granted to user root"));
+    assert!(ctl
+        .ok(&["role", "add", "reader"])
+        .contains("Role reader created"));
+    let granted = ctl.ok(&[
+        "role",
+        "grant-permission",
+        "reader",
+        "read",
+        "/app/",
+        "--prefix=true",
+    ]);
+    assert!(granted.contains("Role reader updated"), "{granted}");
+    assert!(ctl
+        .ok(&["user", "add", "alice:alicepw"])
+        .contains("User alice created"));
+    ctl.ok(&["user", "grant-role", "alice", "reader"]);
+    ctl.ok(&["put", "/app/x", "1"]);
+    assert!(ctl
+        .ok(&["auth", "enable"])
+        .contains("Authentication Enabled"));
+
+    let as_alice = |args: &[&str]| {
+        let mut a = vec!["--user", "alice:alicepw"];
+        a.extend_from_slice(args);
+        ctl.run_on(&ctl.endpoints, &a, None)
+    };
+    let (ok, out, err) = as_alice(&["get", "/app/x", "--print-value-only"]);
+    assert!(ok && out.trim() == "1", "alice reads /app/x: {out}{err}");
+    let (ok, out, err) = as_alice(&["put", "/app/x", "2"]);
+    assert!(
+        !ok && err.contains("permission denied"),
+        "alice writes /app/x: {out}{err}"
+    );
+    let (ok, out, err) = as_alice(&["get", "/other"]);
+    assert!(
+        !ok && err.contains("permission denied"),
+        "alice reads /other: {out}{err}"
+    );
+    let (ok, out, err) = ctl.run_on(&ctl.endpoints, &["put", "/app/x", "3"], None);
+    assert!(
+        !ok && err.contains("permission denied"),
+        "the client certificate's user (gauntlet-client, unknown) writes: {out}{err}"
+    );
+
+    // With client-cert-auth, a certificate's common name is the user: alice's reads,
+    // not writes, without a password.
+    let cn = Ctl::new(ctl_version, &cluster).with_tls(&pki.ca, &pki.alice_cert, &pki.alice_key);
+    let (ok, out, err) = cn.run_on(
+        &cn.endpoints,
+        &["get", "/app/x", "--print-value-only"],
+        None,
+    );
+    assert!(ok && out.trim() == "1", "CN alice reads /app/x: {out}{err}");
+    let (ok, out, err) = cn.run_on(&cn.endpoints, &["put", "/app/x", "4"], None);
+    assert!(
+        !ok && err.contains("permission denied"),
+        "CN alice writes /app/x: {out}{err}"
+    );
+
+    let root = ["--user", "root:rootpw"];
+    fn with_root<'a>(root: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        [root, args].concat()
+    }
+    ctl.ok(&with_root(&root, &["put", "/app/y", "v"]));
+    let locked = ctl.ok(&with_root(
+        &root,
+        &["lock", "gauntlet-lock", "echo", "held-the-lock"],
+    ));
+    assert!(locked.contains("held-the-lock"), "{locked}");
+
+    let mut listener = Spawned(
+        ctl.command(
+            &ctl.endpoints,
+            &with_root(&root, &["elect", "--listen", "gauntlet-election"]),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let heard = lines_of(&mut listener.0);
+    let mut candidate = Spawned(
+        ctl.command(
+            &ctl.endpoints,
+            &with_root(&root, &["elect", "gauntlet-election", "proposal-1"]),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let elected = lines_of(&mut candidate.0);
+    wait_line(&elected, "proposal-1", "etcdctl elect");
+    wait_line(&heard, "proposal-1", "etcdctl elect --listen");
+    drop(candidate);
+    drop(listener);
+
+    assert!(ctl
+        .ok(&with_root(&root, &["auth", "disable"]))
+        .contains("Authentication Disabled"));
+    ctl.ok(&["put", "/app/x", "5"]);
+}
+
+macro_rules! auth_cases {
+    ($($name:ident => $target:literal with $ctl:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let dir = tempfile::tempdir().unwrap();
+            let pki = common::pki(dir.path());
+            let cluster = start_tls($target, &pki).await;
+            tokio::task::spawn_blocking(move || auth_commands(cluster, $ctl, &pki)).await.unwrap();
+        }
+    )*};
+}
+
+auth_cases! {
+    auth_tls_etcd_3_5_1_with_etcdctl_3_5_1 => "etcd@3.5.1" with "3.5.1",
+    auth_tls_etcd_3_4_23_with_etcdctl_3_4_23 => "etcd@3.4.23" with "3.4.23",
+    auth_tls_reference_with_etcdctl_3_5_1 => "reference" with "3.5.1",
+    auth_tls_reference_with_etcdctl_3_4_23 => "reference" with "3.4.23",
 }

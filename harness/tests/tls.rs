@@ -2,58 +2,12 @@
 //! `--cacert/--cert/--key` work, and a client without a certificate, or one that does
 //! not trust the server's CA, is refused with one clear error.
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
+use common::pki;
 use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, ClusterTls, TlsFiles};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-
-struct Pki {
-    ca: std::path::PathBuf,
-    other_ca: std::path::PathBuf,
-    server_cert: std::path::PathBuf,
-    server_key: std::path::PathBuf,
-    client_cert: std::path::PathBuf,
-    client_key: std::path::PathBuf,
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    (p.self_signed(&key).unwrap(), key)
-}
-
-fn pki(dir: &Path) -> Pki {
-    let (ca_cert, ca_key) = ca("gauntlet test CA");
-    let (other, _) = ca("some other CA");
-    let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    server
-        .subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "gauntlet-client");
-    let client_key = KeyPair::generate().unwrap();
-    let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
-    let write = |name: &str, pem: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).unwrap();
-        p
-    };
-    Pki {
-        ca: write("ca.pem", ca_cert.pem()),
-        other_ca: write("other-ca.pem", other.pem()),
-        server_cert: write("server.pem", server_cert.pem()),
-        server_key: write("server-key.pem", server_key.serialize_pem()),
-        client_cert: write("client.pem", client_cert.pem()),
-        client_key: write("client-key.pem", client_key.serialize_pem()),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates() {

@@ -319,35 +319,9 @@ fn spawn_member(
 /// auth alike, valid for 127.0.0.1, ::1 and localhost), written under `root`; returns
 /// (CA, certificate, key) paths.
 fn write_peer_pki(root: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-    let bad = |e: rcgen::Error| HarnessError::Invalid(format!("making peer certificates: {e}"));
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "gauntlet peer CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().map_err(bad)?;
-    let ca_cert = ca.self_signed(&ca_key).map_err(bad)?;
-    let mut peer = CertificateParams::new(vec!["localhost".to_string()]).map_err(bad)?;
-    peer.distinguished_name
-        .push(DnType::CommonName, "gauntlet peer");
-    for ip in ["127.0.0.1", "::1"] {
-        if let Ok(ip) = ip.parse() {
-            peer.subject_alt_names.push(SanType::IpAddress(ip));
-        }
-    }
-    let key = KeyPair::generate().map_err(bad)?;
-    let cert = peer.signed_by(&key, &ca_cert, &ca_key).map_err(bad)?;
-    let write = |name: &str, pem: String| -> Result<PathBuf> {
-        let p = root.join(name);
-        std::fs::write(&p, pem)
-            .map_err(|e| HarnessError::io(format!("writing {}", p.display()), e))?;
-        Ok(p)
-    };
-    Ok((
-        write("peer-ca.pem", ca_cert.pem())?,
-        write("peer.pem", cert.pem())?,
-        write("peer-key.pem", key.serialize_pem())?,
-    ))
+    let ca = crate::pki::Ca::new("gauntlet peer CA")?;
+    let peer = ca.issue(root, "peer", "gauntlet peer")?;
+    Ok((ca.write(root, "peer-ca.pem")?, peer.cert, peer.key))
 }
 
 /// Sets `flag`'s value in an argument list (`--flag value`), appending it when absent.

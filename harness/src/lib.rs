@@ -42,6 +42,7 @@ mod error;
 pub mod gofail;
 pub mod liveness;
 pub mod netproxy;
+pub mod pki;
 pub mod profile;
 mod provision;
 mod proxy;

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use gauntlet_harness::pki::Ca;
 use gauntlet_harness::{Cache, Cluster, ClusterSpec, Target};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 
 /// Starts `members` members of `target` (which must be cached: `cargo xtask test`
 /// fetches etcd before running tests). Panics with the launch error otherwise.
@@ -25,8 +25,9 @@ pub fn prefix(test: &str) -> String {
     format!("/gauntlet-test/{test}/")
 }
 
-/// A CA, another CA nobody trusts, a server certificate for 127.0.0.1 and localhost, and
-/// a client certificate (common name `gauntlet-client`), as PEM files in a directory.
+/// A CA, another CA nobody trusts, a server certificate for 127.0.0.1 and localhost, a
+/// client certificate (common name `gauntlet-client`) and one whose common name is the
+/// user `alice`, as PEM files in a directory.
 pub struct Pki {
     pub ca: std::path::PathBuf,
     pub other_ca: std::path::PathBuf,
@@ -34,53 +35,25 @@ pub struct Pki {
     pub server_key: std::path::PathBuf,
     pub client_cert: std::path::PathBuf,
     pub client_key: std::path::PathBuf,
-    /// A client certificate whose common name is `alice` (a user, under auth).
     pub alice_cert: std::path::PathBuf,
     pub alice_key: std::path::PathBuf,
 }
 
-/// A self-signed CA.
-pub fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    (p.self_signed(&key).unwrap(), key)
-}
-
 /// Writes a fresh [`Pki`] into `dir`.
 pub fn pki(dir: &Path) -> Pki {
-    let (ca_cert, ca_key) = ca("gauntlet test CA");
-    let (other, _) = ca("some other CA");
-    let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    server
-        .subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "gauntlet-client");
-    let client_key = KeyPair::generate().unwrap();
-    let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
-    let mut alice = CertificateParams::new(Vec::<String>::new()).unwrap();
-    alice.distinguished_name.push(DnType::CommonName, "alice");
-    let alice_key = KeyPair::generate().unwrap();
-    let alice_cert = alice.signed_by(&alice_key, &ca_cert, &ca_key).unwrap();
-    let write = |name: &str, pem: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).unwrap();
-        p
-    };
+    let ca = Ca::new("gauntlet test CA").unwrap();
+    let other = Ca::new("some other CA").unwrap();
+    let server = ca.issue(dir, "server", "localhost").unwrap();
+    let client = ca.issue(dir, "client", "gauntlet-client").unwrap();
+    let alice = ca.issue(dir, "alice", "alice").unwrap();
     Pki {
-        ca: write("ca.pem", ca_cert.pem()),
-        other_ca: write("other-ca.pem", other.pem()),
-        server_cert: write("server.pem", server_cert.pem()),
-        server_key: write("server-key.pem", server_key.serialize_pem()),
-        client_cert: write("client.pem", client_cert.pem()),
-        client_key: write("client-key.pem", client_key.serialize_pem()),
-        alice_cert: write("alice.pem", alice_cert.pem()),
-        alice_key: write("alice-key.pem", alice_key.serialize_pem()),
+        ca: ca.write(dir, "ca.pem").unwrap(),
+        other_ca: other.write(dir, "other-ca.pem").unwrap(),
+        server_cert: server.cert,
+        server_key: server.key,
+        client_cert: client.cert,
+        client_key: client.key,
+        alice_cert: alice.cert,
+        alice_key: alice.key,
     }
 }

@@ -36,9 +36,10 @@
 //!   suites are not configurable and are always offered (their names are accepted).
 //!   Go knows suites rustls does not implement (CBC, RSA key exchange, RC4, 3DES);
 //!   naming one is an error rather than silently serving a different set.
-//! - Versions: TLS 1.2 and 1.3 (etcd 3.6's `--tls-min-version`/`--tls-max-version`,
-//!   also accepted here for 3.4/3.5 scripts as an extension). etcd 3.5.1 itself caps
-//!   its servers at TLS 1.2; this server offers 1.3 unless `--tls-max-version=TLS1.2`.
+//! - Versions: TLS 1.2 and 1.3, chosen with etcd 3.6's `--tls-min-version` and
+//!   `--tls-max-version` (an extension here: etcd 3.4 and 3.5 lack them). Their
+//!   defaults keep etcd 3.5's behaviour, whose servers never go above TLS 1.2: the
+//!   maximum is TLS 1.2 unless the minimum or the maximum asks for TLS 1.3.
 //! - A CRL (`--client-crl-file`, `--peer-crl-file`) refuses any certificate of the
 //!   presented chain whose serial it lists, as etcd's `checkCRL`; a CRL that does
 //!   not cover a certificate does not make it fail (Go's check is the same).
@@ -81,6 +82,13 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepted connections (handshaken or plain) waiting for the HTTP server.
 const ACCEPT_QUEUE: usize = 128;
+/// How long a connection whose handshake failed is kept half-open, its input
+/// drained, so that the client reads the alert saying why (a TLS 1.3 client has
+/// already sent its request when the server rejects its certificate; closing at once
+/// would reset the connection and lose the alert).
+const LINGER: Duration = Duration::from_secs(1);
+/// Most bytes drained while lingering.
+const LINGER_BYTES: usize = 1 << 20;
 /// Pause after a failed `accept` (out of file descriptors, say), so the loop does
 /// not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -265,16 +273,6 @@ pub struct Policy {
     pub tls12_suites: Option<Vec<CipherSuite>>,
 }
 
-impl Default for Policy {
-    fn default() -> Policy {
-        Policy {
-            tls12: true,
-            tls13: true,
-            tls12_suites: None,
-        }
-    }
-}
-
 /// Go's names of the TLS 1.2 suites rustls implements (both spellings of the
 /// ChaCha20 suites, which Go renamed), in Go's order.
 const TLS12_SUITES: &[(&str, CipherSuite)] = &[
@@ -359,7 +357,8 @@ impl Policy {
     /// wording where etcd has one).
     pub fn from_flags(cipher_suites: &[String], min: &str, max: &str) -> Result<Policy, String> {
         let min = version("tls-min-version", min, 2)?;
-        let max = version("tls-max-version", max, 3)?;
+        // etcd 3.5's servers cap at TLS 1.2; asking for 1.3 as the minimum lifts it.
+        let max = version("tls-max-version", max, min.max(2))?;
         if min > max {
             return Err(format!(
                 "--tls-min-version=TLS1.{min} is greater than --tls-max-version=TLS1.{max}"
@@ -1068,37 +1067,28 @@ pub fn incoming(
                 Some(a) => {
                     let (a, tx) = (a.clone(), tx.clone());
                     tokio::spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&a, socket, remote))
-                            .await
-                        {
-                            Ok(Ok(s)) => {
-                                let client_cert = s
-                                    .get_ref()
-                                    .1
-                                    .peer_certificates()
-                                    .and_then(|c| c.first())
-                                    .map(|leaf| ClientCert {
-                                        common_name: common_name(leaf).unwrap_or_default(),
-                                    });
-                                if let Some(c) = &client_cert {
-                                    tracing::debug!(
-                                        cn = %c.common_name,
-                                        "TLS client {remote} presented a verified certificate"
-                                    );
-                                }
-                                let conn = ServerConn {
-                                    io: Io::Tls(Box::new(s)),
-                                    info: ConnInfo { tcp, client_cert },
-                                };
-                                let _ = tx.send(Ok(conn)).await;
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!("TLS handshake with {remote} failed: {e}");
-                            }
-                            Err(_) => tracing::debug!(
-                                "TLS handshake with {remote} timed out after {HANDSHAKE_TIMEOUT:?}"
-                            ),
+                        let Some(s) = handshake(&a, socket, remote).await else {
+                            return;
+                        };
+                        let client_cert = s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|leaf| ClientCert {
+                                common_name: common_name(leaf).unwrap_or_default(),
+                            });
+                        if let Some(c) = &client_cert {
+                            tracing::debug!(
+                                cn = %c.common_name,
+                                "TLS client {remote} presented a verified certificate"
+                            );
                         }
+                        let conn = ServerConn {
+                            io: Io::Tls(Box::new(s)),
+                            info: ConnInfo { tcp, client_cert },
+                        };
+                        let _ = tx.send(Ok(conn)).await;
                     });
                 }
             }
@@ -1107,19 +1097,62 @@ pub fn incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// The handshake, then on peer listeners etcd's `checkSAN`.
+/// The handshake within [`HANDSHAKE_TIMEOUT`], then on peer listeners etcd's
+/// `checkSAN` (its DNS lookups within the same deadline). `None` when either fails,
+/// which is logged at debug.
 async fn handshake(
     a: &Acceptor,
     socket: TcpStream,
     remote: SocketAddr,
-) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
-    let s = a.tls.accept(socket).await?;
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let accept = a.tls.accept(socket).into_fallible();
+    let s = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+        Ok(Ok(s)) => s,
+        Ok(Err((e, socket))) => {
+            tracing::debug!("TLS handshake with {remote} failed: {e}");
+            linger(socket).await;
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake with {remote} timed out after {HANDSHAKE_TIMEOUT:?}");
+            return None;
+        }
+    };
     if a.check_client_san {
         if let Some(leaf) = s.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-            check_san(leaf, remote.ip()).await?;
+            let checked = tokio::time::timeout(HANDSHAKE_TIMEOUT, check_san(leaf, remote.ip()));
+            match checked.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!("rejected the peer connection from {remote}: {e}");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!("rejected the peer connection from {remote}: resolving its certificate's DNS names timed out");
+                    return None;
+                }
+            }
         }
     }
-    Ok(s)
+    Some(s)
+}
+
+/// Closes our side of a connection after a failed handshake (the alert is already
+/// written) and drains what the client still sends, for at most [`LINGER`].
+async fn linger(mut socket: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let _ = socket.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// etcd's `checkSAN`: a client certificate with IP SANs must list the address it
@@ -1307,7 +1340,9 @@ mod tests {
     #[test]
     fn policy_follows_etcds_flags() {
         let p = Policy::from_flags(&[], "", "").unwrap();
-        assert!(p.tls12 && p.tls13 && p.tls12_suites.is_none());
+        assert!(p.tls12 && !p.tls13 && p.tls12_suites.is_none());
+        let p = Policy::from_flags(&[], "", "TLS1.3").unwrap();
+        assert!(p.tls12 && p.tls13);
         let p = Policy::from_flags(&[], "TLS1.3", "").unwrap();
         assert!(!p.tls12 && p.tls13);
         let p = Policy::from_flags(

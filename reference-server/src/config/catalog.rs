@@ -154,7 +154,7 @@ pub static CATALOG: &[FlagInfo] = &[
     row("peer-crl-file", Text, Honoured, "peer certificates whose serial the CRL lists are refused"),
     row("cipher-suites", List, Honoured, "Go's suite names; restrict TLS 1.2 (TLS 1.3 suites always on, as in Go); suites rustls lacks are refused"),
     row("tls-min-version", Text, Honoured, "gauntlet extension (etcd 3.6's flag): TLS1.2 (default) or TLS1.3, both sides"),
-    row("tls-max-version", Text, Honoured, "gauntlet extension (etcd 3.6's flag): TLS1.2 or TLS1.3 (default), both sides"),
+    row("tls-max-version", Text, Honoured, "gauntlet extension (etcd 3.6's flag): TLS1.2 (default, etcd 3.5's cap) or TLS1.3, both sides"),
     row("cors", List, Accepted, "no CORS headers; a browser is stricter without them, never looser"),
     row("host-whitelist", List, Class::Unsupported { enabled: |f| given(&f.host_whitelist).filter(|v| v.trim() != "*"), why: "restricting HTTP Host names is not supported by gauntlet-server" }, "a Host check on insecure listeners"),
     // Auth

@@ -261,7 +261,7 @@ pub struct Flags {
     /// Lowest TLS version served and dialed: TLS1.2 or TLS1.3 (empty: TLS1.2). etcd 3.6's flag.
     #[arg(long, env = "ETCD_TLS_MIN_VERSION", default_value = "")]
     pub tls_min_version: String,
-    /// Highest TLS version served and dialed: TLS1.2 or TLS1.3 (empty: TLS1.3). etcd 3.6's flag.
+    /// Highest TLS version served and dialed: TLS1.2 or TLS1.3 (empty: TLS1.2 as etcd 3.5, or TLS1.3 when the minimum is). etcd 3.6's flag.
     #[arg(long, env = "ETCD_TLS_MAX_VERSION", default_value = "")]
     pub tls_max_version: String,
     /// Comma-separated CORS origins (empty or * allows all).

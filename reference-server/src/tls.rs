@@ -1291,6 +1291,106 @@ mod tests {
         p.self_signed(&key).unwrap().der().clone()
     }
 
+    /// GET `path` over HTTP/1.1 on `io`; the body.
+    async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, path: &str) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        io.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        io.read_to_string(&mut out).await.unwrap();
+        out.split_once("\r\n\r\n").unwrap().1.to_string()
+    }
+
+    /// The contract of [`ClientCert`], end to end through tonic's server as `main`
+    /// builds it: a verified certificate's CN is in the request on a TLS connection,
+    /// and nothing is on a plaintext one; the socket address is there on both.
+    #[tokio::test]
+    async fn a_verified_client_certificate_reaches_every_request() {
+        use futures::TryStreamExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, pem).unwrap();
+            p
+        };
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let issue = |cn: &str, sans: Vec<String>| {
+            let mut p = rcgen::CertificateParams::new(sans).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            let key = rcgen::KeyPair::generate().unwrap();
+            (p.signed_by(&key, &ca, &ca_key).unwrap(), key)
+        };
+        let (server, server_key) = issue("server", vec!["localhost".into()]);
+        let (alice, alice_key) = issue("alice", vec![]);
+        let info = TlsInfo {
+            cert_file: Some(write("server.pem", server.pem())),
+            key_file: Some(write("server-key.pem", server_key.serialize_pem())),
+            trusted_ca_file: Some(write("ca.pem", ca.pem())),
+            client_cert_auth: true,
+            ..TlsInfo::default()
+        };
+        let policy = Policy::from_flags(&[], "", "").unwrap();
+        let acceptor = info
+            .resolve(Side::Client, dir.path(), &[], 1)
+            .unwrap()
+            .unwrap()
+            .acceptor(&policy)
+            .unwrap();
+        let whoami = |req: axum::extract::Request| async move {
+            let cn = req
+                .extensions()
+                .get::<ClientCert>()
+                .map(|c| c.common_name.clone());
+            let addr = req
+                .extensions()
+                .get::<TcpConnectInfo>()
+                .and_then(|t| t.remote_addr);
+            format!("{cn:?} {}", addr.is_some())
+        };
+        let router = axum::Router::new()
+            .route("/whoami", axum::routing::get(whoami))
+            .layer(axum::middleware::from_fn(client_cert_extension));
+        let mut ports = Vec::new();
+        for acceptor in [Some(acceptor), None] {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ports.push(l.local_addr().unwrap().port());
+            let routes = tonic::service::Routes::from(router.clone());
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .add_routes(routes)
+                    .serve_with_incoming(
+                        incoming(l, acceptor).map_ok(crate::h2fix::FixAuthority::new),
+                    ),
+            );
+        }
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![alice.der().clone()],
+            PrivateKeyDer::try_from(alice_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", ports[0])).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(get(tls, "/whoami").await, "Some(\"alice\") true");
+        let plain = TcpStream::connect(("127.0.0.1", ports[1])).await.unwrap();
+        assert_eq!(get(plain, "/whoami").await, "None true");
+    }
+
     #[test]
     fn common_name_is_the_leafs_subject_cn() {
         assert_eq!(

@@ -196,8 +196,14 @@ fn setup_tls(config: &Config) -> anyhow::Result<Tls> {
             None => Err(anyhow::anyhow!("an https:// URL without a certificate")),
         }
     };
+    let client_urls: Vec<config::Listen> = config
+        .client_listeners
+        .iter()
+        .chain(&config.metrics_listeners)
+        .cloned()
+        .collect();
     Ok(Tls {
-        client: needed(&config.client_listeners, &client)?,
+        client: needed(&client_urls, &client)?,
         peer: needed(&config.peer_listeners, &peer)?,
         peer_dial: peer.map(|r| r.client_config(policy)).transpose()?,
     })
@@ -425,13 +431,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("client server: {e}"))
         });
     }
-    for addr in &config.metrics_addrs {
-        let listener = tokio::net::TcpListener::bind(addr)
+    for l in &config.metrics_listeners {
+        let listener = tokio::net::TcpListener::bind(l.addr)
             .await
-            .with_context(|| format!("--listen-metrics-urls: cannot listen on {addr}"))?;
+            .with_context(|| format!("--listen-metrics-urls: cannot listen on {}", l.addr))?;
         let app = http::metrics_routes(node.clone());
+        let acceptor = if l.https { tls.client.clone() } else { None };
         servers.spawn(async move {
-            axum::serve(listener, app)
+            Server::builder()
+                .accept_http1(true)
+                .add_routes(tonic::service::Routes::from(app))
+                .serve_with_incoming(tls::incoming(listener, acceptor))
                 .await
                 .map_err(|e| anyhow::anyhow!("metrics server: {e}"))
         });

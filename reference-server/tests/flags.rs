@@ -138,10 +138,6 @@ fn unsupported_features_exit_2_with_one_line_naming_the_flag() {
             "--log-outputs=systemd/journal",
             "--log-outputs=systemd/journal",
         ),
-        (
-            "--listen-metrics-urls=https://127.0.0.1:1",
-            "--listen-metrics-urls=https://",
-        ),
     ];
     for (flag, expected) in cases {
         let (mut args, client) = member_args(dir.path());

@@ -415,7 +415,8 @@ async fn three_members_with_client_certificate_auth_crl_and_peer_tls() {
 }
 
 /// `--cipher-suites` restricts TLS 1.2 to the named suite, and the default protocol
-/// range is etcd 3.5's (TLS 1.2 only); `--tls-min-version=TLS1.3` refuses TLS 1.2.
+/// range is etcd 3.5's (TLS 1.2 only); `--tls-min-version=TLS1.3` refuses TLS 1.2, on
+/// the client URLs and on an `https://` metrics URL alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cipher_suites_and_tls_versions_are_honoured() {
     let dir = tempfile::tempdir().unwrap();
@@ -455,8 +456,17 @@ async fn cipher_suites_and_tls_versions_are_honoured() {
         "TLS 1.3 by default: {refused}"
     );
 
-    let mut modern = one_member(&["--tls-min-version=TLS1.3"]);
+    let metrics = free_port();
+    let metrics_url = format!("--listen-metrics-urls=https://127.0.0.1:{metrics}");
+    let mut modern = one_member(&["--tls-min-version=TLS1.3", &metrics_url]);
     wait_healthy(&mut modern, &offer(tls13, None)).await;
+    // An https:// metrics URL is served with the client TLS, versions included.
+    let line = https_health(metrics, &offer(tls13, None)).await.unwrap();
+    assert!(line.contains(" 200 "), "{line}");
+    let refused = https_health(metrics, &offer(tls12, None))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("ProtocolVersion"), "{refused}");
     let refused = https_health(modern.client_port, &offer(tls12, None))
         .await
         .unwrap_err();

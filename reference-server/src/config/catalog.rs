@@ -164,7 +164,7 @@ pub static CATALOG: &[FlagInfo] = &[
     // Profiling and monitoring
     row("enable-pprof", Bool, Accepted, "no Go runtime to profile"),
     row("metrics", Text, Accepted, "one set of metrics whatever the level"),
-    row("listen-metrics-urls", List, Honoured, "extra http listeners serving /metrics and /health"),
+    row("listen-metrics-urls", List, Honoured, "extra listeners serving /metrics and /health; https:// ones with the client TLS"),
     // Logging
     row("logger", Text, Honoured, "zap; capnslog accepted as deprecated (3.4), logs the same way"),
     row("log-outputs", List, Honoured, "default, stderr, stdout or files (appended)"),

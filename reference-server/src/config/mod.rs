@@ -118,8 +118,9 @@ pub struct Config {
     pub strict_reconfig_check: bool,
     /// Election ticks to fast-forward at start (see [`initial_election_ticks()`]).
     pub initial_election_ticks: usize,
-    /// `--listen-metrics-urls`: extra listeners serving `/metrics` and `/health`.
-    pub metrics_addrs: Vec<SocketAddr>,
+    /// `--listen-metrics-urls`: extra listeners serving `/metrics` and `/health`
+    /// (`https://` ones with the client TLS, as etcd).
+    pub metrics_listeners: Vec<Listen>,
     /// Logging (`--logger`, `--log-outputs`, `--log-level`, `--debug`).
     pub log: LogConfig,
     /// Things to log once logging is up: ignored keys and variables, deprecated values.
@@ -582,14 +583,18 @@ impl Config {
         let election_ticks = usize::try_from(flags.election_timeout / flags.heartbeat_interval)
             .unwrap_or(10)
             .max(2);
-        let mut metrics_addrs = Vec::new();
-        for url in flags::list(&flags.listen_metrics_urls) {
-            if url.starts_with("https://") {
-                return Err(format!(
-                    "--listen-metrics-urls={url}: https is not supported yet by gauntlet-server (only http://)"
-                ));
-            }
-            metrics_addrs.push(socket_addr(&url, "--listen-metrics-urls")?);
+        let metrics_listeners = listen(
+            &flags::list(&flags.listen_metrics_urls),
+            "--listen-metrics-urls",
+        )?;
+        if let Some(l) = metrics_listeners
+            .iter()
+            .find(|l| l.https && !client_tls.configured())
+        {
+            return Err(format!(
+                "TLS key/cert (--cert-file, --key-file) must be provided for metrics url {} with HTTPS scheme",
+                l.url
+            ));
         }
         let log = LogConfig::from_flags(&flags)?;
         if !(BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&flags.bcrypt_cost) {
@@ -619,7 +624,7 @@ impl Config {
             wal_dir,
             strict_reconfig_check: flags.strict_reconfig_check,
             initial_election_ticks,
-            metrics_addrs,
+            metrics_listeners,
             log,
             warnings,
             quota_bytes: if flags.quota_backend_bytes == 0 {
@@ -864,11 +869,17 @@ mod tests {
             "--wal-dir=/w",
         ])
         .unwrap();
-        assert_eq!(c.metrics_addrs.len(), 2);
+        assert_eq!(c.metrics_listeners.len(), 2);
         assert_eq!(c.wal_dir, PathBuf::from("/w"));
         assert!(parse(&["--listen-metrics-urls=https://127.0.0.1:9"])
             .unwrap_err()
-            .contains("https"));
+            .contains("must be provided for metrics url https://127.0.0.1:9"));
+        assert!(
+            parse(&["--listen-metrics-urls=https://127.0.0.1:9", "--auto-tls"])
+                .unwrap()
+                .metrics_listeners[0]
+                .https
+        );
         let c = parse(&["--wal-dir=", "--cert-file=", "--key-file="]).unwrap();
         assert_eq!(c.wal_dir, PathBuf::from("default.etcd/member/wal"));
         assert!(c.flags.cert_file.is_none());

@@ -53,7 +53,10 @@
 //!   with); validity, subject (`O=etcd`), SANs (the listen URLs' hosts) and key usages
 //!   are etcd's. A peer dialing a member with a generated certificate does not verify
 //!   it (etcd's `InsecureSkipVerify` for self-signed certificates).
-//! - Certificates are read once at start; etcd re-reads its files at each handshake.
+//! - As etcd, the certificate and key are read again for a handshake after either
+//!   file changed (etcd reads them at every handshake), so a rotated certificate is
+//!   served and presented without a restart. A pair that no longer loads is logged,
+//!   and the last good one stays in use (etcd would fail the handshake).
 
 use std::future::Future;
 use std::io;
@@ -438,14 +441,9 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    fn identity(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-        let certs = read_certs(&self.cert, self.side.flag("cert"))?;
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::File {
-            flag: self.side.flag("key"),
-            path: self.key.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok((certs, key))
+    /// This side's certificate, checked now and re-read when its files change.
+    fn identity(&self, provider: &Arc<CryptoProvider>) -> Result<Arc<Reloading>, TlsError> {
+        Reloading::new(self.side, &self.cert, &self.key, provider.clone())
     }
 
     fn roots(&self) -> Result<Option<rustls::RootCertStore>, TlsError> {
@@ -471,7 +469,7 @@ impl Resolved {
             Side::Peer => "peer TLS",
         };
         let provider = policy.provider();
-        let (certs, key) = self.identity()?;
+        let identity = self.identity(&provider)?;
         let verifier: Arc<dyn ClientCertVerifier> = match self.roots()? {
             Some(roots) => {
                 let mut b =
@@ -505,8 +503,7 @@ impl Resolved {
             .with_protocol_versions(&policy.versions())
             .map_err(|source| TlsError::Rustls { what, source })?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(certs, key)
-            .map_err(|source| TlsError::Rustls { what, source })?;
+            .with_cert_resolver(identity);
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }
@@ -548,14 +545,13 @@ impl Resolved {
                 None => v,
             }
         };
-        let (certs, key) = self.identity()?;
+        let identity = self.identity(&provider)?;
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&policy.versions())
             .map_err(|source| TlsError::Rustls { what, source })?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(certs, key)
-            .map_err(|source| TlsError::Rustls { what, source })?;
+            .with_client_cert_resolver(identity);
         cfg.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(cfg))
     }
@@ -567,6 +563,109 @@ impl Resolved {
             check_client_san: self.side == Side::Peer && self.info.check_client_san,
         })
     }
+}
+
+/// When a file last changed, as far as reloading cares.
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// A certificate and key from files, loaded again for the next handshake after
+/// either file changed (see the module doc): both the server's certificate and the
+/// one a peer presents when dialing.
+#[derive(Debug)]
+struct Reloading {
+    side: Side,
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: std::sync::Mutex<((Stamp, Stamp), Arc<rustls::sign::CertifiedKey>)>,
+}
+
+impl Reloading {
+    /// Loads the pair now: a bad pair at start is an error, not a warning.
+    fn new(
+        side: Side,
+        cert: &Path,
+        key: &Path,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Arc<Reloading>, TlsError> {
+        let stamps = (stamp(cert), stamp(key));
+        let loaded = load_pair(side, cert, key, &provider)?;
+        Ok(Arc::new(Reloading {
+            side,
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            provider,
+            current: std::sync::Mutex::new((stamps, loaded)),
+        }))
+    }
+
+    fn current(&self) -> Arc<rustls::sign::CertifiedKey> {
+        let stamps = (stamp(&self.cert), stamp(&self.key));
+        let mut cur = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cur.0 != stamps {
+            match load_pair(self.side, &self.cert, &self.key, &self.provider) {
+                Ok(k) => {
+                    tracing::info!(cert = %self.cert.display(), "reloaded a changed TLS certificate");
+                    *cur = (stamps, k);
+                }
+                Err(e) => {
+                    tracing::warn!("keeping the previous TLS certificate: {e}");
+                    // Not again for every handshake until the files change once more.
+                    cur.0 = stamps;
+                }
+            }
+        }
+        cur.1.clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Reloading {
+    fn resolve(
+        &self,
+        _client_hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for Reloading {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Reads a certificate chain and its key, checking that they belong together.
+fn load_pair(
+    side: Side,
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let certs = read_certs(cert, side.flag("cert"))?;
+    let bad_key = |reason: String| TlsError::File {
+        flag: side.flag("key"),
+        path: key.to_path_buf(),
+        reason,
+    };
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad_key(e.to_string()))?;
+    let pair = rustls::sign::CertifiedKey::from_der(certs, der, provider)
+        .map_err(|e| bad_key(e.to_string()))?;
+    Ok(Arc::new(pair))
 }
 
 fn read_certs(path: &Path, flag: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -1389,6 +1488,70 @@ mod tests {
         assert_eq!(get(tls, "/whoami").await, "Some(\"alice\") true");
         let plain = TcpStream::connect(("127.0.0.1", ports[1])).await.unwrap();
         assert_eq!(get(plain, "/whoami").await, "None true");
+    }
+
+    /// A certificate replaced on disk is the one the next handshake sees; a broken
+    /// replacement keeps the last good one.
+    #[tokio::test]
+    async fn a_rotated_certificate_is_served_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let issue = |cn: &str| {
+            let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            let k = rcgen::KeyPair::generate().unwrap();
+            let c = p.self_signed(&k).unwrap();
+            std::fs::write(&cert, c.pem()).unwrap();
+            std::fs::write(&key, k.serialize_pem()).unwrap();
+            c.der().clone()
+        };
+        let first = issue("first");
+        let info = TlsInfo {
+            cert_file: Some(cert.clone()),
+            key_file: Some(key.clone()),
+            ..TlsInfo::default()
+        };
+        let policy = Policy::from_flags(&[], "", "").unwrap();
+        let acceptor = info
+            .resolve(Side::Client, dir.path(), &[], 1)
+            .unwrap()
+            .unwrap()
+            .acceptor(&policy)
+            .unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut conns = incoming(l, Some(acceptor));
+        tokio::spawn(async move {
+            use futures::StreamExt as _;
+            let mut held = Vec::new();
+            while let Some(c) = conns.next().await {
+                held.push(c);
+            }
+        });
+        let served = || async {
+            let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(
+                rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            )))
+            .with_no_client_auth();
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+        };
+        assert_eq!(served().await, first);
+        // A different length, so the change shows even within one mtime tick.
+        let second = issue("second, rotated");
+        assert_eq!(served().await, second);
+        std::fs::write(&key, "not a key, and longer than before: ........").unwrap();
+        assert_eq!(served().await, second);
     }
 
     #[test]

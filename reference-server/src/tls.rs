@@ -12,8 +12,9 @@
 //! 1. [`TlsInfo::resolve`] at start: with `--auto-tls` (or `--peer-auto-tls`) and no
 //!    certificate given, a self-signed certificate is made (or reused) under
 //!    `<data-dir>/fixtures/client` (or `.../peer`), exactly where etcd keeps its own.
-//! 2. [`Resolved::server_config`] for each `https://` listener, and for the peer side
-//!    also [`Resolved::client_config`] for every connection this member dials.
+//! 2. [`Resolved::acceptor`] (the server side, [`Resolved::server_config`]) for the
+//!    `https://` listeners, and for the peer side also [`Resolved::client_config`]
+//!    for every connection this member dials.
 //! 3. [`incoming`] turns a TCP listener into a stream of connections for tonic's
 //!    `serve_with_incoming`: each accepted socket gets `TCP_NODELAY` and, on an
 //!    `https://` listener, a TLS handshake with a deadline of [`HANDSHAKE_TIMEOUT`] in
@@ -103,7 +104,12 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// chain against the trusted CA (and the CRL and allowed-hostname checks passed);
 /// absent on plaintext connections and on TLS connections without a client
 /// certificate. `common_name` is the subject CN of the leaf certificate, empty when
-/// it has none (etcd then authenticates nobody from it).
+/// it has none.
+///
+/// Whether the CN authenticates anyone is auth's decision: etcd takes it as the user
+/// name only with `--client-cert-auth` (its `ClientCertAuthEnabled`), when the
+/// request carries no token; a trusted CA alone requires a certificate but makes no
+/// user of it.
 #[derive(Debug, Clone)]
 pub struct ClientCert {
     /// The leaf certificate's subject common name.

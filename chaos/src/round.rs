@@ -254,9 +254,9 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
     }
     cspec.ready_timeout = Duration::from_secs(60);
     cspec.gofail = spec.fault.family() == "failpoint";
-    // etcd takes peer TLS (its robustness tests always run the peer proxy under it);
-    // the reference server does not yet, and an exec: target is not assumed to.
-    cspec.peer_tls = matches!(opts.target, Target::Etcd { .. });
+    // etcd and the reference server take peer TLS (etcd's robustness tests always run
+    // the peer proxy under it); an exec: target is not assumed to.
+    cspec.peer_tls = matches!(opts.target, Target::Etcd { .. } | Target::Reference);
     let cluster = match Cluster::start(cspec, &opts.cache).await {
         Ok(c) => c,
         Err(e) => {

@@ -671,8 +671,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn status_error(endpoint: &str, status: &tonic::Status) -> ClientError {
     let mut message = status.message().to_string();
-    // Connection failures carry their cause in the source chain; keep it visible.
-    if status.code() == tonic::Code::Unavailable {
+    // Connection failures carry their cause in the source chain; keep it visible. A
+    // connection that breaks under a request in flight (a TLS 1.3 server refusing the
+    // client's certificate after the handshake, say) shows up as Cancelled.
+    if matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Cancelled
+    ) {
         if let Some(src) = std::error::Error::source(status) {
             let chain = error_chain(src);
             if !message.contains(&chain) {

@@ -1,6 +1,9 @@
-//! TLS through rustls against real etcd 3.5.1 with client-certificate auth:
-//! `--cacert/--cert/--key` work, and a client without a certificate, or one that does
-//! not trust the server's CA, is refused with one clear error.
+//! TLS through rustls with client-certificate auth, against real etcd 3.5.1 and
+//! against a 3-member reference cluster whose members also talk TLS to each other
+//! (`ClusterSpec::peer_tls`): `--cacert/--cert/--key` work, and a client without a
+//! certificate, or one that does not trust the server's CA, is refused with one
+//! clear error. The reference server's own TLS tests (CRLs, cipher suites, versions,
+//! generated certificates) are in `reference-server/tests/tls.rs`.
 
 mod common;
 
@@ -11,6 +14,17 @@ use gauntlet_harness::{Cache, Client, ClientConfig, Cluster, ClusterSpec, Cluste
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates() {
+    client_certificates_are_required("etcd@3.5.1", 1, false).await;
+}
+
+/// The reference server's TLS, both ways: clients (with `--client-cert-auth`) and
+/// peers (the harness's peer CA and `--peer-client-cert-auth`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_cluster_with_client_and_peer_tls() {
+    client_certificates_are_required("reference", 3, true).await;
+}
+
+async fn client_certificates_are_required(target: &str, members: usize, peer_tls: bool) {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let client_files = TlsFiles {
@@ -18,7 +32,8 @@ async fn tls_with_client_certificates() {
         cert: Some(pki.client_cert.clone()),
         key: Some(pki.client_key.clone()),
     };
-    let mut spec = ClusterSpec::new("etcd@3.5.1".parse().unwrap(), 1);
+    let mut spec = ClusterSpec::new(target.parse().unwrap(), members);
+    spec.peer_tls = peer_tls;
     spec.tls = Some(ClusterTls {
         server_cert: pki.server_cert.clone(),
         server_key: pki.server_key.clone(),
@@ -35,6 +50,15 @@ async fn tls_with_client_certificates() {
     let c = cluster.client().await.unwrap();
     c.put("/tls/k", "v").await.unwrap();
     assert_eq!(c.get("/tls/k").await.unwrap().kvs[0].value, b"v");
+    // Every member serves it: a linearizable read on each crosses the peer links.
+    for i in 0..members {
+        let m = cluster.member_client(i).await.unwrap();
+        assert_eq!(
+            m.get("/tls/k").await.unwrap().kvs[0].value,
+            b"v",
+            "member {i}"
+        );
+    }
 
     // host:port without a scheme means https when TLS files are given, as in etcdctl.
     let mut bare = ClientConfig::new([endpoint.trim_start_matches("https://").to_string()]);

@@ -102,7 +102,13 @@ fn flag_members(config: &Config) -> Vec<Member> {
 
 /// Decides this member's identity (see the module docs). `state` is the opened state
 /// machine: a member it no longer lists was removed and must not start.
-pub async fn resolve(config: &Config, state: &StateMachine) -> anyhow::Result<Start> {
+///
+/// `peer_tls` is the client side of peer TLS, for asking peers over `https://` URLs.
+pub async fn resolve(
+    config: &Config,
+    state: &StateMachine,
+    peer_tls: Option<&crate::transport::PeerTls>,
+) -> anyhow::Result<Start> {
     let table: Vec<Member> = state.cluster().members.values().cloned().collect();
     if let Some((cluster_id, member_id)) = read_identity(&config.data_dir)? {
         if !table.is_empty() && !table.iter().any(|m| m.id == member_id) {
@@ -137,7 +143,7 @@ pub async fn resolve(config: &Config, state: &StateMachine) -> anyhow::Result<St
         });
     }
     let start = if config.flags.initial_cluster_state == "existing" {
-        join(config).await?
+        join(config, peer_tls).await?
     } else {
         let members = flag_members(config);
         Start {
@@ -156,7 +162,10 @@ pub async fn resolve(config: &Config, state: &StateMachine) -> anyhow::Result<St
 
 /// Asks the other members for the cluster id and the member table, and finds this
 /// member in it by its peer URLs.
-async fn join(config: &Config) -> anyhow::Result<Start> {
+async fn join(
+    config: &Config,
+    peer_tls: Option<&crate::transport::PeerTls>,
+) -> anyhow::Result<Start> {
     let mine = &config.flags.initial_advertise_peer_urls;
     let others: Vec<String> = config
         .peers
@@ -173,7 +182,7 @@ async fn join(config: &Config) -> anyhow::Result<Start> {
     let mut last_error = String::new();
     while Instant::now() < deadline {
         for url in &others {
-            match ask(url).await {
+            match ask(url, peer_tls).await {
                 Ok(info) => {
                     let me = info
                         .members
@@ -215,8 +224,11 @@ async fn join(config: &Config) -> anyhow::Result<Start> {
     )
 }
 
-async fn ask(url: &str) -> Result<peerpb::MemberInfoResponse, String> {
-    let channel = crate::transport::peer_channel(url)?;
+async fn ask(
+    url: &str,
+    peer_tls: Option<&crate::transport::PeerTls>,
+) -> Result<peerpb::MemberInfoResponse, String> {
+    let channel = crate::transport::peer_channel(url, peer_tls)?;
     let mut client = PeerClient::new(channel);
     match tokio::time::timeout(
         ASK_TIMEOUT,

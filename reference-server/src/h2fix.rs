@@ -402,8 +402,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FixAuthority<S> {
     }
 }
 
-impl tonic::transport::server::Connected for FixAuthority<tokio::net::TcpStream> {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+/// The wrapped connection's connect info (its addresses, and its TLS client
+/// certificate when it is a [`crate::tls::ServerConn`]) reaches requests unchanged.
+impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected
+    for FixAuthority<S>
+{
+    type ConnectInfo = S::ConnectInfo;
     fn connect_info(&self) -> Self::ConnectInfo {
         self.inner.connect_info()
     }

@@ -7,7 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use gauntlet_reference_server::{
     auth, backend, bootstrap, config, corrupt, failpoints, gateway, h2fix, http, lease, metrics,
-    node, oversize, peer, peerpb, services, snapshot, state, transport, version, wal,
+    node, oversize, peer, peerpb, services, snapshot, state, tls, transport, version, wal,
 };
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use gauntlet_api::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::services::{Ctx, GRPC_OVERHEAD_BYTES};
@@ -115,10 +115,67 @@ impl slog::Drain for RaftLogDrain {
     }
 }
 
+/// The `host:port` of each URL (what etcd puts into a generated certificate).
+fn url_hosts(listeners: &[config::Listen]) -> Vec<String> {
+    listeners
+        .iter()
+        .map(|l| {
+            let rest = l.url.split_once("://").map_or(l.url.as_str(), |(_, r)| r);
+            rest.split('/').next().unwrap_or(rest).to_string()
+        })
+        .collect()
+}
+
+/// Both sides' TLS at start: certificates generated or read, the acceptors of the
+/// `https://` listeners, and the peer client configuration.
+struct Tls {
+    client: Option<tls::Acceptor>,
+    peer: Option<tls::Acceptor>,
+    peer_dial: Option<transport::PeerTls>,
+}
+
+fn setup_tls(config: &Config) -> anyhow::Result<Tls> {
+    let validity = config.flags.self_signed_cert_validity;
+    let client = config.client_tls.resolve(
+        tls::Side::Client,
+        &config.data_dir,
+        &url_hosts(&config.client_listeners),
+        validity,
+    )?;
+    let peer = config.peer_tls.resolve(
+        tls::Side::Peer,
+        &config.data_dir,
+        &url_hosts(&config.peer_listeners),
+        validity,
+    )?;
+    let policy = &config.tls_policy;
+    let needed = |listeners: &[config::Listen], side: &Option<tls::Resolved>| {
+        if !listeners.iter().any(|l| l.https) {
+            return Ok(None);
+        }
+        match side {
+            Some(r) => Ok(Some(r.acceptor(policy)?)),
+            None => Err(anyhow::anyhow!("an https:// URL without a certificate")),
+        }
+    };
+    let client_urls: Vec<config::Listen> = config
+        .client_listeners
+        .iter()
+        .chain(&config.metrics_listeners)
+        .cloned()
+        .collect();
+    Ok(Tls {
+        client: needed(&client_urls, &client)?,
+        peer: needed(&config.peer_listeners, &peer)?,
+        peer_dial: peer.map(|r| r.client_config(policy)).transpose()?,
+    })
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
     failpoints::serve_from_env()
         .await
         .map_err(anyhow::Error::msg)?;
+    let tls = setup_tls(&config)?;
     version::check_storage(&backend::member_dir(&config.data_dir))?;
     let db = backend::open(&backend::member_dir(&config.data_dir))?;
     // etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds.
@@ -133,7 +190,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("opening the state machine")?;
     version::check_cluster_version(state.cluster().cluster_version)?;
-    let start = bootstrap::resolve(&config, &state).await?;
+    let start = bootstrap::resolve(&config, &state, tls.peer_dial.as_ref()).await?;
     let state = Arc::new(RwLock::new(state));
 
     let node_cell: Arc<OnceLock<node::NodeHandle>> = Arc::new(OnceLock::new());
@@ -143,6 +200,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         start.cluster_id,
         start.member_id,
         node_cell.clone(),
+        tls.peer_dial.clone(),
     );
     transport.set_peers(
         &start
@@ -248,17 +306,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         transport: transport.clone(),
     };
     let mut servers = tokio::task::JoinSet::new();
-    for addr in &config.peer_addrs {
-        let listener = tokio::net::TcpListener::bind(addr)
+    for l in &config.peer_listeners {
+        let listener = tokio::net::TcpListener::bind(l.addr)
             .await
-            .with_context(|| format!("--listen-peer-urls: cannot listen on {addr}"))?;
+            .with_context(|| format!("--listen-peer-urls: cannot listen on {}", l.addr))?;
         let svc = peerpb::peer_server::PeerServer::new(peer_svc.clone())
             .max_decoding_message_size(transport::MAX_PEER_MESSAGE)
             .max_encoding_message_size(transport::MAX_PEER_MESSAGE);
+        let acceptor = if l.https { tls.peer.clone() } else { None };
         servers.spawn(async move {
             Server::builder()
                 .add_service(svc)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .serve_with_incoming(tls::incoming(listener, acceptor))
                 .await
                 .map_err(|e| anyhow::anyhow!("peer server: {e}"))
         });
@@ -269,12 +328,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Client ports are taken now, but served only once this member published its name
     // and client URLs through raft, as etcd serves clients only when ready.
     let mut client_listeners = Vec::new();
-    for addr in &config.client_addrs {
-        client_listeners.push(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--listen-client-urls: cannot listen on {addr}"))?,
-        );
+    for l in &config.client_listeners {
+        let listener = tokio::net::TcpListener::bind(l.addr)
+            .await
+            .with_context(|| format!("--listen-client-urls: cannot listen on {}", l.addr))?;
+        let acceptor = if l.https { tls.client.clone() } else { None };
+        client_listeners.push((listener, acceptor));
     }
     if let Err(e) = published.await {
         tracing::warn!("publishing this member failed: {e}");
@@ -288,7 +347,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             config.flags.experimental_corrupt_check_time,
         ));
     }
-    for listener in client_listeners {
+    for (listener, acceptor) in client_listeners {
         let grpc = tonic::service::Routes::new(
             KvServer::new(services::KvService(ctx.clone())).max_decoding_message_size(max_decode),
         )
@@ -334,49 +393,34 @@ async fn run(config: Config) -> anyhow::Result<()> {
             ))
             .layer(axum::middleware::from_fn(metrics::grpc_counter))
             .merge(http::routes(node.clone()))
-            .merge(gateway::routes(ctx.clone()));
+            .merge(gateway::routes(ctx.clone()))
+            // Outermost: every route sees the connection's addresses and client certificate.
+            .layer(axum::middleware::from_fn(tls::client_cert_extension));
         let mut builder = Server::builder()
             .accept_http1(true)
             .layer(oversize::OversizeLayer);
-        if let (Some(cert), Some(key)) = (&config.flags.cert_file, &config.flags.key_file) {
-            let cert =
-                std::fs::read(cert).with_context(|| format!("--cert-file {}", cert.display()))?;
-            let key =
-                std::fs::read(key).with_context(|| format!("--key-file {}", key.display()))?;
-            let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-            if let Some(ca) = &config.flags.trusted_ca_file {
-                let ca = std::fs::read(ca)
-                    .with_context(|| format!("--trusted-ca-file {}", ca.display()))?;
-                tls = tls
-                    .client_ca_root(Certificate::from_pem(ca))
-                    .client_auth_optional(!config.flags.client_cert_auth);
-            }
-            builder = builder.tls_config(tls).context("TLS configuration")?;
-        }
         let routes = tonic::service::Routes::from(router);
         servers.spawn(async move {
             builder
                 .add_routes(routes)
                 .serve_with_incoming(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener).map_ok(|socket| {
-                        // Responses to multiplexed requests must not wait for an ACK.
-                        if let Err(e) = socket.set_nodelay(true) {
-                            tracing::warn!("cannot set TCP_NODELAY on a client connection: {e}");
-                        }
-                        h2fix::FixAuthority::new(socket)
-                    }),
+                    tls::incoming(listener, acceptor).map_ok(h2fix::FixAuthority::new),
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("client server: {e}"))
         });
     }
-    for addr in &config.metrics_addrs {
-        let listener = tokio::net::TcpListener::bind(addr)
+    for l in &config.metrics_listeners {
+        let listener = tokio::net::TcpListener::bind(l.addr)
             .await
-            .with_context(|| format!("--listen-metrics-urls: cannot listen on {addr}"))?;
+            .with_context(|| format!("--listen-metrics-urls: cannot listen on {}", l.addr))?;
         let app = http::metrics_routes(node.clone());
+        let acceptor = if l.https { tls.client.clone() } else { None };
         servers.spawn(async move {
-            axum::serve(listener, app)
+            Server::builder()
+                .accept_http1(true)
+                .add_routes(tonic::service::Routes::from(app))
+                .serve_with_incoming(tls::incoming(listener, acceptor))
                 .await
                 .map_err(|e| anyhow::anyhow!("metrics server: {e}"))
         });

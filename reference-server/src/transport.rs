@@ -50,16 +50,45 @@ const HEARD_GAP: Duration = Duration::from_secs(3);
 /// Largest peer message (snapshots included).
 pub const MAX_PEER_MESSAGE: usize = 1 << 30;
 
-/// Connection to one peer's peer URL.
-pub fn peer_channel(url: &str) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(url.to_string())
+/// How this member dials peers over TLS (presents its peer certificate, verifies
+/// theirs): the client side of `--peer-*` ([`crate::tls::Resolved::client_config`]).
+pub type PeerTls = Arc<rustls::ClientConfig>;
+
+/// Deadline of a plaintext dial.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Deadline of a TLS dial: the TCP connect and the handshake together.
+const TLS_DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connection to one peer's peer URL (lazy: dialed on first use, redialed after a
+/// failure). An `https://` URL is dialed over TLS with `tls`, and without it is an
+/// error: this member has no peer certificate to talk to that peer with.
+pub fn peer_channel(url: &str, tls: Option<&PeerTls>) -> Result<Channel, String> {
+    let https = url.starts_with("https://");
+    // With a connector of our own tonic wants an http:// URI; TLS is ours.
+    let plain_url = match url.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => url.to_string(),
+    };
+    let endpoint = Endpoint::from_shared(plain_url)
         .map_err(|e| format!("peer URL {url}: {e}"))?
-        .connect_timeout(Duration::from_secs(1))
+        .connect_timeout(if https {
+            TLS_DIAL_TIMEOUT
+        } else {
+            DIAL_TIMEOUT
+        })
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .connect_lazy())
+        .tcp_nodelay(true);
+    if !https {
+        return Ok(endpoint.connect_lazy());
+    }
+    let tls = tls.ok_or_else(|| {
+        format!(
+            "peer URL {url} is https but this member has no peer TLS (--peer-cert-file and --peer-key-file, or --peer-auto-tls)"
+        )
+    })?;
+    Ok(endpoint.connect_with_connector_lazy(crate::tls::PeerConnector::new(tls.clone())))
 }
 
 /// One peer as the transport knows it.
@@ -78,6 +107,8 @@ struct Inner {
     cluster_id: u64,
     from: u64,
     node: Arc<OnceLock<NodeHandle>>,
+    /// Peer TLS, for peers with `https://` URLs.
+    tls: Option<PeerTls>,
     peers: RwLock<HashMap<u64, PeerLink>>,
     /// Per peer: since when it has been heard from without a gap longer than
     /// [`HEARD_GAP`], and when last (etcd's "active since").
@@ -113,12 +144,13 @@ impl Outbox for Transport {
 
 impl Transport {
     /// A transport with no peers yet; `node` is filled in once the raft loop runs (until
-    /// then failures are not reported).
+    /// then failures are not reported). `tls` dials peers whose URL is `https://`.
     pub fn new(
         rt: &tokio::runtime::Handle,
         cluster_id: u64,
         from: u64,
         node: Arc<OnceLock<NodeHandle>>,
+        tls: Option<PeerTls>,
     ) -> Transport {
         Transport {
             inner: Arc::new(Inner {
@@ -126,6 +158,7 @@ impl Transport {
                 cluster_id,
                 from,
                 node,
+                tls,
                 peers: RwLock::new(HashMap::new()),
                 heard: RwLock::new(HashMap::new()),
             }),
@@ -153,7 +186,7 @@ impl Transport {
                 continue;
             }
             let Some(url) = urls.first() else { continue };
-            let channel = match peer_channel(url) {
+            let channel = match peer_channel(url, self.inner.tls.as_ref()) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(member = %format!("{id:x}"), "no link to a member: {e}");

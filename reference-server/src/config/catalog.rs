@@ -11,7 +11,11 @@
 //!   API, a security check, a bootstrap mode). At its default it is accepted; set so
 //!   that it turns the feature on, the server refuses to start with one line naming
 //!   the flag, since running without the feature would silently break what the
-//!   operator relies on. TLS for peers is in this class until it is implemented.
+//!   operator relies on.
+//!
+//! Two rows are gauntlet extensions that etcd 3.4.23 and 3.5.1 do not have:
+//! `--tls-min-version` and `--tls-max-version`, etcd 3.6's flags, so that scripts
+//! written for 3.6 start this server too.
 //!
 //! The dividing line between the last two: a flag is unsupported when its absence
 //! changes what clients or operators can rely on (API surface, security, data
@@ -87,11 +91,6 @@ fn given(s: &str) -> Option<String> {
     (!s.trim().is_empty()).then(|| s.to_string())
 }
 
-/// Error tails for TLS and auth flags that a later change implements.
-const PEER_TLS: &str = "peer TLS is not supported yet by gauntlet-server";
-/// See [`PEER_TLS`].
-const CLIENT_TLS: &str = "this client TLS option is not supported yet by gauntlet-server";
-
 /// Every flag, grouped as `etcd --help` groups them.
 pub static CATALOG: &[FlagInfo] = &[
     row("config-file", Text, Honoured, "read the whole configuration from this YAML file (see config::file)"),
@@ -103,8 +102,8 @@ pub static CATALOG: &[FlagInfo] = &[
     row("heartbeat-interval", Number, Honoured, "one raft tick"),
     row("election-timeout", Number, Honoured, "election ticks = election-timeout / heartbeat-interval"),
     row("initial-election-tick-advance", Bool, Honoured, "fast-forward election ticks at start (Config::initial_election_ticks)"),
-    row("listen-peer-urls", List, Honoured, "peer listeners (http only)"),
-    row("listen-client-urls", List, Honoured, "client listeners: gRPC, /health, /version, /metrics"),
+    row("listen-peer-urls", List, Honoured, "peer listeners; https:// ones serve TLS (crate::tls)"),
+    row("listen-client-urls", List, Honoured, "client listeners: gRPC, /health, /version, /metrics on one port; https:// ones serve TLS"),
     row("max-snapshots", Number, Accepted, "the server keeps no snapshot files (snapshots come from the state machine)"),
     row("max-wals", Number, Accepted, "WAL segments are deleted as soon as compaction passes them"),
     row("quota-backend-bytes", Number, Honoured, "NOSPACE alarm above this size"),
@@ -137,23 +136,25 @@ pub static CATALOG: &[FlagInfo] = &[
     row("enable-v2", Bool, Class::Unsupported { enabled: |f| on(f.enable_v2), why: "the v2 API is not supported by gauntlet-server (only the v3 API)" }, "the v2 API"),
     row("v2-deprecation", Text, Accepted, "there is no v2 store to deprecate"),
     // Security
-    row("cert-file", Text, Honoured, "client TLS certificate"),
+    row("cert-file", Text, Honoured, "client TLS certificate (https:// client URLs; ignored with a warning on http:// ones)"),
     row("key-file", Text, Honoured, "client TLS key"),
-    row("client-cert-auth", Bool, Honoured, "client certificates required"),
-    row("client-crl-file", Text, Class::Unsupported { enabled: |f| given(&f.client_crl_file), why: CLIENT_TLS }, "client certificate revocation"),
-    row("client-cert-allowed-hostname", Text, Class::Unsupported { enabled: |f| given(&f.client_cert_allowed_hostname), why: CLIENT_TLS }, "client certificate hostname check"),
-    row("trusted-ca-file", Text, Honoured, "CA for client certificates"),
-    row("auto-tls", Bool, Class::Unsupported { enabled: |f| on(f.auto_tls), why: CLIENT_TLS }, "generated client certificates"),
-    row("peer-cert-file", Text, Class::Unsupported { enabled: |f| given(&f.peer_cert_file), why: PEER_TLS }, "peer TLS"),
-    row("peer-key-file", Text, Class::Unsupported { enabled: |f| given(&f.peer_key_file), why: PEER_TLS }, "peer TLS"),
-    row("peer-client-cert-auth", Bool, Class::Unsupported { enabled: |f| on(f.peer_client_cert_auth), why: PEER_TLS }, "peer TLS"),
-    row("peer-trusted-ca-file", Text, Class::Unsupported { enabled: |f| given(&f.peer_trusted_ca_file), why: PEER_TLS }, "peer TLS"),
-    row("peer-cert-allowed-cn", Text, Class::Unsupported { enabled: |f| given(&f.peer_cert_allowed_cn), why: PEER_TLS }, "peer TLS"),
-    row("peer-cert-allowed-hostname", Text, Class::Unsupported { enabled: |f| given(&f.peer_cert_allowed_hostname), why: PEER_TLS }, "peer TLS"),
-    row("peer-auto-tls", Bool, Class::Unsupported { enabled: |f| on(f.peer_auto_tls), why: PEER_TLS }, "peer TLS"),
-    row("self-signed-cert-validity", Number, Accepted, "only matters with --auto-tls or --peer-auto-tls"),
-    row("peer-crl-file", Text, Class::Unsupported { enabled: |f| given(&f.peer_crl_file), why: PEER_TLS }, "peer TLS"),
-    row("cipher-suites", List, Class::Unsupported { enabled: |f| given(&f.cipher_suites), why: CLIENT_TLS }, "TLS cipher choice"),
+    row("client-cert-auth", Bool, Honoured, "client certificates required; the verified certificate's CN reaches requests as tls::ClientCert"),
+    row("client-crl-file", Text, Honoured, "client certificates whose serial the CRL lists are refused"),
+    row("client-cert-allowed-hostname", Text, Honoured, "a client certificate must be valid for this host (Go's VerifyHostname)"),
+    row("trusted-ca-file", Text, Honoured, "CA for client certificates; given, it requires them (etcd's rule)"),
+    row("auto-tls", Bool, Honoured, "self-signed client certificate in <data-dir>/fixtures/client when none is given"),
+    row("peer-cert-file", Text, Honoured, "peer TLS certificate, served and presented when dialing peers"),
+    row("peer-key-file", Text, Honoured, "peer TLS key"),
+    row("peer-client-cert-auth", Bool, Honoured, "peer certificates required"),
+    row("peer-trusted-ca-file", Text, Honoured, "CA for peer certificates, both ways; given, it requires them (etcd's rule)"),
+    row("peer-cert-allowed-cn", Text, Honoured, "a peer certificate's CN must be this"),
+    row("peer-cert-allowed-hostname", Text, Honoured, "a peer certificate must be valid for this host"),
+    row("peer-auto-tls", Bool, Honoured, "self-signed peer certificate in <data-dir>/fixtures/peer; peers then skip verifying it, as in etcd"),
+    row("self-signed-cert-validity", Number, Honoured, "years a generated certificate is valid (--auto-tls, --peer-auto-tls)"),
+    row("peer-crl-file", Text, Honoured, "peer certificates whose serial the CRL lists are refused"),
+    row("cipher-suites", List, Honoured, "Go's suite names; restrict TLS 1.2 (TLS 1.3 suites always on, as in Go); suites rustls lacks are refused"),
+    row("tls-min-version", Text, Honoured, "gauntlet extension (etcd 3.6's flag): TLS1.2 (default) or TLS1.3, both sides"),
+    row("tls-max-version", Text, Honoured, "gauntlet extension (etcd 3.6's flag): TLS1.2 (default, etcd 3.5's cap) or TLS1.3, both sides"),
     row("cors", List, Accepted, "no CORS headers; a browser is stricter without them, never looser"),
     row("host-whitelist", List, Class::Unsupported { enabled: |f| given(&f.host_whitelist).filter(|v| v.trim() != "*"), why: "restricting HTTP Host names is not supported by gauntlet-server" }, "a Host check on insecure listeners"),
     // Auth
@@ -163,7 +164,7 @@ pub static CATALOG: &[FlagInfo] = &[
     // Profiling and monitoring
     row("enable-pprof", Bool, Accepted, "no Go runtime to profile"),
     row("metrics", Text, Accepted, "one set of metrics whatever the level"),
-    row("listen-metrics-urls", List, Honoured, "extra http listeners serving /metrics and /health"),
+    row("listen-metrics-urls", List, Honoured, "extra listeners serving /metrics and /health; https:// ones with the client TLS"),
     // Logging
     row("logger", Text, Honoured, "zap; capnslog accepted as deprecated (3.4), logs the same way"),
     row("log-outputs", List, Honoured, "default, stderr, stdout or files (appended)"),
@@ -190,7 +191,7 @@ pub static CATALOG: &[FlagInfo] = &[
     row("experimental-enable-v2v3", Text, Class::Unsupported { enabled: |f| given(&f.experimental_enable_v2v3), why: "the v2 API is not supported by gauntlet-server (only the v3 API)" }, "v2 over the v3 store"),
     row("experimental-enable-lease-checkpoint", Bool, Accepted, "the leader always checkpoints remaining TTLs (lease.rs), as etcd does with this on"),
     row("experimental-compaction-batch-limit", Number, Accepted, "compaction is one state machine step"),
-    row("experimental-peer-skip-client-san-verification", Bool, Class::Unsupported { enabled: |f| on(f.experimental_peer_skip_client_san_verification), why: PEER_TLS }, "peer TLS"),
+    row("experimental-peer-skip-client-san-verification", Bool, Honoured, "peer listeners stop checking a client certificate's SANs against the dialing address"),
     row("experimental-watch-progress-notify-interval", Dur, Honoured, "watch progress notifications (at least 100ms)"),
     row("experimental-warning-apply-duration", Dur, Accepted, "no slow-apply warning"),
     row("experimental-txn-mode-write-with-shared-buffer", Bool, Accepted, "bbolt buffer detail"),

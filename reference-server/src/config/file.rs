@@ -47,6 +47,7 @@ fn security_flag(section: &str, key: &str) -> Option<&'static str> {
         (false, "crl-file") => "peer-crl-file",
         (false, "allowed-cn") => "peer-cert-allowed-cn",
         (false, "allowed-hostname") => "peer-cert-allowed-hostname",
+        (false, "skip-client-san-verification") => "experimental-peer-skip-client-san-verification",
         _ => return None,
     })
 }
@@ -143,7 +144,8 @@ mod tests {
              pre-vote: false\nheartbeat-interval: 50\n\
              experimental-watch-progress-notify-interval: 2000000000\n\
              client-transport-security:\n  cert-file: /c\n  client-cert-auth: true\n\
-             peer-transport-security:\n  auto-tls: true\nmystery: 1\ndata-dir: ~\n",
+             peer-transport-security:\n  auto-tls: true\n  skip-client-san-verification: true\n\
+             mystery: 1\ndata-dir: ~\n",
             &mut w,
         )
         .unwrap();
@@ -159,6 +161,7 @@ mod tests {
                 "--cert-file=/c",
                 "--client-cert-auth=true",
                 "--peer-auto-tls=true",
+                "--experimental-peer-skip-client-san-verification=true",
             ]
         );
         assert_eq!(w, ["--config-file: ignoring unknown key mystery"]);

@@ -255,9 +255,15 @@ pub struct Flags {
     /// Certificate revocation list for peer certificates.
     #[arg(long, env = "ETCD_PEER_CRL_FILE", default_value = "")]
     pub peer_crl_file: String,
-    /// Comma-separated TLS cipher suites (empty: the TLS library's choice).
+    /// Comma-separated TLS cipher suites, Go's names (empty: the TLS library's choice).
     #[arg(long, env = "ETCD_CIPHER_SUITES", default_value = "")]
     pub cipher_suites: String,
+    /// Lowest TLS version served and dialed: TLS1.2 or TLS1.3 (empty: TLS1.2). etcd 3.6's flag.
+    #[arg(long, env = "ETCD_TLS_MIN_VERSION", default_value = "")]
+    pub tls_min_version: String,
+    /// Highest TLS version served and dialed: TLS1.2 or TLS1.3 (empty: TLS1.2 as etcd 3.5, or TLS1.3 when the minimum is). etcd 3.6's flag.
+    #[arg(long, env = "ETCD_TLS_MAX_VERSION", default_value = "")]
+    pub tls_max_version: String,
     /// Comma-separated CORS origins (empty or * allows all).
     #[arg(long, env = "ETCD_CORS", default_value = "*")]
     pub cors: String,

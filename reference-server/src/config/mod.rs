@@ -31,8 +31,8 @@
 //!
 //! [`Config::from_flags`] checks what needs more than one flag (members against
 //! `--initial-cluster`, election timeout against heartbeat, TLS pairs) and derives
-//! what the rest of the server uses (ids, socket addresses, ticks). Every error is
-//! one line that names the flag.
+//! what the rest of the server uses (ids, socket addresses, ticks, each side's
+//! [`TlsInfo`](crate::tls::TlsInfo)). Every error is one line that names the flag.
 
 mod catalog;
 mod file;
@@ -96,10 +96,19 @@ pub struct Config {
     pub cluster_id: u64,
     /// All members of the initial cluster, by id.
     pub peers: BTreeMap<u64, Peer>,
-    /// Client listen addresses.
-    pub client_addrs: Vec<SocketAddr>,
-    /// Peer listen addresses.
-    pub peer_addrs: Vec<SocketAddr>,
+    /// Client listeners (`--listen-client-urls`).
+    pub client_listeners: Vec<Listen>,
+    /// Peer listeners (`--listen-peer-urls`).
+    pub peer_listeners: Vec<Listen>,
+    /// TLS of the client URLs (`--cert-file`, `--key-file`, `--trusted-ca-file`,
+    /// `--client-cert-auth`, `--client-crl-file`, `--client-cert-allowed-hostname`,
+    /// `--auto-tls`).
+    pub client_tls: crate::tls::TlsInfo,
+    /// TLS of the peer URLs, server and client side (`--peer-*`).
+    pub peer_tls: crate::tls::TlsInfo,
+    /// Versions and cipher suites of both sides (`--tls-min-version`,
+    /// `--tls-max-version`, `--cipher-suites`).
+    pub tls_policy: crate::tls::Policy,
     /// Effective backend quota.
     pub quota_bytes: u64,
     /// Ticks per election timeout.
@@ -115,12 +124,24 @@ pub struct Config {
     pub strict_reconfig_check: bool,
     /// Election ticks to fast-forward at start (see [`initial_election_ticks()`]).
     pub initial_election_ticks: usize,
-    /// `--listen-metrics-urls`: extra listeners serving `/metrics` and `/health`.
-    pub metrics_addrs: Vec<SocketAddr>,
+    /// `--listen-metrics-urls`: extra listeners serving `/metrics` and `/health`
+    /// (`https://` ones with the client TLS, as etcd).
+    pub metrics_listeners: Vec<Listen>,
     /// Logging (`--logger`, `--log-outputs`, `--log-level`, `--debug`).
     pub log: LogConfig,
     /// Things to log once logging is up: ignored keys and variables, deprecated values.
     pub warnings: Vec<String>,
+}
+
+/// One listen URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// The URL as given.
+    pub url: String,
+    /// Its socket address.
+    pub addr: SocketAddr,
+    /// `https://`: served over TLS.
+    pub https: bool,
 }
 
 /// Why the server stops before starting.
@@ -268,6 +289,76 @@ fn socket_addr(url: &str, flag: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{flag}: `{url}`: {e}"))?
         .next()
         .ok_or_else(|| format!("{flag}: `{url}` resolves to no address"))
+}
+
+/// Both sides' TLS settings and the shared policy, checked as etcd checks them.
+fn tls_settings(
+    flags: &Flags,
+    warnings: &mut Vec<String>,
+) -> Result<(crate::tls::TlsInfo, crate::tls::TlsInfo, crate::tls::Policy), String> {
+    use crate::tls::{Allowed, Policy, TlsInfo};
+    let text = |s: &str| (!s.trim().is_empty()).then(|| PathBuf::from(s.trim()));
+    if flags.cert_file.is_some() != flags.key_file.is_some() {
+        return Err("--cert-file and --key-file go together".into());
+    }
+    let (peer_cert, peer_key) = (text(&flags.peer_cert_file), text(&flags.peer_key_file));
+    if peer_cert.is_some() != peer_key.is_some() {
+        return Err("--peer-cert-file and --peer-key-file go together".into());
+    }
+    if flags.client_cert_auth && flags.trusted_ca_file.is_none() && !flags.auto_tls {
+        return Err("--client-cert-auth needs --trusted-ca-file".into());
+    }
+    let peer_ca = text(&flags.peer_trusted_ca_file);
+    if flags.peer_client_cert_auth && peer_ca.is_none() && !flags.peer_auto_tls {
+        return Err("--peer-client-cert-auth needs --peer-trusted-ca-file".into());
+    }
+    let (cn, host) = (
+        flags.peer_cert_allowed_cn.trim(),
+        flags.peer_cert_allowed_hostname.trim(),
+    );
+    let peer_allowed = match (cn.is_empty(), host.is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(Allowed::Cn(cn.to_string())),
+        (true, false) => Some(Allowed::Hostname(host.to_string())),
+        (false, false) => {
+            return Err(format!(
+                "--peer-cert-allowed-cn and --peer-cert-allowed-hostname are mutually exclusive (cn={cn:?}, hostname={host:?})"
+            ))
+        }
+    };
+    let client_host = flags.client_cert_allowed_hostname.trim();
+    let client = TlsInfo {
+        cert_file: flags.cert_file.clone(),
+        key_file: flags.key_file.clone(),
+        trusted_ca_file: flags.trusted_ca_file.clone(),
+        client_cert_auth: flags.client_cert_auth,
+        crl_file: text(&flags.client_crl_file),
+        allowed: (!client_host.is_empty()).then(|| Allowed::Hostname(client_host.to_string())),
+        auto_tls: flags.auto_tls,
+        check_client_san: false,
+    };
+    let peer = TlsInfo {
+        cert_file: peer_cert,
+        key_file: peer_key,
+        trusted_ca_file: peer_ca,
+        client_cert_auth: flags.peer_client_cert_auth,
+        crl_file: text(&flags.peer_crl_file),
+        allowed: peer_allowed,
+        auto_tls: flags.peer_auto_tls,
+        check_client_san: !flags.experimental_peer_skip_client_san_verification,
+    };
+    if client.auto_tls && client.cert_file.is_some() {
+        warnings.push("ignoring client auto TLS since certs given".into());
+    }
+    if peer.auto_tls && peer.cert_file.is_some() {
+        warnings.push("ignoring peer auto TLS since certs given".into());
+    }
+    let policy = Policy::from_flags(
+        &flags::list(&flags.cipher_suites),
+        &flags.tls_min_version,
+        &flags.tls_max_version,
+    )?;
+    Ok((client, peer, policy))
 }
 
 impl Config {
@@ -437,22 +528,42 @@ impl Config {
         let mut b = [0u8; 8];
         b.copy_from_slice(&d[..8]);
         let cluster_id = u64::from_be_bytes(b).max(1);
-        let client_addrs = flags
-            .listen_client_urls
-            .iter()
-            .map(|u| socket_addr(u, "--listen-client-urls"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let peer_addrs = flags
-            .listen_peer_urls
-            .iter()
-            .map(|u| socket_addr(u, "--listen-peer-urls"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls_given = flags.cert_file.is_some() || flags.key_file.is_some();
-        if tls_given && (flags.cert_file.is_none() || flags.key_file.is_none()) {
-            return Err("--cert-file and --key-file go together".into());
+        let listen = |urls: &[String], flag: &str| {
+            urls.iter()
+                .map(|u| {
+                    Ok(Listen {
+                        url: u.clone(),
+                        addr: socket_addr(u, flag)?,
+                        https: u.starts_with("https://"),
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        let client_listeners = listen(&flags.listen_client_urls, "--listen-client-urls")?;
+        let peer_listeners = listen(&flags.listen_peer_urls, "--listen-peer-urls")?;
+        let mut warnings = Vec::new();
+        let (client_tls, peer_tls, tls_policy) = tls_settings(&flags, &mut warnings)?;
+        for l in &client_listeners {
+            if l.https && !client_tls.configured() {
+                return Err(format!(
+                    "TLS key/cert (--cert-file, --key-file) must be provided for client url {} with HTTPS scheme",
+                    l.url
+                ));
+            }
+            if !l.https && client_tls.cert_file.is_some() {
+                warnings.push(format!(
+                    "scheme is HTTP while key and certificate files are present; ignoring key and certificate files (client-url {})",
+                    l.url
+                ));
+            }
         }
-        if flags.client_cert_auth && flags.trusted_ca_file.is_none() {
-            return Err("--client-cert-auth needs --trusted-ca-file".into());
+        for l in &peer_listeners {
+            if l.https && !peer_tls.configured() {
+                return Err(format!(
+                    "--listen-peer-urls={}: cannot listen on TLS for {}: KeyFile and CertFile are not presented (--peer-cert-file, --peer-key-file or --peer-auto-tls)",
+                    l.url, l.addr
+                ));
+            }
         }
         let retention = flags.auto_compaction_retention.trim().to_string();
         let (mut auto_compaction_revisions, mut auto_compaction_period) = (None, None);
@@ -478,17 +589,20 @@ impl Config {
         let election_ticks = usize::try_from(flags.election_timeout / flags.heartbeat_interval)
             .unwrap_or(10)
             .max(2);
-        let mut metrics_addrs = Vec::new();
-        for url in flags::list(&flags.listen_metrics_urls) {
-            if url.starts_with("https://") {
-                return Err(format!(
-                    "--listen-metrics-urls={url}: https is not supported yet by gauntlet-server (only http://)"
-                ));
-            }
-            metrics_addrs.push(socket_addr(&url, "--listen-metrics-urls")?);
+        let metrics_listeners = listen(
+            &flags::list(&flags.listen_metrics_urls),
+            "--listen-metrics-urls",
+        )?;
+        if let Some(l) = metrics_listeners
+            .iter()
+            .find(|l| l.https && !client_tls.configured())
+        {
+            return Err(format!(
+                "TLS key/cert (--cert-file, --key-file) must be provided for metrics url {} with HTTPS scheme",
+                l.url
+            ));
         }
         let log = LogConfig::from_flags(&flags)?;
-        let mut warnings = Vec::new();
         if !(BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&flags.bcrypt_cost) {
             warnings.push(format!(
                 "--bcrypt-cost={} is outside {BCRYPT_MIN_COST}..={BCRYPT_MAX_COST}: the default would be used, as etcd does",
@@ -524,7 +638,7 @@ impl Config {
             wal_dir,
             strict_reconfig_check: flags.strict_reconfig_check,
             initial_election_ticks,
-            metrics_addrs,
+            metrics_listeners,
             log,
             warnings,
             quota_bytes: if flags.quota_backend_bytes == 0 {
@@ -536,8 +650,11 @@ impl Config {
             member_id: me,
             cluster_id,
             peers,
-            client_addrs,
-            peer_addrs,
+            client_listeners,
+            peer_listeners,
+            client_tls,
+            peer_tls,
+            tls_policy,
             election_ticks,
             auto_compaction_revisions,
             auto_compaction_period,
@@ -649,7 +766,6 @@ mod tests {
                 &["--discovery-srv=example.com"],
                 "--discovery-srv=example.com",
             ),
-            (&["--peer-auto-tls"], "--peer-auto-tls=true"),
             (
                 &["--host-whitelist=a.example"],
                 "--host-whitelist=a.example",
@@ -706,17 +822,80 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_are_checked_as_etcd_checks_them() {
+        let https = [
+            "--listen-client-urls=https://127.0.0.1:2379",
+            "--advertise-client-urls=https://127.0.0.1:2379",
+        ];
+        let e = parse(&https).unwrap_err();
+        assert!(e.starts_with("TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379"), "{e}");
+        let c = parse(&[https[0], https[1], "--auto-tls"]).unwrap();
+        assert!(c.client_listeners[0].https && c.client_tls.auto_tls);
+        let peer_https = [
+            "--listen-peer-urls=https://127.0.0.1:2380",
+            "--initial-advertise-peer-urls=https://127.0.0.1:2380",
+            "--initial-cluster=default=https://127.0.0.1:2380",
+        ];
+        let e = parse(&peer_https).unwrap_err();
+        assert!(e.contains("cannot listen on TLS for 127.0.0.1:2380"), "{e}");
+        let mut args = peer_https.to_vec();
+        args.extend([
+            "--peer-cert-file=/c",
+            "--peer-key-file=/k",
+            "--peer-trusted-ca-file=/ca",
+        ]);
+        let c = parse(&args).unwrap();
+        assert!(c.peer_tls.check_client_san);
+        assert_eq!(c.peer_tls.trusted_ca_file, Some(PathBuf::from("/ca")));
+        for (args, want) in [
+            (
+                &["--peer-cert-file=/c"][..],
+                "--peer-cert-file and --peer-key-file go together",
+            ),
+            (
+                &["--cert-file=/c"],
+                "--cert-file and --key-file go together",
+            ),
+            (
+                &["--client-cert-auth"],
+                "--client-cert-auth needs --trusted-ca-file",
+            ),
+            (
+                &["--peer-cert-allowed-cn=a", "--peer-cert-allowed-hostname=b"],
+                "mutually exclusive",
+            ),
+            (&["--cipher-suites=TLS_FOO"], "unexpected TLS cipher suite"),
+            (
+                &["--tls-min-version=TLS1.3", "--tls-max-version=TLS1.2"],
+                "greater than",
+            ),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(want), "{args:?}: {e}");
+            assert!(!e.contains('\n'));
+        }
+        let c = parse(&["--cert-file=/c", "--key-file=/k"]).unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("scheme is HTTP")));
+    }
+
+    #[test]
     fn metrics_urls_and_wal_dir() {
         let c = parse(&[
             "--listen-metrics-urls=http://127.0.0.1:9,http://localhost:10",
             "--wal-dir=/w",
         ])
         .unwrap();
-        assert_eq!(c.metrics_addrs.len(), 2);
+        assert_eq!(c.metrics_listeners.len(), 2);
         assert_eq!(c.wal_dir, PathBuf::from("/w"));
         assert!(parse(&["--listen-metrics-urls=https://127.0.0.1:9"])
             .unwrap_err()
-            .contains("https"));
+            .contains("must be provided for metrics url https://127.0.0.1:9"));
+        assert!(
+            parse(&["--listen-metrics-urls=https://127.0.0.1:9", "--auto-tls"])
+                .unwrap()
+                .metrics_listeners[0]
+                .https
+        );
         let c = parse(&["--wal-dir=", "--cert-file=", "--key-file="]).unwrap();
         assert_eq!(c.wal_dir, PathBuf::from("default.etcd/member/wal"));
         assert!(c.flags.cert_file.is_none());

@@ -33,11 +33,13 @@ pub enum Service {
     Election,
     /// The JSON gateway (`/v3/...` over HTTP) in front of the other services.
     Gateway,
+    /// TLS with client certificates, and the certificate's common name as the user.
+    Tls,
 }
 
 impl Service {
     /// Every service, in report order.
-    pub const ALL: [Service; 9] = [
+    pub const ALL: [Service; 10] = [
         Service::Kv,
         Service::Watch,
         Service::Lease,
@@ -47,6 +49,7 @@ impl Service {
         Service::Lock,
         Service::Election,
         Service::Gateway,
+        Service::Tls,
     ];
 
     /// The lower-case name, which is also the first part of case ids.
@@ -61,6 +64,7 @@ impl Service {
             Service::Lock => "lock",
             Service::Election => "election",
             Service::Gateway => "gateway",
+            Service::Tls => "tls",
         }
     }
 }

@@ -13,6 +13,7 @@ mod kv;
 mod lease;
 mod lock;
 mod maintenance;
+mod tls;
 mod watch;
 
 /// Every case, grouped by service in [`crate::Service::ALL`] order.
@@ -27,6 +28,7 @@ pub fn catalogue() -> Vec<Case> {
     all.extend(lock::cases());
     all.extend(election::cases());
     all.extend(gateway::cases());
+    all.extend(tls::cases());
     all
 }
 
@@ -58,6 +60,8 @@ pub mod doc {
     pub const INTERACTING: &str = "https://etcd.io/docs/v3.5/dev-guide/interacting_v3/";
     /// The JSON gateway (grpc-gateway in front of the gRPC API).
     pub const GATEWAY: &str = "https://etcd.io/docs/v3.5/dev-guide/api_grpc_gateway/";
+    /// Transport security: TLS, client certificates, the common name as the user.
+    pub const SECURITY: &str = "https://etcd.io/docs/v3.5/op-guide/security/";
     /// How the Kubernetes API server uses etcd.
     pub const KUBERNETES: &str =
         "https://etcd.io/docs/v3.5/learning/why/#notes-on-the-usage-of-etcd-by-kubernetes";

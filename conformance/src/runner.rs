@@ -172,7 +172,7 @@ pub enum Outcome {
     },
 }
 
-/// Why a case was not run. Both are by design: a run in which cases were not run
+/// Why a case was not run. All are by design: a run in which cases were not run
 /// for any other reason is incomplete (see [`Report::verdict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -181,6 +181,9 @@ pub enum NotRunCause {
     Profile,
     /// It needs a cluster gauntlet launches (the run is against `--endpoints`).
     Launcher,
+    /// It speaks HTTP/1.1 (the JSON gateway), and the self-test's mutating proxy
+    /// (`--mutate`) relays gRPC only.
+    Proxy,
 }
 
 /// One case's result.
@@ -423,6 +426,8 @@ pub enum Event<'a> {
 #[derive(Debug)]
 struct Shared {
     size: usize,
+    /// The shared cluster is reached through the self-test's gRPC proxy.
+    proxied: bool,
     version: Version,
     launch: Option<(Target, Cache)>,
     run_id: String,
@@ -567,6 +572,7 @@ pub async fn run(
     };
     let shared = Arc::new(Shared {
         size: env.members.len(),
+        proxied: opts.mutation.is_some(),
         version: holding.judged_at,
         launch: match under {
             Under::Launch { target, cache, .. } => Some((target.clone(), cache.clone())),
@@ -1002,6 +1008,12 @@ fn verdict_of(case: &Case, outcome: Outcome, duration_ms: u64) -> CaseResult {
 
 /// The profile's verdict on whether a case applies, as a not-run outcome.
 fn not_applicable(case: &Case, shared: &Shared) -> Option<Outcome> {
+    if shared.proxied && case.service == Service::Gateway && case.needs == Needs::Shared {
+        return Some(Outcome::NotRun {
+            reason: "speaks HTTP/1.1 to the gateway; the mutating proxy relays gRPC only".into(),
+            cause: NotRunCause::Proxy,
+        });
+    }
     (!case.versions.contains(shared.version)).then(|| Outcome::NotRun {
         reason: format!(
             "applies to versions {}, the run is at {}",

@@ -240,7 +240,19 @@ pub fn cases() -> Vec<Case> {
             ensure(&"member list after promotion", ms.iter().all(|m| !m.is_learner), "no learner left", &ms)?;
             let m2 = cluster.member_client(2).await.map_err(|e| failure(&"connect to m2", "a client", e.to_string()))?;
             let put = pb::PutRequest { key: ctx.key("via-promoted"), value: b"v".to_vec(), ..Default::default() };
-            ok(&put, m2.put_request(put.clone()).await).map(|_| ())
+            // Promotion is answered once the leader applied it; the member itself learns
+            // it when it applies the same entry, a heartbeat or so later. Until then it
+            // refuses the write as a learner (nothing is applied), so that is retried
+            // for a few seconds.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match m2.put_request(put.clone()).await {
+                    Err(e) if e.is(E::NOT_SUPPORTED_FOR_LEARNER) && tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    r => return ok(&put, r).map(|_| ()),
+                }
+            }
         }).needs(Needs::Fresh(3)),
         case("cluster.status.member_in_list", "Every member's Status member id is in MemberList.", doc::API, |ctx| async move {
             let ms = list(&ctx).await?;

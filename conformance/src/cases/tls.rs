@@ -160,19 +160,19 @@ async fn enable_with_alice(t: &TlsSetup) -> Result<Client, Failure> {
 
 pub fn cases() -> Vec<Case> {
     vec![
-        case("tls.client_certificate_required", "With --client-cert-auth, a client without a certificate is refused, and one with a certificate from the trusted CA is served.", doc::SECURITY, |ctx| async move {
+        case("tls.client_cert.required", "With --client-cert-auth, a client without a certificate is refused, and one with a certificate from the trusted CA is served.", doc::SECURITY, |ctx| async move {
             let t = tls_cluster(&ctx).await?;
             t.range_answered(t.client.clone()).await.map_err(|e| failure(&"range with a client certificate", "an answer", e))?;
             let none = TlsFiles { cacert: Some(t.ca.clone()), cert: None, key: None };
             let refused = t.range_answered(none).await;
             ensure(&"range without a client certificate", refused.is_err(), "refused (TLS handshake)", "answered")
         }).needs(Needs::Fresh(1)),
-        case("tls.untrusted_client_certificate_refused", "A client certificate signed by a CA the server does not trust is refused.", doc::SECURITY, |ctx| async move {
+        case("tls.client_cert.untrusted_ca_refused", "A client certificate signed by a CA the server does not trust is refused.", doc::SECURITY, |ctx| async move {
             let t = tls_cluster(&ctx).await?;
             let refused = t.range_answered(t.stranger.clone()).await;
             ensure(&"range with a certificate from another CA", refused.is_err(), "refused (TLS handshake)", "answered")
         }).needs(Needs::Fresh(1)),
-        case("tls.common_name_is_the_user", "With --client-cert-auth and auth enabled, a request without a token is made as the user its certificate names: alice's certificate reads what alice may read and is denied a write.", doc::SECURITY, |ctx| async move {
+        case("tls.common_name.is_the_user", "With --client-cert-auth and auth enabled, a request without a token is made as the user its certificate names: alice's certificate reads what alice may read and is denied a write.", doc::SECURITY, |ctx| async move {
             let t = tls_cluster(&ctx).await?;
             enable_with_alice(&t).await?;
             let alice = t.client(t.alice.clone(), None).await.map_err(|e| failure(&"connect with alice's certificate", "a client", e))?;
@@ -181,7 +181,7 @@ pub fn cases() -> Vec<Case> {
             let req = pb::PutRequest { key: b"/app/x".to_vec(), value: b"2".to_vec(), ..Default::default() };
             err_is(&req, alice.put_request(req.clone()).await, E::PERMISSION_DENIED)
         }).needs(Needs::Fresh(1)),
-        case("tls.token_wins_over_common_name", "A token names the user even on a connection whose certificate names another: alice's certificate with root's token may write.", doc::SECURITY, |ctx| async move {
+        case("tls.common_name.token_wins", "A token names the user even on a connection whose certificate names another: alice's certificate with root's token may write.", doc::SECURITY, |ctx| async move {
             let t = tls_cluster(&ctx).await?;
             enable_with_alice(&t).await?;
             let as_root = t.client(t.alice.clone(), creds("root", "root-pw")).await.map_err(|e| failure(&"connect with alice's certificate as root", "a client", e))?;

@@ -103,9 +103,11 @@ pub fn init(config: &Config) -> Result<(), String> {
     let ansi =
         log.outputs == [LogOutput::Stderr] && std::io::IsTerminal::is_terminal(&io::stderr());
     tracing_subscriber::fmt()
+        // The binary's own lines and the library's (every module's), at the level asked
+        // for; other crates' warnings only.
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "gauntlet_server={},warn",
-            log.level
+            "gauntlet_server={level},gauntlet_reference_server={level},warn",
+            level = log.level
         )))
         .with_writer(Targets(Arc::new(targets)))
         .with_ansi(ansi)

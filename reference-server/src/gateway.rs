@@ -84,8 +84,8 @@ pub fn decode<T: prost::Message + Default>(name: &str, body: &[u8]) -> Result<T,
 }
 
 /// Decodes every JSON message in `body` (one after the other, as grpc-gateway reads a
-/// client stream).
-fn decode_all<T: prost::Message + Default>(name: &str, body: &[u8]) -> Result<Vec<T>, String> {
+/// client stream). Public for the fuzz targets (`reference-server/fuzz`).
+pub fn decode_all<T: prost::Message + Default>(name: &str, body: &[u8]) -> Result<Vec<T>, String> {
     let desc = descriptor(name);
     let opts = prost_reflect::DeserializeOptions::new().deny_unknown_fields(false);
     let mut out = Vec::new();

@@ -251,6 +251,15 @@ fn interval(key: &[u8], range_end: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     }
 }
 
+/// etcd's `isValidPermissionRange` (etcd >= 3.5.8): a permission names a key, and its
+/// range end is empty (the single key), `\0` (every key from the key on) or above the
+/// key. etcd 3.5.1 stored the others, but its interval tree reads an empty key as
+/// +infinity, so they granted nothing; here an empty key would have been the smallest
+/// key and granted every key up to the end, so they are refused, as newer etcd does.
+fn valid_permission_range(key: &[u8], range_end: &[u8]) -> bool {
+    !key.is_empty() && (range_end.is_empty() || range_end == [0] || range_end > key)
+}
+
 /// The kind of access a check asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -356,13 +365,16 @@ impl AuthRecords {
                 };
                 for p in &r.key_permission {
                     let iv = interval(&p.key, &p.range_end);
-                    match PermType::try_from(p.perm_type).unwrap_or(PermType::Read) {
-                        PermType::Read => read.push(iv),
-                        PermType::Write => write.push(iv),
-                        PermType::Readwrite => {
+                    // A type number etcd does not know grants nothing (its
+                    // getMergedPerms has no case for it); a client can send one.
+                    match PermType::try_from(p.perm_type) {
+                        Ok(PermType::Read) => read.push(iv),
+                        Ok(PermType::Write) => write.push(iv),
+                        Ok(PermType::Readwrite) => {
                             read.push(iv.clone());
                             write.push(iv);
                         }
+                        Err(_) => {}
                     }
                 }
             }
@@ -687,6 +699,9 @@ impl AuthRecords {
             }
             AuthOp::RoleGrantPermission(r) => {
                 let perm = r.perm.as_ref().ok_or(rpctypes::PERMISSION_NOT_GIVEN)?;
+                if !valid_permission_range(&perm.key, &perm.range_end) {
+                    return Err(rpctypes::INVALID_AUTH_MGMT);
+                }
                 let mut role = self
                     .roles
                     .get(&r.name)
@@ -948,6 +963,147 @@ mod tests {
             a.check(&u, b"p/x", b"", Access::Read),
             Err(rpctypes::PERMISSION_DENIED)
         );
+    }
+
+    /// A user "u" with role "r" holding `perms`, auth enabled; returns u's header.
+    fn user_with_perms(a: &mut AuthRecords, perms: &[(i32, &[u8], &[u8])]) -> AuthHeader {
+        user(a, ROOT);
+        user(a, "u");
+        let grant = |user: &str, role: &str| {
+            AuthOp::UserGrantRole(pb::AuthUserGrantRoleRequest {
+                user: user.into(),
+                role: role.into(),
+            })
+        };
+        apply(a, None, grant(ROOT, ROOT)).unwrap();
+        apply(
+            a,
+            None,
+            AuthOp::RoleAdd(pb::AuthRoleAddRequest { name: "r".into() }),
+        )
+        .unwrap();
+        for (perm_type, key, range_end) in perms {
+            apply(
+                a,
+                None,
+                AuthOp::RoleGrantPermission(pb::AuthRoleGrantPermissionRequest {
+                    name: "r".into(),
+                    perm: Some(authpb::Permission {
+                        perm_type: *perm_type,
+                        key: key.to_vec(),
+                        range_end: range_end.to_vec(),
+                    }),
+                }),
+            )
+            .unwrap();
+        }
+        apply(a, None, grant("u", "r")).unwrap();
+        apply(a, None, AuthOp::Enable(Default::default())).unwrap();
+        header("u", a.revision())
+    }
+
+    /// Found by the `auth_check` fuzz target: a permission with an empty key was taken
+    /// as starting at the smallest key (etcd 3.5.1 reads an empty key as +infinity, so it
+    /// granted nothing; etcd >= 3.5.8 refuses it), and inverted or empty ranges were
+    /// stored. All are refused with INVALID_AUTH_MGMT, as etcd's isValidPermissionRange.
+    #[test]
+    fn fuzz_regression_invalid_permission_ranges_are_refused() {
+        let mut a = AuthRecords::default();
+        apply(
+            &mut a,
+            None,
+            AuthOp::RoleAdd(pb::AuthRoleAddRequest { name: "r".into() }),
+        )
+        .unwrap();
+        let grant = |key: &[u8], range_end: &[u8]| {
+            AuthOp::RoleGrantPermission(pb::AuthRoleGrantPermissionRequest {
+                name: "r".into(),
+                perm: Some(authpb::Permission {
+                    perm_type: PermType::Readwrite as i32,
+                    key: key.to_vec(),
+                    range_end: range_end.to_vec(),
+                }),
+            })
+        };
+        let rev = a.revision();
+        for (key, range_end) in [
+            (&b""[..], &b""[..]),
+            (b"", b"\0"),
+            (b"", b"b"),
+            (b"b", b"a"),
+            (b"b", b"b"),
+            (b"a\0", b"a"),
+        ] {
+            assert_eq!(
+                apply(&mut a, None, grant(key, range_end)),
+                Err(rpctypes::INVALID_AUTH_MGMT),
+                "{key:?}..{range_end:?}"
+            );
+        }
+        assert_eq!(a.revision(), rev, "a refused grant changes nothing");
+        // etcd checks the range before looking up the role.
+        assert_eq!(
+            apply(
+                &mut a,
+                None,
+                AuthOp::RoleGrantPermission(pb::AuthRoleGrantPermissionRequest {
+                    name: "nobody".into(),
+                    perm: Some(authpb::Permission::default()),
+                })
+            ),
+            Err(rpctypes::INVALID_AUTH_MGMT)
+        );
+        for (key, range_end) in [
+            (&b"a"[..], &b""[..]),
+            (b"a", b"\0"),
+            (b"\0", b"\0"),
+            (b"a", b"b"),
+        ] {
+            assert!(
+                apply(&mut a, None, grant(key, range_end)).is_ok(),
+                "{key:?}..{range_end:?}"
+            );
+        }
+    }
+
+    /// Found by the `auth_check` fuzz target: a permission type number etcd does not
+    /// know was read as READ. etcd's getMergedPerms skips it: it grants nothing.
+    #[test]
+    fn fuzz_regression_unknown_permission_type_grants_nothing() {
+        let mut a = AuthRecords::default();
+        let u = user_with_perms(
+            &mut a,
+            &[(-1, b"\0", b""), (3, b"a", b"\0"), (4, b"b", b"c")],
+        );
+        for (key, range_end) in [
+            (&b"\0"[..], &b""[..]),
+            (b"a", b""),
+            (b"a", b"\0"),
+            (b"b", b""),
+        ] {
+            for access in [Access::Read, Access::Write] {
+                assert_eq!(
+                    a.check(&u, key, range_end, access),
+                    Err(rpctypes::PERMISSION_DENIED),
+                    "{key:?}..{range_end:?} {access:?}"
+                );
+            }
+        }
+        // The known types still grant what they name.
+        let mut a = AuthRecords::default();
+        let u = user_with_perms(
+            &mut a,
+            &[
+                (PermType::Read as i32, b"\0", b""),
+                (PermType::Write as i32, b"\xff", b""),
+            ],
+        );
+        assert_eq!(a.check(&u, b"\0", b"", Access::Read), Ok(()));
+        assert_eq!(
+            a.check(&u, b"\0", b"", Access::Write),
+            Err(rpctypes::PERMISSION_DENIED)
+        );
+        assert_eq!(a.check(&u, b"\xff", b"", Access::Write), Ok(()));
     }
 
     #[test]

@@ -482,6 +482,12 @@ fn management() -> Vec<Case> {
             let req = pb::AuthRoleGrantPermissionRequest { name: r, perm: None };
             err_is(&req, ctx.client.role_grant_permission(req.clone()).await, E::PERMISSION_NOT_GIVEN)
         })),
+        case("auth.role.grant_permission_empty_range", "Granting a permission on an empty range (range_end not above the key) fails with 'invalid auth management' instead of storing a permission that means nothing (etcd PR 15432).", doc::ERRORS, |ctx| async move {
+            let r = name(&ctx, "r");
+            role_add(&ctx.client, &r).await?;
+            let req = pb::AuthRoleGrantPermissionRequest { name: r, perm: Some(Permission { perm_type: PermType::Read as i32, key: ctx.key("b"), range_end: ctx.key("a") }) };
+            err_is(&req, ctx.client.role_grant_permission(req.clone()).await, E::INVALID_AUTH_MGMT)
+        }),
         case("auth.role.revoke_permission_not_granted", "Revoking a permission the role lacks fails with 'permission is not granted to the role'.", doc::ERRORS, |ctx| async move {
             let r = name(&ctx, "r");
             role_add(&ctx.client, &r).await?;

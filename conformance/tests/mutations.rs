@@ -62,15 +62,17 @@ async fn run_through(
     cases: &[Case],
     concurrency: usize,
 ) -> gauntlet_conformance::Report {
+    // etcd 3.5.1's known issues stay known issues through the proxy: only a difference
+    // the proxy makes counts as a failure.
     let opts = RunOptions {
         concurrency,
-        use_ledger: false,
+        use_ledger: true,
         ..RunOptions::default()
     };
     let under = Under::External(ClientConfig::new([proxy.endpoint()]));
     tokio::time::timeout(
         Duration::from_secs(120),
-        run(cases, &under, &opts, &Ledger::default(), |_| {}),
+        run(cases, &under, &opts, &Ledger::builtin(), |_| {}),
     )
     .await
     .expect("run within 120 s")

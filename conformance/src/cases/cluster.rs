@@ -236,8 +236,19 @@ pub fn cases() -> Vec<Case> {
                     Err(e) => return err_is(&req, Err::<(), _>(e), E::LEARNER_NOT_READY).and(Err(failure(&req, "promoted within 20 s", "still not in sync"))),
                 }
             }
-            let ms = list(&ctx).await?;
-            ensure(&"member list after promotion", ms.iter().all(|m| !m.is_learner), "no learner left", &ms)?;
+            // A member other than the leader may list the member table before it applied
+            // the promotion (MemberList is served locally): give it a few seconds.
+            let listed_by = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let ms = list(&ctx).await?;
+                if ms.iter().all(|m| !m.is_learner) {
+                    break;
+                }
+                if tokio::time::Instant::now() >= listed_by {
+                    return ensure(&"member list after promotion", false, "no learner left", &ms);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             let m2 = cluster.member_client(2).await.map_err(|e| failure(&"connect to m2", "a client", e.to_string()))?;
             let put = pb::PutRequest { key: ctx.key("via-promoted"), value: b"v".to_vec(), ..Default::default() };
             // Promotion is answered once the leader applied it; the member itself learns

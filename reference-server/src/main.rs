@@ -335,6 +335,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let acceptor = if l.https { tls.client.clone() } else { None };
         client_listeners.push((listener, acceptor));
     }
+    // Every listener is bound before any serves, so a healthy client URL means the
+    // metrics URLs answer too, and a taken port stops the start instead.
+    let mut metrics_listeners = Vec::new();
+    for l in &config.metrics_listeners {
+        let listener = tokio::net::TcpListener::bind(l.addr)
+            .await
+            .with_context(|| format!("--listen-metrics-urls: cannot listen on {}", l.addr))?;
+        let acceptor = if l.https { tls.client.clone() } else { None };
+        metrics_listeners.push((listener, acceptor));
+    }
     if let Err(e) = published.await {
         tracing::warn!("publishing this member failed: {e}");
     }
@@ -410,12 +420,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("client server: {e}"))
         });
     }
-    for l in &config.metrics_listeners {
-        let listener = tokio::net::TcpListener::bind(l.addr)
-            .await
-            .with_context(|| format!("--listen-metrics-urls: cannot listen on {}", l.addr))?;
+    for (listener, acceptor) in metrics_listeners {
         let app = http::metrics_routes(node.clone());
-        let acceptor = if l.https { tls.client.clone() } else { None };
         servers.spawn(async move {
             Server::builder()
                 .accept_http1(true)

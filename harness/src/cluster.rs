@@ -76,6 +76,42 @@ pub struct ClusterSpec {
     /// harness makes for the run. Faults that drop bytes inside peer streams need it:
     /// under TLS a hole is a connection error, in plaintext it corrupts frames.
     pub peer_tls: bool,
+    /// Where members run: processes on loopback, or containers on a private network.
+    pub backend: Backend,
+}
+
+/// Where a cluster's members run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Processes on the host, listening on loopback ports ([`ClusterSpec::host`]).
+    #[default]
+    Process,
+    /// One container per member, each with its own address on a private Docker network
+    /// ([`crate::docker`]): kills, stops and pauses go through Docker, partitions are
+    /// packet filter rules in the members' network namespaces. Peer proxies do not apply.
+    Docker,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = HarnessError;
+    fn from_str(s: &str) -> Result<Backend> {
+        match s {
+            "process" => Ok(Backend::Process),
+            "docker" => Ok(Backend::Docker),
+            other => Err(HarnessError::Invalid(format!(
+                "unknown backend `{other}`: expected `process` or `docker`"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Process => "process",
+            Backend::Docker => "docker",
+        })
+    }
 }
 
 /// Where a cluster's peer proxies come from.
@@ -127,6 +163,7 @@ impl ClusterSpec {
             peer_proxy: None,
             gofail: false,
             peer_tls: false,
+            backend: Backend::Process,
         }
     }
 }
@@ -185,6 +222,9 @@ struct Member {
     child: Option<Child>,
     /// The harness asked it to stop (SIGTERM): its exit is not "on its own".
     stopping: bool,
+    /// Its container's name, on the docker backend (the child is the attached
+    /// `docker run`).
+    container: Option<String>,
 }
 
 /// A running cluster. See the module docs.
@@ -198,6 +238,9 @@ pub struct Cluster {
     /// Every process each member was started as (`m<i>`, pid), newest last: how the
     /// peer proxies tell which member dialed a connection.
     dialers: std::sync::Arc<Mutex<Vec<(String, u32)>>>,
+    /// The Docker objects, on the docker backend (removed when the cluster is dropped,
+    /// after the members).
+    docker: Option<crate::docker::DockerRun>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -316,11 +359,11 @@ fn spawn_member(
 }
 
 /// Makes a CA and one certificate for every member's peer side (serving and client
-/// auth alike, valid for 127.0.0.1, ::1 and localhost), written under `root`; returns
+/// auth alike, valid for 127.0.0.1, ::1, localhost and `ips`), written under `root`; returns
 /// (CA, certificate, key) paths.
-fn write_peer_pki(root: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+fn write_peer_pki(root: &Path, ips: &[IpAddr]) -> Result<(PathBuf, PathBuf, PathBuf)> {
     let ca = crate::pki::Ca::new("gauntlet peer CA")?;
-    let peer = ca.issue(root, "peer", "gauntlet peer")?;
+    let peer = ca.issue_for(root, "peer", "gauntlet peer", ips)?;
     Ok((ca.write(root, "peer-ca.pem")?, peer.cert, peer.key))
 }
 
@@ -334,6 +377,10 @@ fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
 
 /// SIGKILLs a member's whole process group (the member and anything it forked) and reaps it.
 fn kill_group(m: &mut Member) {
+    if let Some(name) = &m.container {
+        // Killing the attached client would leave the container running.
+        let _ = crate::docker::docker(&["rm", "-f", name]);
+    }
     if let Some(mut child) = m.child.take() {
         if let Ok(pid) = i32::try_from(child.id()) {
             let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
@@ -355,7 +402,7 @@ impl Cluster {
                 spec.members
             )));
         }
-        if !spec.host.is_loopback() {
+        if spec.backend == Backend::Process && !spec.host.is_loopback() {
             return Err(HarnessError::Invalid(format!(
                 "members listen on loopback only, not {}",
                 spec.host
@@ -400,14 +447,45 @@ impl Cluster {
                 (Some(t), p)
             }
         };
-        let ports = allocate_ports(spec)?;
-        let host = match spec.host {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            IpAddr::V4(v4) => v4.to_string(),
-        };
-        let token = format!("gauntlet-{}-{}", std::process::id(), ports[0]);
-        let scheme = if spec.tls.is_some() { "https" } else { "http" };
         let n = spec.members;
+        let docker = match spec.backend {
+            Backend::Process => None,
+            Backend::Docker => {
+                if spec.peer_proxy.is_some() {
+                    return Err(HarnessError::Invalid(
+                        "peer proxies are for the process backend; the docker backend cuts real links".into(),
+                    ));
+                }
+                let run = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+                let binary = binary.to_path_buf();
+                Some(
+                    tokio::task::spawn_blocking(move || {
+                        crate::docker::DockerRun::create(&run, n, &binary)
+                    })
+                    .await
+                    .map_err(|e| HarnessError::Docker(format!("creating the network: {e}")))??,
+                )
+            }
+        };
+        // On the docker backend every member has its own address and etcd's usual
+        // ports; on loopback every member has its own ports.
+        let ports = match &docker {
+            None => allocate_ports(spec)?,
+            Some(_) => (0..n).flat_map(|_| [2379, 2380]).collect(),
+        };
+        let host_of = |i: usize| match &docker {
+            Some(d) => d.ips[i].to_string(),
+            None => match spec.host {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                IpAddr::V4(v4) => v4.to_string(),
+            },
+        };
+        let host = host_of(0);
+        let token = match &docker {
+            Some(d) => format!("gauntlet-{}", d.run),
+            None => format!("gauntlet-{}-{}", std::process::id(), ports[0]),
+        };
+        let scheme = if spec.tls.is_some() { "https" } else { "http" };
         let peer_proxies = match &spec.peer_proxy {
             None => None,
             Some(kind) => Some(
@@ -419,18 +497,22 @@ impl Cluster {
         };
         let peer_scheme = if spec.peer_tls { "https" } else { "http" };
         let peer_pki = if spec.peer_tls {
-            Some(write_peer_pki(&root)?)
+            let ips: Vec<IpAddr> = docker
+                .as_ref()
+                .map(|d| d.ips.iter().map(|ip| IpAddr::V4(*ip)).collect())
+                .unwrap_or_default();
+            Some(write_peer_pki(&root, &ips)?)
         } else {
             None
         };
         let advertised = |i: usize| match &peer_proxies {
             Some(_) => format!("{peer_scheme}://{host}:{}", ports[2 * n + i]),
-            None => format!("{peer_scheme}://{host}:{}", ports[2 * i + 1]),
+            None => format!("{peer_scheme}://{}:{}", host_of(i), ports[2 * i + 1]),
         };
         let infos: Vec<MemberInfo> = (0..spec.members)
             .map(|i| MemberInfo {
                 name: format!("m{i}"),
-                client_url: format!("{scheme}://{host}:{}", ports[2 * i]),
+                client_url: format!("{scheme}://{}:{}", host_of(i), ports[2 * i]),
                 peer_url: advertised(i),
                 data_dir: root.join(format!("m{i}.data")),
                 log: root.join(format!("m{i}.log")),
@@ -456,7 +538,11 @@ impl Cluster {
                 "--advertise-client-urls".into(),
                 info.client_url.clone(),
                 "--listen-peer-urls".into(),
-                format!("{peer_scheme}://{host}:{}", ports[2 * member_index + 1]),
+                format!(
+                    "{peer_scheme}://{}:{}",
+                    host_of(member_index),
+                    ports[2 * member_index + 1]
+                ),
                 "--initial-advertise-peer-urls".into(),
                 info.peer_url.clone(),
                 "--initial-cluster".into(),
@@ -493,7 +579,13 @@ impl Cluster {
                 ]);
             }
             args.extend(spec.extra_args.iter().cloned());
-            let (env, gofail) = if spec.gofail {
+            let (env, gofail) = if spec.gofail && docker.is_some() {
+                let ip = host_of(member_index);
+                (
+                    vec![("GOFAIL_HTTP".to_string(), format!("{ip}:2381"))],
+                    Some(format!("http://{ip}:2381")),
+                )
+            } else if spec.gofail {
                 let l = TcpListener::bind((spec.host, 0))
                     .map_err(|e| HarnessError::io("binding a free port for gofail", e))?;
                 let port = l
@@ -514,6 +606,7 @@ impl Cluster {
                 gofail,
                 child: None,
                 stopping: false,
+                container: docker.as_ref().map(|d| d.container(member_index)),
             });
         }
         let dialers = std::sync::Arc::new(Mutex::new(Vec::new()));
@@ -539,6 +632,7 @@ impl Cluster {
             members: Mutex::new(members),
             peer_proxies,
             dialers,
+            docker,
             _tmp: tmp,
         };
         for i in 0..spec.members {
@@ -566,7 +660,15 @@ impl Cluster {
     fn spawn(&self, i: usize) -> Result<()> {
         let mut members = self.lock();
         let m = Self::member_mut(&mut members, i)?;
-        let child = spawn_member(&self.binary, &m.args, &m.env, &m.info.log)?;
+        let child = match &self.docker {
+            Some(d) => {
+                // A container of an earlier incarnation may still be on its way out.
+                d.remove(i);
+                let args = d.run_args(i, &self.root, &m.env, &m.args);
+                spawn_member(Path::new("docker"), &args, &[], &m.info.log)?
+            }
+            None => spawn_member(&self.binary, &m.args, &m.env, &m.info.log)?,
+        };
         {
             let mut d = self
                 .dialers
@@ -801,6 +903,27 @@ impl Cluster {
     /// Needs gauntlet's own peer proxies ([`PeerProxy::Local`]): a toxiproxy cannot tell
     /// which member dialed a connection.
     pub fn set_partition(&self, cut: &[(usize, usize)]) -> Result<()> {
+        let blocked_of = |i: usize| -> std::collections::BTreeSet<usize> {
+            cut.iter()
+                .filter_map(|&(a, b)| match (a == i, b == i) {
+                    (true, _) => Some(b),
+                    (_, true) => Some(a),
+                    _ => None,
+                })
+                .collect()
+        };
+        if let Some(d) = &self.docker {
+            let n = self.size();
+            if let Some((a, b)) = cut.iter().find(|(a, b)| *a >= n || *b >= n || a == b) {
+                return Err(HarnessError::Invalid(format!(
+                    "link m{a}-m{b} is not a link of this {n}-member cluster"
+                )));
+            }
+            for i in 0..n {
+                d.set_blocked(i, &blocked_of(i))?;
+            }
+            return Ok(());
+        }
         let p = self.peer_proxies.as_ref().ok_or_else(|| {
             HarnessError::Invalid("the cluster has no peer proxies (partitions need them)".into())
         })?;
@@ -830,6 +953,53 @@ impl Cluster {
                 .map_err(|e| HarnessError::Invalid(format!("partitioning {name}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// What partitions have dropped so far, per member: chunks its peer proxy dropped on
+    /// cut links (process backend) or packets its filter rules dropped (docker backend),
+    /// with the unit's name.
+    pub fn partition_drops(&self) -> (Vec<u64>, &'static str) {
+        let n = self.size();
+        match &self.docker {
+            Some(d) => ((0..n).map(|i| d.dropped_packets(i)).collect(), "packets"),
+            None => (
+                (0..n)
+                    .map(|i| {
+                        self.peer_proxy_stats(i).map_or(0, |s| {
+                            s.chunks_partitioned
+                                .load(std::sync::atomic::Ordering::Relaxed)
+                        })
+                    })
+                    .collect(),
+                "chunks",
+            ),
+        }
+    }
+
+    /// Shapes member `i`'s traffic with its peers (docker backend only; see
+    /// [`crate::docker::NetShape`]). [`HarnessError::Unsupported`] when the kernel lacks
+    /// what the shape needs.
+    pub fn shape_network(&self, i: usize, shape: crate::docker::NetShape) -> Result<()> {
+        let d = self.docker.as_ref().ok_or_else(|| {
+            HarnessError::Invalid("network shaping needs the docker backend".into())
+        })?;
+        if i >= self.size() {
+            return Err(HarnessError::NoSuchMember {
+                index: i,
+                members: self.size(),
+            });
+        }
+        d.shape(i, shape)
+    }
+
+    /// Where the members run.
+    pub fn backend(&self) -> Backend {
+        self.spec.backend
+    }
+
+    /// The Docker run's id (label `gauntlet.run`), on the docker backend.
+    pub fn docker_run(&self) -> Option<&str> {
+        self.docker.as_ref().map(|d| d.run.as_str())
     }
 
     /// Whether members talk TLS to each other ([`ClusterSpec::peer_tls`]).
@@ -911,6 +1081,17 @@ impl Cluster {
                 action: action.into(),
             });
         }
+        if let Some(name) = &m.container {
+            // The attached client's signals would not reach the container.
+            let verb = match sig {
+                Signal::SIGSTOP => "pause",
+                Signal::SIGCONT => "unpause",
+                _ => "kill",
+            };
+            crate::docker::docker(&[verb, name])?;
+            m.info.state = then;
+            return Ok(());
+        }
         let pid = m.info.pid.ok_or_else(|| {
             HarnessError::Invalid(format!("member {} has no process", m.info.name))
         })?;
@@ -963,7 +1144,12 @@ impl Cluster {
                 return Ok(());
             };
             m.stopping = true;
-            if let Ok(pid) = i32::try_from(child.id()) {
+            if let Some(name) = &m.container {
+                if m.info.state == MemberState::Paused {
+                    let _ = crate::docker::docker(&["unpause", name]);
+                }
+                let _ = crate::docker::docker(&["kill", "--signal", "TERM", name]);
+            } else if let Ok(pid) = i32::try_from(child.id()) {
                 if m.info.state == MemberState::Paused {
                     let _ = kill(Pid::from_raw(-pid), Signal::SIGCONT);
                 }

@@ -107,6 +107,9 @@ pub enum HarnessError {
     /// Unimplemented); nothing was changed.
     #[error("not supported by the target: {0}")]
     Unsupported(String),
+    /// A Docker call failed (the command and Docker's first line of error).
+    #[error("docker: {0}")]
+    Docker(String),
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {

@@ -38,6 +38,7 @@
 
 mod client;
 mod cluster;
+pub mod docker;
 mod error;
 pub mod gofail;
 pub mod liveness;
@@ -55,7 +56,7 @@ pub use client::{
     Client, ClientConfig, ClientError, Credentials, LeaseKeeper, TlsFiles, WatchStream,
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIAL_TIMEOUT, MAX_RESPONSE_BYTES,
 };
-pub use cluster::{Cluster, ClusterSpec, ClusterTls, MemberInfo, MemberState, PeerProxy};
+pub use cluster::{Backend, Cluster, ClusterSpec, ClusterTls, MemberInfo, MemberState, PeerProxy};
 pub use error::{HarnessError, Result};
 pub use provision::{
     sha256_file, verify, Cache, CachedTarget, DebPackage, FetchOutcome, Manifest, Source,

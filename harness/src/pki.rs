@@ -68,12 +68,26 @@ impl Ca {
     /// localhost (so it serves as a server, peer or client certificate alike), written
     /// as `dir/<file>.pem` and `dir/<file>-key.pem`.
     pub fn issue(&self, dir: &Path, file: &str, cn: &str) -> Result<Issued> {
+        self.issue_for(dir, file, cn, &[])
+    }
+
+    /// [`Ca::issue`], valid for `ips` too (members on their own addresses).
+    pub fn issue_for(
+        &self,
+        dir: &Path,
+        file: &str,
+        cn: &str,
+        ips: &[std::net::IpAddr],
+    ) -> Result<Issued> {
         let mut p = CertificateParams::new(vec!["localhost".to_string()]).map_err(bad)?;
         p.distinguished_name.push(DnType::CommonName, cn);
         for ip in ["127.0.0.1", "::1"] {
             if let Ok(ip) = ip.parse() {
                 p.subject_alt_names.push(SanType::IpAddress(ip));
             }
+        }
+        for ip in ips {
+            p.subject_alt_names.push(SanType::IpAddress(*ip));
         }
         let key = KeyPair::generate().map_err(bad)?;
         let cert = p.signed_by(&key, &self.cert, &self.key).map_err(bad)?;

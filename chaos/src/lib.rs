@@ -32,6 +32,7 @@
 //!     check_timeout: std::time::Duration::from_secs(60),
 //!     mutation: None,
 //!     toxiproxy: None,
+//!     backend: gauntlet_harness::Backend::Process,
 //!     etcd_release: None,
 //!     ledger: gauntlet_chaos::ledger::Ledger::builtin(),
 //!     out: None,

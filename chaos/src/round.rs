@@ -46,6 +46,9 @@ pub struct RoundOptions {
     /// Network faults drive the peer proxies of this toxiproxy server instead of
     /// gauntlet's own.
     pub toxiproxy: Option<String>,
+    /// Where members run: processes on loopback (network faults through peer proxies)
+    /// or containers on a private network (network faults as packet filter rules).
+    pub backend: gauntlet_harness::Backend,
     /// The etcd release under test when the target is real etcd: the known-issue
     /// ledger applies only then.
     pub etcd_release: Option<gauntlet_harness::profile::SemVer>,
@@ -246,7 +249,8 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
     cspec.election_timeout_ms = spec.settings.election_ms;
     cspec.extra_args = spec.settings.extra_args();
     cspec.data_root = Some(data.path().to_path_buf());
-    if spec.fault.needs_peer_proxies() {
+    cspec.backend = opts.backend;
+    if spec.fault.needs_peer_proxies() && opts.backend == gauntlet_harness::Backend::Process {
         cspec.peer_proxy = Some(match &opts.toxiproxy {
             Some(url) => gauntlet_harness::PeerProxy::Toxiproxy(url.clone()),
             None => gauntlet_harness::PeerProxy::Local,

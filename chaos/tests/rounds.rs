@@ -19,6 +19,7 @@ fn options(target: &str, mutation: Option<Mutation>) -> RoundOptions {
         check_timeout: Duration::from_secs(60),
         mutation,
         toxiproxy: None,
+        backend: gauntlet_harness::Backend::Process,
         etcd_release: None,
         ledger: gauntlet_chaos::ledger::Ledger::builtin(),
         out: None,

@@ -77,8 +77,13 @@ pub struct ChaosArgs {
     revalidate: Option<PathBuf>,
     /// Drive the peer proxies of network faults through this toxiproxy server
     /// (default: gauntlet's own proxies, behind the same API).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "backend")]
     toxiproxy: Option<String>,
+    /// Where members run: `process` (loopback ports; network faults through peer
+    /// proxies) or `docker` (a container per member on a private network, with its own
+    /// address; partitions and network faults as packet filter rules).
+    #[arg(long, default_value = "process")]
+    backend: gauntlet_harness::Backend,
 }
 
 fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
@@ -141,6 +146,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             list_regressions: false,
             revalidate: args.revalidate.clone(),
             toxiproxy: args.toxiproxy.clone(),
+            backend: args.backend,
         };
         eprintln!(
             "regression {}: {} ({}); {} member(s), {}, {} qps",
@@ -301,6 +307,9 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     if let Some(t) = &args.toxiproxy {
         rerun.push_str(&format!(" --toxiproxy {t}"));
     }
+    if args.backend != gauntlet_harness::Backend::Process {
+        rerun.push_str(&format!(" --backend {}", args.backend));
+    }
     if let Some(out) = &args.out {
         rerun.push_str(&format!(" --out {}", out.display()));
     }
@@ -316,6 +325,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         check_timeout: args.check_timeout,
         mutation,
         toxiproxy: args.toxiproxy.clone(),
+        backend: args.backend,
         etcd_release: match &target {
             Target::Etcd { version } => gauntlet_harness::profile::SemVer::parse(version),
             _ => None,
@@ -335,7 +345,15 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         let profile = args.profile[usize::try_from(r).unwrap_or(0) % args.profile.len()];
         let spec = plan(args.seed, r, args.members, &supported, profile);
         let fault = spec.fault;
-        let res = run_round(spec, &opts).await;
+        // Ctrl-C drops the round: its cluster's Drop kills the members and removes
+        // every container and network it made.
+        let res = tokio::select! {
+            res = run_round(spec, &opts) => res,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted in round {r}: the round's cluster was torn down");
+                return Ok(130);
+            }
+        };
         let mark = match &res.verdict {
             RoundVerdict::Passed => "ok       ".to_string(),
             RoundVerdict::Violation => "VIOLATION".to_string(),

@@ -7,8 +7,15 @@
 //! dial the peer they send to (the reference server) lose everything addressed to the
 //! member; etcd, whose followers also dial the leader to read from it and whose
 //! leader falls back to connections it dials itself, routes around a cut of one
-//! member's inbound side. Full partitions need a network namespace per member (a later
-//! backend); the evidence of each fault here is what its proxy did.
+//! member's inbound side. The evidence of each fault here is what its proxy did.
+//!
+//! On the docker backend there are no proxies: the same faults are packet filter rules
+//! and queueing disciplines in the member's own network namespace ([`docker_run`]):
+//! a cut inbound side drops every packet from the other members, a reset answers their
+//! TCP segments with RST, dropping loses half of the packets exchanged with them, the
+//! bandwidth limit is a token bucket on the member's egress, and the delay (with
+//! reordering) is netem's, where the kernel has it. The evidence is the rules' own
+//! packet counters.
 
 use std::time::Duration;
 
@@ -58,6 +65,9 @@ pub(super) async fn run(
 ) -> Result<(Vec<usize>, Vec<String>), FaultError> {
     let n = ctx.cluster.size();
     let followers: Vec<usize> = (0..n).filter(|i| Some(*i) != leader).collect();
+    if ctx.cluster.backend() == gauntlet_harness::Backend::Docker {
+        return docker_run(kind, ctx, leader, &followers, ready).await;
+    }
     let hit = match kind {
         FaultKind::CutLeaderInbound => leader.ok_or_else(|| failed("no leader to cut"))?,
         FaultKind::CutFollowerInbound => *followers
@@ -203,6 +213,100 @@ pub(super) async fn run(
             return Err(failed(format!(
                 "{kind} did not take effect: m{hit}'s proxy slowed {slowed} chunks, dropped {dropped} and cut {cut} connections"
             )));
+        }
+    }
+    serve_again(ctx.cluster, ready, kind).await?;
+    Ok((vec![hit], evidence))
+}
+
+/// The network faults on the docker backend: rules in the member's network namespace
+/// (see the module docs), held, removed, and judged by their packet counters.
+async fn docker_run(
+    kind: FaultKind,
+    ctx: &mut FaultCtx<'_>,
+    leader: Option<usize>,
+    followers: &[usize],
+    ready: Duration,
+) -> Result<(Vec<usize>, Vec<String>), FaultError> {
+    use gauntlet_harness::docker::NetShape;
+    let n = ctx.cluster.size();
+    let hit = match kind {
+        FaultKind::CutLeaderInbound => leader.ok_or_else(|| failed("no leader to cut"))?,
+        FaultKind::CutFollowerInbound => *followers
+            .get(ctx.rng.gen_range(0..followers.len().max(1)))
+            .ok_or_else(|| failed("no follower to cut"))?,
+        _ => ctx.rng.gen_range(0..n),
+    };
+    let (shape, hold, what) = match kind {
+        FaultKind::CutLeaderInbound | FaultKind::CutFollowerInbound => (
+            NetShape::CutInbound,
+            Duration::from_millis(ctx.election_ms * 3 + 500),
+            "every packet from the other members dropped",
+        ),
+        FaultKind::DelayPeer => (
+            NetShape::Delay {
+                delay_ms: 75,
+                jitter_ms: 50,
+            },
+            TOXIC_FOR,
+            "egress delayed 75 ± 50 ms with reordering (netem)",
+        ),
+        FaultKind::BandwidthPeer => (
+            NetShape::Bandwidth(512),
+            TOXIC_FOR,
+            "egress limited to 512 kbit/s (64 KB/s, token bucket)",
+        ),
+        FaultKind::ResetPeer => (
+            NetShape::ResetPeers,
+            TOXIC_FOR,
+            "TCP with the other members answered with RST",
+        ),
+        FaultKind::DropPeer => (
+            NetShape::Loss(0.5),
+            TOXIC_FOR,
+            "half of the packets exchanged with the other members dropped",
+        ),
+        _ => return Err(failed(format!("{kind} is not a network fault"))),
+    };
+    let old_id = match leader {
+        Some(l) => ctx
+            .cluster
+            .member_status(l)
+            .await
+            .map_or(0, |s| s.header.map_or(0, |h| h.member_id)),
+        None => 0,
+    };
+    let (before, _) = ctx.cluster.partition_drops();
+    ctx.cluster.shape_network(hit, shape).map_err(|e| match e {
+        gauntlet_harness::HarnessError::Unsupported(why) => FaultError::Unsupported(why),
+        e => failed(format!("shaping m{hit}'s network: {e}")),
+    })?;
+    let mut evidence = vec![format!("m{hit}: {what}")];
+    tokio::time::sleep(hold).await;
+    if kind == FaultKind::CutLeaderInbound {
+        match leader_named_by_others(ctx, hit).await {
+            Some((j, id)) if id != old_id => evidence.push(format!(
+                "m{j} now names leader {id:x} (was m{hit}, {old_id:x})"
+            )),
+            _ => evidence.push(format!("m{hit} kept leadership")),
+        }
+    }
+    let (after, unit) = ctx.cluster.partition_drops();
+    ctx.cluster
+        .shape_network(hit, NetShape::Clear)
+        .map_err(|e| failed(format!("healing m{hit}'s network: {e}")))?;
+    let counted = after[hit].saturating_sub(before[hit]);
+    match shape {
+        NetShape::Bandwidth(_) | NetShape::Delay { .. } => {
+            evidence.push("the queueing discipline was accepted by the kernel".into());
+        }
+        _ => {
+            evidence.push(format!("m{hit}'s rules counted {counted} {unit}"));
+            if counted == 0 {
+                return Err(failed(format!(
+                    "{kind} did not take effect: m{hit}'s rules matched no {unit}"
+                )));
+            }
         }
     }
     serve_again(ctx.cluster, ready, kind).await?;

@@ -197,17 +197,6 @@ pub(super) async fn push_to_snapshot(
     )])
 }
 
-/// Chunks every member's proxy has dropped to partitions so far.
-fn partitioned_chunks(cluster: &Cluster) -> Vec<u64> {
-    (0..cluster.size())
-        .map(|i| {
-            cluster
-                .peer_proxy_stats(i)
-                .map_or(0, |s| s.chunks_partitioned.load(Relaxed))
-        })
-        .collect()
-}
-
 fn links(cut: &[(usize, usize)]) -> String {
     cut.iter()
         .map(|(a, b)| format!("m{a}-m{b}"))
@@ -253,22 +242,24 @@ pub(super) async fn run(
         _ => return Err(failed(format!("{kind} is not a partition"))),
     };
     let old = status(ctx.cluster, leader).await?;
-    let dropped_before = partitioned_chunks(ctx.cluster);
+    let (dropped_before, _) = ctx.cluster.partition_drops();
     cut_links(ctx.cluster, &cut)?;
     let mut evidence = vec![format!("cut {}", links(&cut))];
     let held = hold(kind, ctx, leader, &hit, &cut, &old, &mut evidence).await;
     let healed_at = ctx.cluster.member_status(leader).await.ok();
+    // Read before healing: the docker backend's rule counters go with the rules.
+    let (dropped_now, unit) = ctx.cluster.partition_drops();
     let heal = ctx.cluster.set_partition(&[]);
     let healed = tokio::time::Instant::now();
     held?;
     heal.map_err(failed)?;
-    let dropped: Vec<u64> = partitioned_chunks(ctx.cluster)
+    let dropped: Vec<u64> = dropped_now
         .iter()
         .zip(&dropped_before)
-        .map(|(a, b)| a - b)
+        .map(|(a, b)| a.saturating_sub(*b))
         .collect();
     evidence.push(format!(
-        "proxies dropped {} chunks on cut links ({})",
+        "dropped {} {unit} on cut links ({})",
         dropped.iter().sum::<u64>(),
         dropped
             .iter()
@@ -281,7 +272,7 @@ pub(super) async fn run(
     // sends only to the leader), so the proxies' evidence is judged over all cut links.
     if dropped.iter().sum::<u64>() == 0 {
         return Err(failed(format!(
-            "{kind} did not take effect: no proxy dropped anything on the cut links {}",
+            "{kind} did not take effect: nothing was dropped on the cut links {}",
             links(&cut)
         )));
     }

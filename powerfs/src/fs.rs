@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::dirty::Dirty;
@@ -156,6 +156,17 @@ fn child(st: &State, parent: INodeNo, name: &OsStr) -> Result<PathBuf, Errno> {
     Ok(dir.join(name))
 }
 
+/// The changes of one setattr that powerfs applies (others are ignored).
+#[derive(Debug)]
+struct SetAttr {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: Option<TimeOrNow>,
+    mtime: Option<TimeOrNow>,
+}
+
 impl PowerFilesystem {
     fn meta_of(&self, st: &State, ino: u64) -> io::Result<fs::Metadata> {
         let node = st
@@ -235,16 +246,15 @@ impl PowerFilesystem {
         }
     }
 
-    fn do_setattr(
-        &self,
-        ino: u64,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-    ) -> io::Result<FileAttr> {
+    fn do_setattr(&self, ino: u64, change: SetAttr) -> io::Result<FileAttr> {
+        let SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        } = change;
         let mut st = self.shared.lock();
         let real = st.path_of(ino).map(|p| self.shared.real(&p));
         if let Some(real) = &real {
@@ -307,7 +317,15 @@ impl Filesystem for PowerFilesystem {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime) {
+        let change = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        };
+        match self.do_setattr(ino.0, change) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(errno(&e)),
         }
@@ -470,7 +488,8 @@ impl Filesystem for PowerFilesystem {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
             return reply.error(Errno::EINVAL);
         }
@@ -878,15 +897,22 @@ impl Filesystem for PowerFilesystem {
         if mode != 0 {
             return reply.error(Errno::EOPNOTSUPP);
         }
+        let end = offset.saturating_add(length);
         let mut st = self.shared.lock();
-        match self.dirty_mut(&mut st, ino.0) {
-            Ok(d) => {
-                let end = offset.saturating_add(length);
-                if end > d.size {
+        let size = match st.dirty.get(&ino.0) {
+            Some(d) => Ok(d.size),
+            None => self.meta_of(&st, ino.0).map(|m| m.len()),
+        };
+        match size {
+            // Space allocation changes no content: nothing to lose.
+            Ok(size) if end <= size => reply.ok(),
+            Ok(_) => match self.dirty_mut(&mut st, ino.0) {
+                Ok(d) => {
                     d.set_size(end);
+                    reply.ok();
                 }
-                reply.ok();
-            }
+                Err(e) => reply.error(errno(&e)),
+            },
             Err(e) => reply.error(errno(&e)),
         }
     }

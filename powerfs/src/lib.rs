@@ -315,7 +315,11 @@ impl PowerFs {
     /// mount answers. Needs `/dev/fuse` and `fusermount3` (and, in practice, root).
     ///
     /// Removes leftovers from an earlier stash in `backing/.powerfs-stash`.
-    pub fn mount(backing: &Path, mountpoint: &Path, opts: Options) -> Result<PowerFs, PowerFsError> {
+    pub fn mount(
+        backing: &Path,
+        mountpoint: &Path,
+        opts: Options,
+    ) -> Result<PowerFs, PowerFsError> {
         let backing = backing
             .canonicalize()
             .ok()

@@ -336,11 +336,8 @@ impl Shared {
         let mut report = CutReport::default();
 
         // Unsynced data, in path order so that the seed decides the same tears every time.
-        let mut files: Vec<(u64, Option<PathBuf>)> = st
-            .dirty
-            .keys()
-            .map(|&ino| (ino, st.path_of(ino)))
-            .collect();
+        let mut files: Vec<(u64, Option<PathBuf>)> =
+            st.dirty.keys().map(|&ino| (ino, st.path_of(ino))).collect();
         files.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
         let mut inval = Vec::new();
         for (ino, path) in files {
@@ -363,10 +360,7 @@ impl Shared {
                     path: real.clone(),
                     source,
                 };
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&real)
-                    .map_err(io_err)?;
+                let f = OpenOptions::new().write(true).open(&real).map_err(io_err)?;
                 f.write_all_at(&bytes[..kept as usize], off)
                     .map_err(io_err)?;
                 f.sync_data().map_err(io_err)?;

@@ -74,7 +74,10 @@ fn a_truncate_without_sync_is_undone_and_reads_zeros_meanwhile() {
     let now = fs::read(m.path("t")).unwrap();
     assert_eq!(now.len(), 50);
     assert_eq!(&now[..10], &[b'x'; 10]);
-    assert!(now[10..].iter().all(|&b| b == 0), "old backing bytes leaked past the truncation");
+    assert!(
+        now[10..].iter().all(|&b| b == 0),
+        "old backing bytes leaked past the truncation"
+    );
     // Truncation through open(O_TRUNC) too.
     File::create(m.path("t")).unwrap();
     assert_eq!(fs::metadata(m.path("t")).unwrap().len(), 0);
@@ -88,7 +91,11 @@ fn a_truncate_without_sync_is_undone_and_reads_zeros_meanwhile() {
 fn fallocate_mode_0_extends_unsynced_until_fsync() {
     let m = mount();
     durable_file(&m, "wal", b"");
-    let f = OpenOptions::new().read(true).write(true).open(m.path("wal")).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.path("wal"))
+        .unwrap();
     let falloc = |mode: i32, len: i64| {
         // SAFETY: fallocate on an open descriptor owned by `f`, no pointers involved.
         let rc = unsafe { libc::fallocate(f.as_raw_fd(), mode, 0, len) };
@@ -106,14 +113,21 @@ fn fallocate_mode_0_extends_unsynced_until_fsync() {
     falloc(0, 4096).expect("fallocate mode 0");
     assert_eq!(fs::metadata(m.path("wal")).unwrap().len(), 4096);
     m.fs.control().power_cut().unwrap();
-    assert_eq!(fs::metadata(m.path("wal")).unwrap().len(), 0, "unsynced extension survived");
+    assert_eq!(
+        fs::metadata(m.path("wal")).unwrap().len(),
+        0,
+        "unsynced extension survived"
+    );
 
     falloc(0, 4096).unwrap();
     f.sync_data().unwrap();
     m.fs.control().power_cut().unwrap();
     assert_eq!(fs::metadata(m.path("wal")).unwrap().len(), 4096);
     let mut buf = Vec::new();
-    File::open(m.path("wal")).unwrap().read_to_end(&mut buf).unwrap();
+    File::open(m.path("wal"))
+        .unwrap()
+        .read_to_end(&mut buf)
+        .unwrap();
     assert!(buf.iter().all(|&b| b == 0));
 }
 
@@ -121,8 +135,11 @@ fn fallocate_mode_0_extends_unsynced_until_fsync() {
 fn a_read_only_mmap_sees_unsynced_writes() {
     let m = mount();
     durable_file(&m, "db", &[0u8; 8192]);
-    let f = OpenOptions::new().read(true).write(true).open(m.path("db")).unwrap();
-    // SAFETY-free: memmap2's map is unsafe because others may change the file; that is the point.
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.path("db"))
+        .unwrap();
     #[allow(unsafe_code)]
     // SAFETY: the mapping is read-only and the test reads it only while it owns the file.
     let map = unsafe { memmap2::Mmap::map(&f).unwrap() };
@@ -143,7 +160,11 @@ fn a_read_only_mmap_sees_unsynced_writes() {
 fn an_unlinked_open_file_keeps_working_until_closed() {
     let m = mount();
     durable_file(&m, "gone", b"abc");
-    let mut f = OpenOptions::new().read(true).write(true).open(m.path("gone")).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.path("gone"))
+        .unwrap();
     fs::remove_file(m.path("gone")).unwrap();
     assert!(!m.path("gone").exists());
     f.write_all_at(b"XYZ", 3).unwrap();

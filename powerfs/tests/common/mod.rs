@@ -10,7 +10,7 @@ use gauntlet_powerfs::{Options, PowerFs};
 pub struct Mounted {
     pub fs: PowerFs,
     pub backing: PathBuf,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 impl Mounted {
@@ -28,9 +28,15 @@ pub fn require_fuse() {
     let uid = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().next().unwrap_or("").to_string()))
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        })
         .unwrap_or_default();
-    assert_eq!(uid, "0", "these tests need root (they mount FUSE with allow_root/auto_unmount)");
+    assert_eq!(
+        uid, "0",
+        "these tests need root (they mount FUSE with allow_root/auto_unmount)"
+    );
 }
 
 pub fn mount_with(opts: Options) -> Mounted {

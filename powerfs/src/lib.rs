@@ -84,7 +84,9 @@
 //!   the model (kill the server first).
 //! * Crashes of the host: the backing directory is fsynced when a file or directory is, but a
 //!   host crash in the middle of applying an fsync may leave the backing file half updated.
-//! * Inode numbers are assigned by path and are not stable across unmounts.
+//! * Inode numbers are assigned by path and are not stable across unmounts; the inode table
+//!   keeps an entry for every path seen until unmount (FUSE `forget` is ignored), which is
+//!   fine for a test's data directory, not for a long-lived mount of millions of files.
 //!
 //! ## Threads and locks
 //!
@@ -111,6 +113,10 @@ use crate::state::{CompiledFaults, Shared, STASH_DIR};
 /// How long [`PowerFs::mount`] waits for the mount to answer, and [`PowerFs::unmount`] for it
 /// to disappear from `/proc/self/mounts`.
 const MOUNT_WAIT: Duration = Duration::from_secs(10);
+
+/// How long an unmount waits for the session threads to end before leaving them to end on
+/// their own (they do once the last process using the detached mount lets go of it).
+const SESSION_END_WAIT: Duration = Duration::from_secs(2);
 
 /// FUSE worker threads: an fsync delayed by a fault must not stall the other files.
 const FUSE_THREADS: usize = 4;
@@ -385,8 +391,8 @@ impl PowerFs {
         }
     }
 
-    /// A handle for power cuts and faults; it keeps working (and does nothing useful) after
-    /// the mount is gone.
+    /// A handle for power cuts and faults. It keeps working after the mount is gone, acting
+    /// on the in-memory state and the backing directory only.
     pub fn control(&self) -> Control {
         self.control.clone()
     }
@@ -432,6 +438,7 @@ impl PowerFs {
         }
         // The session threads end once the kernel lets go of the device; do not wait forever
         // for a process that still holds a file of the detached mount.
+        let deadline = Instant::now() + SESSION_END_WAIT;
         while !guard.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }

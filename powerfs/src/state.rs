@@ -274,17 +274,26 @@ impl State {
     }
 }
 
-/// Opens a backing file for reading and writing, falling back to read-only.
+/// Opens a backing file (never through a symlink) for reading and writing, falling back to
+/// read-only where writing is refused (a read-only backing fs, a running executable).
 pub(crate) fn open_backing(path: &Path) -> io::Result<File> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => Ok(f),
-        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(e),
-        Err(_) => File::open(path),
+    let open = |write| {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    match open(true) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)
+            ) =>
+        {
+            open(false)
+        }
+        other => other,
     }
 }
 

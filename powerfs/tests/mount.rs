@@ -129,3 +129,116 @@ fn a_mini_wal_in_strict_mode_too() {
     mini_wal(&m);
     assert_eq!(m.fs.control().unsynced().metadata_ops, 0);
 }
+
+/// statvfs of a path.
+#[allow(unsafe_code)]
+fn statvfs(path: &std::path::Path) -> libc::statvfs {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statvfs is plain old data; all-zero is valid and the call overwrites it.
+    let mut out: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `out` a writable statvfs, both live for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut out) };
+    assert_eq!(
+        rc,
+        0,
+        "statvfs {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    out
+}
+
+#[test]
+fn statfs_passes_through_the_backing_fs() {
+    let m = mount();
+    let (ours, theirs) = (statvfs(m.fs.mountpoint()), statvfs(&m.backing));
+    assert_eq!(ours.f_blocks, theirs.f_blocks);
+    assert_eq!(ours.f_bsize, theirs.f_bsize);
+    assert_eq!(ours.f_files, theirs.f_files);
+}
+
+/// flock through the mount, as etcd locks its WAL files.
+#[allow(unsafe_code)]
+fn flock(f: &File, op: i32) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor owned by `f`; no memory is passed.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[test]
+fn flock_is_left_to_the_kernel_and_excludes() {
+    let m = mount();
+    let a = File::create(m.path("LOCK")).unwrap();
+    let b = File::open(m.path("LOCK")).unwrap();
+    flock(&a, libc::LOCK_EX | libc::LOCK_NB).unwrap();
+    let err = flock(&b, libc::LOCK_EX | libc::LOCK_NB).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EWOULDBLOCK));
+    drop(a);
+    flock(&b, libc::LOCK_EX | libc::LOCK_NB).unwrap();
+}
+
+/// An open-file-description write lock over the whole file, as etcd's `TryLockFile` takes.
+#[allow(unsafe_code)]
+fn ofd_lock(f: &File) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: `struct flock` is plain old data; all-zero is valid (and l_pid must be 0).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: F_OFD_SETLK reads a `struct flock` that lives for the call; `f` owns the fd.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[test]
+fn fcntl_ofd_locks_are_left_to_the_kernel_and_exclude() {
+    let m = mount();
+    let a = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(m.path("0.wal"))
+        .unwrap();
+    let b = OpenOptions::new()
+        .write(true)
+        .open(m.path("0.wal"))
+        .unwrap();
+    ofd_lock(&a).unwrap();
+    let err = ofd_lock(&b).unwrap_err();
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)),
+        "{err}"
+    );
+    drop(a);
+    ofd_lock(&b).unwrap();
+}
+
+#[test]
+fn drop_unmounts_even_while_a_file_is_open() {
+    let m = mount();
+    let mnt = m.fs.mountpoint().to_path_buf();
+    let open = File::create(m.path("held")).unwrap();
+    let common::Mounted {
+        fs: powerfs,
+        _dir: dir,
+        ..
+    } = m;
+    let t = std::time::Instant::now();
+    drop(powerfs);
+    assert!(!is_mounted(&mnt), "still mounted after drop");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "drop took {:?}",
+        t.elapsed()
+    );
+    drop(open);
+    drop(dir);
+}

@@ -256,6 +256,19 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
             None => gauntlet_harness::PeerProxy::Local,
         });
     }
+    if spec.fault.family() == "power-loss" {
+        if opts.backend != gauntlet_harness::Backend::Process {
+            result.verdict = RoundVerdict::Skipped(format!(
+                "{} needs the process backend (the power-loss filesystem is mounted on the host)",
+                spec.fault
+            ));
+            return result;
+        }
+        cspec.power_loss = Some(gauntlet_harness::PowerLoss {
+            strict_metadata: spec.fault == crate::fault::FaultKind::PowerLossAllStrict,
+            seed: spec.round_seed,
+        });
+    }
     cspec.ready_timeout = Duration::from_secs(60);
     cspec.gofail = spec.fault.family() == "failpoint";
     // etcd and the reference server take peer TLS (etcd's robustness tests always run

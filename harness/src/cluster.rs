@@ -78,6 +78,20 @@ pub struct ClusterSpec {
     pub peer_tls: bool,
     /// Where members run: processes on loopback, or containers on a private network.
     pub backend: Backend,
+    /// Mount gauntlet's power-loss filesystem ([`gauntlet_powerfs`]) over every
+    /// member's data dir (process backend only), so [`Cluster::power_cut`] can drop
+    /// what a member wrote but did not sync. `None`: plain directories.
+    pub power_loss: Option<PowerLoss>,
+}
+
+/// How the power-loss filesystem under every member behaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PowerLoss {
+    /// Creates, renames and unlinks are lost too unless their directory was fsynced
+    /// (a stricter disk than LazyFS models).
+    pub strict_metadata: bool,
+    /// Seed of the filesystem's random choices (where a torn write is cut).
+    pub seed: u64,
 }
 
 /// Where a cluster's members run.
@@ -164,6 +178,7 @@ impl ClusterSpec {
             gofail: false,
             peer_tls: false,
             backend: Backend::Process,
+            power_loss: None,
         }
     }
 }
@@ -241,6 +256,10 @@ pub struct Cluster {
     /// The Docker objects, on the docker backend (removed when the cluster is dropped,
     /// after the members).
     docker: Option<crate::docker::DockerRun>,
+    /// The power-loss filesystem under each member's data dir, when the spec asked for
+    /// it (unmounted when the cluster is dropped, after the members, before the root
+    /// dir goes).
+    powerfs: Vec<gauntlet_powerfs::PowerFs>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -365,6 +384,53 @@ fn write_peer_pki(root: &Path, ips: &[IpAddr]) -> Result<(PathBuf, PathBuf, Path
     let ca = crate::pki::Ca::new("gauntlet peer CA")?;
     let peer = ca.issue_for(root, "peer", "gauntlet peer", ips)?;
     Ok((ca.write(root, "peer-ca.pem")?, peer.cert, peer.key))
+}
+
+/// Mounts the power-loss filesystem over member `i`'s data dir, its durable state in
+/// `root/m<i>.durable`.
+fn mount_power_fs(
+    root: &Path,
+    i: usize,
+    data_dir: &Path,
+    p: PowerLoss,
+) -> Result<gauntlet_powerfs::PowerFs> {
+    use std::os::unix::fs::DirBuilderExt;
+    let backing = root.join(format!("m{i}.durable"));
+    for dir in [&backing, &data_dir.to_path_buf()] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
+    }
+    let opts = gauntlet_powerfs::Options {
+        strict_metadata: p.strict_metadata,
+        seed: p.seed.wrapping_add(i as u64),
+        ..gauntlet_powerfs::Options::default()
+    };
+    gauntlet_powerfs::PowerFs::mount(&backing, data_dir, opts).map_err(|e| {
+        HarnessError::Invalid(format!(
+            "mounting the power-loss filesystem over {}: {e}",
+            data_dir.display()
+        ))
+    })
+}
+
+/// Empties `dir` (which may be a mount point, so it stays).
+fn wipe_dir(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|e| HarnessError::io(format!("wiping {}", p.display()), e))?;
+    }
+    Ok(())
 }
 
 /// Sets `flag`'s value in an argument list (`--flag value`), appending it when absent.
@@ -609,6 +675,19 @@ impl Cluster {
                 container: docker.as_ref().map(|d| d.container(member_index)),
             });
         }
+        let powerfs = match spec.power_loss {
+            None => Vec::new(),
+            Some(_) if docker.is_some() => {
+                return Err(HarnessError::Invalid(
+                    "the power-loss filesystem is for the process backend".into(),
+                ))
+            }
+            Some(p) => members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| mount_power_fs(&root, i, &m.info.data_dir, p))
+                .collect::<Result<Vec<_>>>()?,
+        };
         let dialers = std::sync::Arc::new(Mutex::new(Vec::new()));
         if let Some(server) = peer_proxies.as_ref().and_then(|p| p.local.as_ref()) {
             for proxy in server.registry().all() {
@@ -633,6 +712,7 @@ impl Cluster {
             peer_proxies,
             dialers,
             docker,
+            powerfs,
             _tmp: tmp,
         };
         for i in 0..spec.members {
@@ -816,10 +896,7 @@ impl Cluster {
             m.stopping = true;
             kill_group(m);
         }
-        if data_dir.exists() {
-            std::fs::remove_dir_all(&data_dir)
-                .map_err(|e| HarnessError::io(format!("wiping {}", data_dir.display()), e))?;
-        }
+        wipe_dir(&data_dir)?;
         evidence.push(format!("killed {name} and wiped its data dir"));
         let added = loop {
             match via
@@ -992,7 +1069,52 @@ impl Cluster {
         d.shape(i, shape)
     }
 
-    /// Where the members run.
+    /// Power loss on member `i`, which must not be running (SIGKILL it first, as a
+    /// power cut stops it): drops everything it wrote but did not sync, and returns
+    /// only once that is done, with what was lost. Needs [`ClusterSpec::power_loss`].
+    pub fn power_cut(&self, i: usize) -> Result<gauntlet_powerfs::CutReport> {
+        {
+            let mut members = self.lock();
+            let m = Self::member_mut(&mut members, i)?;
+            Self::reap(m);
+            if m.info.state != MemberState::Stopped {
+                return Err(HarnessError::MemberState {
+                    name: m.info.name.clone(),
+                    state: m.info.state.to_string(),
+                    action: "cut its power (kill it first)".into(),
+                });
+            }
+        }
+        let fs = self.powerfs.get(i).ok_or_else(|| {
+            HarnessError::Invalid(
+                "the cluster has no power-loss filesystem (ClusterSpec::power_loss)".into(),
+            )
+        })?;
+        fs.control()
+            .power_cut()
+            .map_err(|e| HarnessError::Invalid(format!("power cut of m{i}: {e}")))
+    }
+
+    /// Sets the disk faults of member `i`'s power-loss filesystem (replacing earlier
+    /// ones; `Faults::default()` clears them).
+    pub fn set_disk_faults(&self, i: usize, faults: gauntlet_powerfs::Faults) -> Result<()> {
+        let fs = self.powerfs.get(i).ok_or_else(|| {
+            HarnessError::Invalid(
+                "the cluster has no power-loss filesystem (ClusterSpec::power_loss)".into(),
+            )
+        })?;
+        fs.control()
+            .set_faults(faults)
+            .map_err(|e| HarnessError::Invalid(format!("disk faults of m{i}: {e}")))
+    }
+
+    /// What member `i` has written but not synced, when it runs on the power-loss
+    /// filesystem.
+    pub fn unsynced(&self, i: usize) -> Option<gauntlet_powerfs::Unsynced> {
+        self.powerfs.get(i).map(|fs| fs.control().unsynced())
+    }
+
+    /// Where members run.
     pub fn backend(&self) -> Backend {
         self.spec.backend
     }

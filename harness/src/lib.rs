@@ -39,6 +39,8 @@
 mod client;
 mod cluster;
 pub mod docker;
+/// The power-loss filesystem under members' data dirs ([`ClusterSpec::power_loss`]).
+pub use gauntlet_powerfs as powerfs;
 mod error;
 pub mod gofail;
 pub mod liveness;
@@ -56,7 +58,9 @@ pub use client::{
     Client, ClientConfig, ClientError, Credentials, LeaseKeeper, TlsFiles, WatchStream,
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_DIAL_TIMEOUT, MAX_RESPONSE_BYTES,
 };
-pub use cluster::{Backend, Cluster, ClusterSpec, ClusterTls, MemberInfo, MemberState, PeerProxy};
+pub use cluster::{
+    Backend, Cluster, ClusterSpec, ClusterTls, MemberInfo, MemberState, PeerProxy, PowerLoss,
+};
 pub use error::{HarnessError, Result};
 pub use provision::{
     sha256_file, verify, Cache, CachedTarget, DebPackage, FetchOutcome, Manifest, Source,

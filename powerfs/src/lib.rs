@@ -74,7 +74,11 @@
 //!   (LazyFS's default), which is what a test of fsync discipline wants.
 //! * `fdatasync` versus `fsync`: identical here. File size changes are durable with either.
 //! * `sync(2)`, `syncfs(2)`, `O_SYNC`/`O_DSYNC` opens and `sync_file_range`: FUSE does not pass
-//!   them on, so they make nothing durable. `msync` of a writable mapping is not supported
+//!   them on, so they make nothing durable. For `sync_file_range` that is also its contract:
+//!   its manual says it persists neither metadata (an extending write's new size) nor the
+//!   disk's write cache, so a program that relies on it for durability (sled 0.34's log
+//!   writes do) loses that data here, as it can on a real power cut. `msync` of a writable
+//!   mapping is not supported
 //!   (writable shared mappings are refused by FUSE without writeback caching anyway).
 //! * Hard links: `link` fails with `EPERM`. Extended attributes: `ENOSYS`. Locks (`flock`,
 //!   `fcntl`) are left to the kernel, which handles them locally for this mount.
@@ -156,9 +160,9 @@ pub struct Faults {
     /// fsyncs of matching files (and directories) fail with `EIO`; their data stays unsynced.
     pub eio_on_fsync: Option<String>,
     /// At the next power cut, the last unsynced write of each matching file is kept in part: a
-    /// seeded-random prefix, cut at a 512-byte boundary of the file strictly inside the write
-    /// when the write is longer than 512 bytes, else 1 to `len - 1` bytes (nothing for a
-    /// one-byte write). The rest of the file's unsynced data is dropped as usual.
+    /// seeded-random prefix, cut at a 512-byte boundary of the file strictly inside the write.
+    /// A write inside one sector is atomic, as disks write sectors, so it is lost whole. The
+    /// rest of the file's unsynced data is dropped as usual.
     pub torn_last_write: Option<String>,
 }
 

@@ -443,21 +443,18 @@ impl Shared {
 }
 
 /// How many bytes of a write of `len` bytes at `off` survive a torn write: a cut at a
-/// 512-byte boundary of the file strictly inside the write when it is longer than 512 bytes,
-/// else between 1 and `len - 1` bytes (0 for a one-byte write).
+/// 512-byte boundary of the file strictly inside the write, chosen at random. Disks write a
+/// sector atomically, so a write inside one sector is not torn: it is lost whole (0).
 pub(crate) fn torn_length(rng: &mut StdRng, off: u64, len: u64) -> u64 {
     const SECTOR: u64 = 512;
-    if len > SECTOR {
-        let first = (off / SECTOR + 1) * SECTOR;
-        let last = (off + len - 1) / SECTOR * SECTOR;
-        let n = (last - first) / SECTOR + 1;
-        let cut = first + rng.gen_range(0..n) * SECTOR;
-        cut - off
-    } else if len >= 2 {
-        rng.gen_range(1..len)
-    } else {
-        0
+    let first = (off / SECTOR + 1) * SECTOR;
+    if len == 0 || first >= off + len {
+        return 0;
     }
+    let last = (off + len - 1) / SECTOR * SECTOR;
+    let n = (last - first) / SECTOR + 1;
+    let cut = first + rng.gen_range(0..n) * SECTOR;
+    cut - off
 }
 
 #[cfg(test)]
@@ -474,11 +471,13 @@ mod tests {
             assert!(k > 0 && k < len, "kept {k} of {len}");
             assert_eq!((off + k) % 512, 0);
         }
+        // Inside one sector: atomic, lost whole.
         for _ in 0..200 {
-            let len = rng.gen_range(2..=512u64);
-            let k = torn_length(&mut rng, 3, len);
-            assert!(k >= 1 && k < len);
+            let len = rng.gen_range(1..=509u64);
+            assert_eq!(torn_length(&mut rng, 3, len), 0);
         }
-        assert_eq!(torn_length(&mut rng, 0, 1), 0);
+        assert_eq!(torn_length(&mut rng, 0, 512), 0);
+        // A short write across a sector boundary is cut at it.
+        assert_eq!(torn_length(&mut rng, 500, 100), 12);
     }
 }

@@ -51,7 +51,7 @@ fn current_name(member_dir: &Path) -> anyhow::Result<String> {
 }
 
 fn open_dir(dir: &Path) -> anyhow::Result<sled::Db> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::durable::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     sled::Config::new()
         .path(dir)
         .cache_capacity(SLED_CACHE_BYTES)
@@ -69,7 +69,7 @@ fn open_dir(dir: &Path) -> anyhow::Result<sled::Db> {
 /// Opens the current database under `member_dir`, deleting leftovers of interrupted or
 /// finished defragmentations.
 pub fn open(member_dir: &Path) -> anyhow::Result<sled::Db> {
-    std::fs::create_dir_all(member_dir)
+    crate::durable::create_dir_all(member_dir)
         .with_context(|| format!("creating {}", member_dir.display()))?;
     let current = current_name(member_dir)?;
     for entry in std::fs::read_dir(member_dir)
@@ -84,6 +84,11 @@ pub fn open(member_dir: &Path) -> anyhow::Result<sled::Db> {
         }
     }
     open_dir(&member_dir.join(current))
+}
+
+/// The directory of the database [`open`] opens under `member_dir`.
+pub fn current_dir(member_dir: &Path) -> anyhow::Result<PathBuf> {
+    Ok(member_dir.join(current_name(member_dir)?))
 }
 
 /// Sizes around one defragmentation.
@@ -113,6 +118,8 @@ pub fn defragment(member_dir: &Path, state: &mut StateMachine) -> anyhow::Result
     crate::failpoints::hit("defragBeforeCopy");
     let db = open_dir(&next_dir)?;
     let old = state.switch_db(db).context("copying the database")?;
+    state.set_db_dir(next_dir.clone());
+    state.flush().context("making the copy durable")?;
     crate::failpoints::hit("defragBeforeRename");
     let tmp = member_dir.join(format!("{POINTER}.tmp"));
     std::fs::write(&tmp, &next)

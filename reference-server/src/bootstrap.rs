@@ -70,17 +70,14 @@ fn read_identity(data_dir: &Path) -> anyhow::Result<Option<(u64, u64)>> {
 
 fn write_identity(data_dir: &Path, cluster_id: u64, member_id: u64) -> anyhow::Result<()> {
     let path = identity_path(data_dir);
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{cluster_id:x} {member_id:x}\n"))
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path))
+    crate::durable::write_atomic(&path, format!("{cluster_id:x} {member_id:x}\n").as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes the identity a new cluster's member derives from `config` (for `snapshot
 /// restore`, which makes the data dir before the first start).
 pub fn write_new_identity(config: &Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(config.data_dir.join("member"))
+    crate::durable::create_dir_all(&config.data_dir.join("member"))
         .with_context(|| format!("creating {}", config.data_dir.join("member").display()))?;
     write_identity(&config.data_dir, config.cluster_id, config.member_id)
 }
@@ -154,7 +151,7 @@ pub async fn resolve(
             members,
         }
     };
-    std::fs::create_dir_all(config.data_dir.join("member"))
+    crate::durable::create_dir_all(&config.data_dir.join("member"))
         .with_context(|| format!("creating {}", config.data_dir.join("member").display()))?;
     write_identity(&config.data_dir, start.cluster_id, start.member_id)?;
     Ok(start)

@@ -16,6 +16,7 @@ pub mod backend;
 pub mod bootstrap;
 pub mod config;
 pub mod corrupt;
+pub mod durable;
 pub mod failpoints;
 pub mod gateway;
 pub mod h2fix;

@@ -189,6 +189,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .context("opening the state machine")?;
+    let mut state = state;
+    state.set_db_dir(backend::current_dir(&backend::member_dir(
+        &config.data_dir,
+    ))?);
     version::check_cluster_version(state.cluster().cluster_version)?;
     let start = bootstrap::resolve(&config, &state, tls.peer_dial.as_ref()).await?;
     let state = Arc::new(RwLock::new(state));

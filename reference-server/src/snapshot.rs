@@ -183,6 +183,9 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<PathBuf> {
         let db = crate::backend::open(&crate::backend::member_dir(&config.data_dir))?;
         let mut state =
             crate::state::StateMachine::open(db).context("opening the new state machine")?;
+        state.set_db_dir(crate::backend::current_dir(&crate::backend::member_dir(
+            &config.data_dir,
+        ))?);
         state
             .restore_for_new_cluster(unframe(body)?)
             .context("restoring the snapshot")?;

@@ -95,10 +95,7 @@ fn record_storage(member_dir: &Path, cluster_version: (u64, u64)) -> anyhow::Res
     if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
         return Ok(());
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &text)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path))
+    crate::durable::write_atomic(&path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 

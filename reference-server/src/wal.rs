@@ -290,7 +290,7 @@ impl Wal {
     /// A torn record at the end of the newest segment is cut off; any other bad
     /// record is [`WalError::Corrupt`].
     pub fn open(dir: &Path) -> Result<(Wal, Recovered), WalError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::durable::create_dir_all(dir).map_err(io(dir))?;
         let mut seqs: Vec<u64> = Vec::new();
         for ent in std::fs::read_dir(dir).map_err(io(dir))? {
             let ent = ent.map_err(io(dir))?;
@@ -488,6 +488,11 @@ static UNSAFE_NO_FSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// the machine then loses acknowledged writes, as with etcd.
 pub fn set_unsafe_no_fsync(on: bool) {
     UNSAFE_NO_FSYNC.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--unsafe-no-fsync` is on.
+pub fn unsafe_no_fsync() -> bool {
+    UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {

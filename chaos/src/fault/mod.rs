@@ -9,8 +9,11 @@
 //! SIGCONT), `maintenance` (compaction, defragmentation and leader moves as recorded
 //! client operations) and `network` (a member's inbound peer proxy taken down, delayed,
 //! throttled or resetting connections; full partitions that cut chosen links between
-//! members in both directions) and `failpoint` (panics and sleeps at named points
-//! through etcd's gofail endpoint, for targets built with gofail).
+//! members in both directions; on the docker backend the same faults are packet
+//! filter rules between real addresses), `failpoint` (panics and sleeps at named points
+//! through etcd's gofail endpoint, for targets built with gofail) and `power-loss`
+//! (SIGKILL, then everything not fsynced is dropped by the power-loss filesystem under
+//! the data dirs, then restart: a power cut).
 
 use std::time::Duration;
 
@@ -22,6 +25,7 @@ mod failpoint;
 mod maintenance;
 mod network;
 mod partition;
+mod power;
 mod process;
 
 /// Every fault gauntlet chaos can inject.
@@ -112,6 +116,22 @@ pub enum FaultKind {
     SleepRaftBeforeSave,
     /// gofail `beforeSendWatchResponse=sleep(100)` on a random member for a second.
     SleepBeforeSendWatchResponse,
+    /// Power cut of a random member: SIGKILL, drop what it wrote but did not sync, restart.
+    PowerLossOne,
+    /// Power cut of the leader.
+    PowerLossLeader,
+    /// Power cut of a follower.
+    PowerLossFollower,
+    /// Power cut of a majority at once.
+    PowerLossMajority,
+    /// Power cut of every member at once.
+    PowerLossAll,
+    /// Power cut of every member on a strict disk: creates, renames and unlinks not
+    /// followed by an fsync of their directory are lost too.
+    PowerLossAllStrict,
+    /// Power cut of every member, each file's last unsynced write torn (a prefix of it
+    /// reaches the disk).
+    PowerLossTornWrite,
 }
 
 impl From<FaultKind> for &'static str {
@@ -122,7 +142,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 40] = [
+    pub const ALL: [FaultKind; 47] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -163,6 +183,13 @@ impl FaultKind {
         FaultKind::PanicCompactAfterCommitBatch,
         FaultKind::SleepRaftBeforeSave,
         FaultKind::SleepBeforeSendWatchResponse,
+        FaultKind::PowerLossOne,
+        FaultKind::PowerLossLeader,
+        FaultKind::PowerLossFollower,
+        FaultKind::PowerLossMajority,
+        FaultKind::PowerLossAll,
+        FaultKind::PowerLossAllStrict,
+        FaultKind::PowerLossTornWrite,
     ];
 
     /// `family.name`, what `--fault GLOB` matches.
@@ -210,6 +237,13 @@ impl FaultKind {
             FaultKind::PanicCompactAfterCommitBatch => "failpoint.panic-compact-after-commit-batch",
             FaultKind::SleepRaftBeforeSave => "failpoint.sleep-raft-before-save",
             FaultKind::SleepBeforeSendWatchResponse => "failpoint.sleep-before-send-watch-response",
+            FaultKind::PowerLossOne => "power-loss.one",
+            FaultKind::PowerLossLeader => "power-loss.leader",
+            FaultKind::PowerLossFollower => "power-loss.follower",
+            FaultKind::PowerLossMajority => "power-loss.majority",
+            FaultKind::PowerLossAll => "power-loss.all",
+            FaultKind::PowerLossAllStrict => "power-loss.all-strict-metadata",
+            FaultKind::PowerLossTornWrite => "power-loss.torn-write",
         }
     }
 
@@ -256,6 +290,13 @@ impl FaultKind {
             FaultKind::PanicCompactAfterCommitBatch => "gofail `compactAfterCommitBatch=panic` on a random member, compact (recorded), then restart it.",
             FaultKind::SleepRaftBeforeSave => "gofail `raftBeforeSave=sleep(100)` on a random member for a second.",
             FaultKind::SleepBeforeSendWatchResponse => "gofail `beforeSendWatchResponse=sleep(100)` on a random member for a second.",
+            FaultKind::PowerLossOne => "Power cut of a random member: SIGKILL, drop everything it wrote but did not fsync, restart.",
+            FaultKind::PowerLossLeader => "Power cut of the leader: SIGKILL, drop its unsynced writes, restart.",
+            FaultKind::PowerLossFollower => "Power cut of a follower: SIGKILL, drop its unsynced writes, restart.",
+            FaultKind::PowerLossMajority => "Power cut of a majority at once: SIGKILL, drop their unsynced writes, restart.",
+            FaultKind::PowerLossAll => "Power cut of every member at once: SIGKILL, drop their unsynced writes, restart.",
+            FaultKind::PowerLossAllStrict => "Power cut of every member on a strict disk: unsynced writes and creates, renames and unlinks whose directory was not fsynced are lost.",
+            FaultKind::PowerLossTornWrite => "Power cut of every member; each file's last unsynced write is torn (a seeded prefix of it survives), the rest is lost.",
         }
     }
 
@@ -292,6 +333,7 @@ impl FaultKind {
             | FaultKind::PanicRaftAfterSaveSnap
             | FaultKind::PanicRaftBeforeApplySnap
             | FaultKind::PanicRaftAfterApplySnap
+            | FaultKind::PowerLossFollower
                 if members < 2 =>
             {
                 Err(format!(
@@ -444,6 +486,10 @@ pub(crate) async fn run(
         k if k.family() == "network" => {
             let mut ctx = ctx;
             network::run(kind, &mut ctx, leader_before, ready).await?
+        }
+        k if k.family() == "power-loss" => {
+            let mut ctx = ctx;
+            power::run(kind, &mut ctx, leader_before, ready).await?
         }
         _ => process::run(kind, ctx, leader_before, ready).await?,
     };

@@ -209,6 +209,9 @@ pub enum StateError {
     /// `restore` was handed data that is not a snapshot of ours (or was damaged in transit).
     #[error("bad snapshot: {0}")]
     BadSnapshot(String),
+    /// Making the database durable failed outside sled (fsync of its files).
+    #[error("storage: {0}")]
+    Io(String),
 }
 
 /// A lease as the state machine knows it.

@@ -59,6 +59,9 @@ struct Group {
 /// The deterministic, persistent state of one member. See the module doc for the contract.
 pub struct StateMachine {
     db: sled::Db,
+    /// The database's directory, when known: [`StateMachine::flush`] fsyncs its files
+    /// (see [`crate::durable::sync_tree`] for why sled's own flush is not enough).
+    db_dir: Option<std::path::PathBuf>,
     tree: sled::Tree,
     index: TreeIndex,
     leases: BTreeMap<i64, LeaseState>,
@@ -201,6 +204,7 @@ impl StateMachine {
             auth,
             tokens: Arc::new(SimpleTokens::new(crate::auth::DEFAULT_SIMPLE_TOKEN_TTL)),
             db,
+            db_dir: None,
             tree,
             index,
             leases,
@@ -295,10 +299,21 @@ impl StateMachine {
         self.tree.scan_prefix([codec::REV_PREFIX]).count()
     }
 
-    /// Makes everything applied so far durable.
+    /// Makes everything applied so far durable: sled's flush, then (when the database's
+    /// directory is known, [`StateMachine::set_db_dir`]) an fsync of its files and
+    /// directories.
     pub fn flush(&self) -> Result<(), StateError> {
         self.db.flush()?;
+        if let Some(dir) = &self.db_dir {
+            crate::durable::sync_tree(dir)
+                .map_err(|e| StateError::Io(format!("fsyncing {}: {e}", dir.display())))?;
+        }
         Ok(())
+    }
+
+    /// Where the database lives, so [`StateMachine::flush`] can fsync it.
+    pub fn set_db_dir(&mut self, dir: std::path::PathBuf) {
+        self.db_dir = Some(dir);
     }
 
     /// Copies the whole state into `db` (a fresh database) and continues on it; answers

@@ -220,6 +220,32 @@ pub fn objects_of_run(run: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Containers and networks owned by process `pid` (label [`OWNER_LABEL`]) that exist
+/// now: what a finished run must have removed.
+pub fn objects_of_owner(pid: u32) -> Result<Vec<String>> {
+    let filter = format!("label={OWNER_LABEL}={pid}");
+    let mut out: Vec<String> =
+        docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("container {}", l.trim()))
+            .collect();
+    out.extend(
+        docker(&[
+            "network",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Name}}",
+        ])?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("network {}", l.trim())),
+    );
+    Ok(out)
+}
+
 /// The files an image of `binary` needs: the binary and the shared libraries (and
 /// loader) `ldd` names, each as (path on the host, path in the image).
 fn image_files(binary: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {

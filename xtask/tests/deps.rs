@@ -3,6 +3,7 @@
 //! ```text
 //! api ← harness ← {conformance, chaos, bench, skew} ← reports ← cli
 //! checker: depends on nothing of ours; used by chaos, skew and cli
+//! powerfs: depends on nothing of ours; used by harness (which re-exports it)
 //! reference-server: depends on api only; nothing depends on it
 //! ```
 //!
@@ -22,8 +23,12 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let mut m: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     m.insert("gauntlet-api", BTreeSet::new());
     m.insert("gauntlet-checker", BTreeSet::new());
+    m.insert("gauntlet-powerfs", BTreeSet::new());
     m.insert("gauntlet-reference-server", ["gauntlet-api"].into());
-    m.insert("gauntlet-harness", ["gauntlet-api"].into());
+    m.insert(
+        "gauntlet-harness",
+        ["gauntlet-api", "gauntlet-powerfs"].into(),
+    );
     for s in suites {
         m.insert(s, ["gauntlet-api", "gauntlet-harness"].into());
     }

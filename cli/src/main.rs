@@ -123,6 +123,10 @@ enum ClusterAction {
         /// Keep data dirs and logs here instead of a temporary dir.
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+        /// Where members run: `process` (loopback ports) or `docker` (a container per
+        /// member on a private network, each with its own address).
+        #[arg(long, default_value = "process", conflicts_with = "base_port")]
+        backend: gauntlet_harness::Backend,
     },
 }
 
@@ -229,8 +233,9 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
                     members,
                     base_port,
                     data_dir,
+                    backend,
                 },
-        } => cluster_up(&target, members, base_port, data_dir).await,
+        } => cluster_up(&target, members, base_port, data_dir, backend).await,
         Command::Version => version(&conn).await,
         Command::Proxy { listen_api, seed } => proxy_api(listen_api, seed).await,
         Command::Check(_)
@@ -302,10 +307,12 @@ async fn cluster_up(
     members: usize,
     base_port: Option<u16>,
     data_dir: Option<std::path::PathBuf>,
+    backend: gauntlet_harness::Backend,
 ) -> anyhow::Result<()> {
     let target: Target = target.parse()?;
     let cache = Cache::from_env();
     let mut spec = ClusterSpec::new(target.clone(), members);
+    spec.backend = backend;
     // Interactive clusters use etcd's own default timings.
     spec.heartbeat_interval_ms = 100;
     spec.election_timeout_ms = 1000;

@@ -79,6 +79,8 @@ fn list_faults_names_every_family() {
         "maintenance.compact",
         "network.partition-ring",
         "failpoint.panic-raft-before-save",
+        "power-loss.all-strict-metadata",
+        "power-loss.torn-write",
     ] {
         assert!(out.contains(name), "{out}");
     }
@@ -211,4 +213,68 @@ fn network_faults_drive_an_external_toxiproxy() {
     let _ = server.wait();
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("network.delay-peer"), "{err}");
+}
+
+/// Ctrl-C in the middle of a docker-backend round: gauntlet tears the round's cluster
+/// down and exits 130, leaving no container or network it owned.
+#[test]
+fn ctrl_c_on_the_docker_backend_leaves_nothing_behind() {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args([
+            "chaos",
+            "--backend",
+            "docker",
+            "--target",
+            "reference",
+            "--rounds",
+            "1",
+            "--fault",
+            "none",
+            "--duration",
+            "20s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let objects = gauntlet_harness::docker::objects_of_owner(pid).unwrap();
+        if objects
+            .iter()
+            .filter(|o| o.starts_with("container"))
+            .count()
+            == 3
+        {
+            break;
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("gauntlet exited ({s}) before its members ran");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 3 containers within 120 s: {objects:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "gauntlet did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(
+        gauntlet_harness::docker::objects_of_owner(pid).unwrap(),
+        Vec::<String>::new()
+    );
 }

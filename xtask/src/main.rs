@@ -3,8 +3,11 @@
 //! * `cargo xtask provision`: fetch every target the tests need into the cache.
 //! * `cargo xtask test`: the full test run (what README.md and CI run): system
 //!   packages the build needs (OpenSSL headers, installed with apt when missing),
-//!   formatting, clippy, provisioning, every test under nextest, doctests, and a final
-//!   check that no server process started by the run is still alive.
+//!   formatting, clippy, provisioning, the chaos suite's tools (fusermount3 for the
+//!   power-loss filesystem, iptables/tc/nsenter for the docker backend; installed with
+//!   apt when missing; the Docker engine must answer), every test under nextest,
+//!   doctests, and a final check that no server process, power-loss mount, container
+//!   or network started by the run is still there.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -139,9 +142,90 @@ fn system_packages() -> anyhow::Result<()> {
     )
 }
 
+/// Commands the chaos suite runs, and the Debian package of each.
+const CHAOS_TOOLS: &[(&str, &str)] = &[
+    ("fusermount3", "fuse3"),
+    ("iptables", "iptables"),
+    ("tc", "iproute2"),
+    ("nsenter", "util-linux"),
+];
+
+/// Installs the chaos suite's tools that are missing and checks /dev/fuse and the
+/// Docker engine, so that no test finds them missing halfway.
+fn chaos_prerequisites() -> anyhow::Result<()> {
+    let missing: Vec<&str> = CHAOS_TOOLS
+        .iter()
+        .filter(|(cmd, _)| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {cmd}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("xtask: installing {}", missing.join(" "));
+        run(
+            "apt-get update",
+            Command::new("apt-get").args(["update", "-q"]),
+        )?;
+        run(
+            "apt-get install",
+            Command::new("apt-get")
+                .args(["install", "-y", "-q"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        bail!("/dev/fuse is missing: the power-loss filesystem's tests need FUSE");
+    }
+    let docker = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .context("running docker (the docker backend's tests need the Docker engine)")?;
+    if !docker.status.success() {
+        bail!(
+            "the Docker engine does not answer: {}",
+            String::from_utf8_lossy(&docker.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Power-loss mounts, and Docker containers and networks labelled by gauntlet, that
+/// exist now.
+fn chaos_leftovers() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("gauntlet-powerfs "))
+        .map(|l| format!("mount {}", l.split_whitespace().nth(1).unwrap_or("?")))
+        .collect();
+    for (what, args) in [
+        ("container", &["ps", "-a", "--format", "{{.Names}}"][..]),
+        ("network", &["network", "ls", "--format", "{{.Name}}"][..]),
+    ] {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["--filter", "label=gauntlet.owner"]);
+        if let Ok(o) = Command::new("docker").args(&a).output() {
+            out.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| format!("{what} {}", l.trim())),
+            );
+        }
+    }
+    out
+}
+
 fn test(filter: &[String]) -> anyhow::Result<()> {
     let before = server_pids();
+    let chaos_before: BTreeSet<String> = chaos_leftovers().into_iter().collect();
     system_packages()?;
+    chaos_prerequisites()?;
     run(
         "checking formatting",
         cargo().args(["fmt", "--all", "--", "--check"]),
@@ -189,10 +273,17 @@ fn test(filter: &[String]) -> anyhow::Result<()> {
     for (pid, _) in &leftovers {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
+    let chaos_left: Vec<String> = chaos_leftovers()
+        .into_iter()
+        .filter(|o| !chaos_before.contains(o))
+        .collect();
     tests?;
     doctests?;
     if !leftovers.is_empty() {
         bail!("server processes outlived the test run (now killed): {leftovers:?}");
+    }
+    if !chaos_left.is_empty() {
+        bail!("the test run left these behind: {chaos_left:?}");
     }
     eprintln!("xtask: no etcd or gauntlet-server process outlived the test run");
     Ok(())

@@ -201,6 +201,8 @@ pub struct CutReport {
     pub metadata_ops_undone: usize,
     /// Strict mode: metadata operations whose undo did not apply (paths changed since).
     pub metadata_undo_skipped: usize,
+    /// Strict mode: the operations undone, newest first (`mkdir member`, `rename a -> b`).
+    pub undone: Vec<String>,
     /// Torn writes, in path order.
     pub torn: Vec<TornWrite>,
 }
@@ -227,6 +229,9 @@ impl fmt::Display for CutReport {
             "power cut: skipped {} metadata undo(s) whose paths had changed",
             self.metadata_undo_skipped
         )?;
+        if !self.undone.is_empty() {
+            write!(f, "\npower cut: undid {}", self.undone.join(", "))?;
+        }
         for t in &self.torn {
             write!(
                 f,

@@ -387,8 +387,20 @@ impl Shared {
         // Undurable metadata, newest first.
         let undo = std::mem::take(&mut st.undo);
         for e in undo.into_iter().rev() {
+            let what = match &e.op {
+                UndoOp::Created { path, dir } => format!(
+                    "{} {}",
+                    if *dir { "mkdir" } else { "create" },
+                    path.display()
+                ),
+                UndoOp::Renamed { from, to, .. } => {
+                    format!("rename {} -> {}", from.display(), to.display())
+                }
+                UndoOp::Unlinked { path, .. } => format!("unlink {}", path.display()),
+            };
             if self.undo_one(&mut st, e.op) {
                 report.metadata_ops_undone += 1;
+                report.undone.push(what);
             } else {
                 report.metadata_undo_skipped += 1;
             }

@@ -18,6 +18,8 @@ fn strict_a_created_file_vanishes_without_a_dir_fsync_even_with_its_data_synced(
     assert_eq!(m.fs.control().unsynced().metadata_ops, 1);
     let r = m.fs.control().power_cut().unwrap();
     assert_eq!(r.metadata_ops_undone, 1);
+    assert_eq!(r.undone, vec!["create new".to_string()]);
+    assert!(r.to_string().contains("undid create new"), "{r}");
     assert!(!m.path("new").exists(), "undurable create survived");
     assert!(!m.backing.join("new").exists());
 }
@@ -64,6 +66,7 @@ fn strict_a_rename_without_a_dir_fsync_is_undone_and_the_target_restored() {
 
     let r = m.fs.control().power_cut().unwrap();
     assert_eq!((r.metadata_ops_undone, r.metadata_undo_skipped), (1, 0));
+    assert_eq!(r.undone, vec!["rename a.tmp -> a".to_string()]);
     assert_eq!(fs::read(m.path("a.tmp")).unwrap(), b"new version");
     assert_eq!(fs::read(m.path("a")).unwrap(), b"old version");
 }

@@ -115,6 +115,7 @@ async fn partition_rounds_on_the_docker_backend() {
     for (i, f) in [
         FaultKind::PartitionLeader,
         FaultKind::PartitionRing,
+        FaultKind::DelayPeer,
         FaultKind::KillLeader,
         FaultKind::PauseFollower,
     ]
@@ -124,7 +125,9 @@ async fn partition_rounds_on_the_docker_backend() {
         let r = round("reference", f, 3, 1800 + i as u64, Backend::Docker).await;
         assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
         let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
-        if f.family() == "network" {
+        if f == FaultKind::DelayPeer {
+            assert!(ev.contains("delayer held"), "{ev}");
+        } else if f.family() == "network" {
             assert!(ev.contains("packets on cut links"), "{ev}");
         }
     }

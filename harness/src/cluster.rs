@@ -1114,6 +1114,12 @@ impl Cluster {
         self.powerfs.get(i).map(|fs| fs.control().unsynced())
     }
 
+    /// Packets member `i`'s delay fault has delayed and reordered so far, while one is on
+    /// (docker backend, [`crate::docker::NetShape::Delay`]).
+    pub fn delayed_packets(&self, i: usize) -> Option<(u64, u64)> {
+        self.docker.as_ref()?.delayed_packets(i)
+    }
+
     /// Where members run.
     pub fn backend(&self) -> Backend {
         self.spec.backend

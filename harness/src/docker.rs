@@ -11,7 +11,8 @@
 //! - **Images** (`gauntlet-member:<hash>`): built locally from files, as there is no
 //!   registry: a `scratch` image holding the target's binary at `/member` and every
 //!   shared library `ldd` lists at its own path. The tag is a hash of those files, so
-//!   an image is built once per binary and reused (images are the only thing kept).
+//!   an image is built once per binary and reused (images are the only thing kept); an
+//!   image built from a binary path replaces the older images of that path.
 //! - **A network** per cluster (`gauntlet-<run>`), a user-defined bridge with a subnet
 //!   gauntlet picks at random in 10.200.0.0/13; member `i` gets the fixed address `.10 + i`, kept across restarts.
 //! - **Containers** per member incarnation (`gauntlet-<run>-m<i>`), started with
@@ -27,7 +28,10 @@
 //!
 //! Network faults are packet filter rules (iptables) and queueing disciplines (tc)
 //! set from the host inside a container's network namespace (`nsenter -t PID -n`), so
-//! images need no tools. A partition drops every packet between two members' addresses
+//! images need no tools. Delay and reordering are done in userspace
+//! ([`crate::netdelay`]) rather than with netem, which not every kernel has (this
+//! machine's does not: `tc qdisc add ... netem` says "Specified qdisc kind is unknown").
+//! A partition drops every packet between two members' addresses
 //! in both directions; clients reach members from the host's side of the bridge and are
 //! not cut.
 
@@ -52,6 +56,8 @@ const NS_CALL: Duration = Duration::from_secs(10);
 pub const RUN_LABEL: &str = "gauntlet.run";
 /// The label holding the pid of the harness that owns an object.
 pub const OWNER_LABEL: &str = "gauntlet.owner";
+/// The NFQUEUE number delayed packets go to (each member has its own namespace).
+const DELAY_QUEUE: u16 = 7;
 /// Subnets tried before giving up on creating a network.
 const SUBNET_ATTEMPTS: usize = 8;
 /// The chain gauntlet's partition rules live in, in every member's namespace.
@@ -308,12 +314,43 @@ pub fn image_for(binary: &Path) -> Result<String> {
         "FROM scratch\nCOPY rootfs/ /\nLABEL gauntlet.member=1\nENTRYPOINT [\"/member\"]\n",
     )
     .map_err(|e| HarnessError::io("writing the Dockerfile", e))?;
+    // Labelled with the binary's path: a rebuilt binary's image replaces the old one.
+    let source = binary
+        .canonicalize()
+        .unwrap_or_else(|_| binary.to_path_buf())
+        .display()
+        .to_string();
+    let label = format!("gauntlet.binary={source}");
     run_with_deadline(
         "docker",
-        &strings(&["build", "-q", "-t", &tag, &ctx.path().to_string_lossy()]),
+        &strings(&[
+            "build",
+            "-q",
+            "--label",
+            &label,
+            "-t",
+            &tag,
+            &ctx.path().to_string_lossy(),
+        ]),
         DOCKER_BUILD,
     )
     .map_err(|e| HarnessError::Docker(format!("building {tag} from {}: {e}", binary.display())))?;
+    if let Ok(old) = docker(&[
+        "images",
+        "--filter",
+        &format!("label={label}"),
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]) {
+        for image in old
+            .lines()
+            .map(str::trim)
+            .filter(|i| !i.is_empty() && *i != tag)
+        {
+            // An image a running container uses stays; the next build retries.
+            let _ = docker(&["rmi", image]);
+        }
+    }
     Ok(tag)
 }
 
@@ -328,12 +365,16 @@ pub enum NetShape {
     Loss(f64),
     /// Its egress rate is limited (kbit/s) by a token bucket.
     Bandwidth(u32),
-    /// Its egress is delayed (netem: `delay_ms` ± `jitter_ms`, with reordering).
+    /// Every packet exchanged with the other members is held `delay_ms` ± `jitter_ms`
+    /// (uniform, seeded), both ways; packets leave in order of due time, so the jitter
+    /// reorders them ([`crate::netdelay`], NFQUEUE: works where the kernel lacks netem).
     Delay {
         /// Mean delay.
         delay_ms: u32,
         /// Jitter.
         jitter_ms: u32,
+        /// Seed of the delays drawn.
+        seed: u64,
     },
     /// No shaping.
     Clear,
@@ -350,6 +391,8 @@ pub struct DockerRun {
     pub image: String,
     /// Member `i`'s address.
     pub ips: Vec<Ipv4Addr>,
+    /// The packet delayers running, by member.
+    delayers: std::sync::Mutex<std::collections::BTreeMap<usize, crate::netdelay::Delayer>>,
 }
 
 impl DockerRun {
@@ -396,6 +439,7 @@ impl DockerRun {
             network,
             image,
             ips: Vec::new(),
+            delayers: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         };
         let ips = (0..members)
             .map(|i| Ipv4Addr::new(10, b, c, u8::try_from(10 + i).unwrap_or(250)))
@@ -509,9 +553,14 @@ impl DockerRun {
 
     /// Shapes member `i`'s traffic with the other members (see [`NetShape`]); partition
     /// rules set with [`DockerRun::set_blocked`] are replaced too, so shape and
-    /// partition are not combined. `Err` when the kernel lacks what the shape needs (e.g.
-    /// no `netem` queueing discipline), with tc's or iptables's words.
+    /// partition are not combined. `Err` when the kernel lacks what the shape needs, with
+    /// tc's or iptables's words.
     pub fn shape(&self, i: usize, shape: NetShape) -> Result<()> {
+        // A delayer of an earlier shape lets its packets go before the rules change.
+        self.delayers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&i);
         self.reset_chain(i)?;
         let _ = self.in_netns(i, "tc", &strings(&["qdisc", "del", "dev", "eth0", "root"]));
         let others: Vec<String> = (0..self.ips.len())
@@ -595,33 +644,54 @@ impl DockerRun {
             NetShape::Delay {
                 delay_ms,
                 jitter_ms,
+                seed,
             } => {
-                self.in_netns(
-                    i,
-                    "tc",
-                    &strings(&[
-                        "qdisc",
-                        "add",
-                        "dev",
-                        "eth0",
-                        "root",
-                        "netem",
-                        "delay",
-                        &format!("{delay_ms}ms"),
-                        &format!("{jitter_ms}ms"),
-                        "reorder",
-                        "25%",
-                        "50%",
-                    ]),
-                )
-                .map_err(|e| {
-                    HarnessError::Unsupported(format!(
-                        "delay and reordering need the kernel's netem queueing discipline: {e}"
-                    ))
+                let pid = self.pid(i).ok_or_else(|| {
+                    HarnessError::Docker(format!("{} is not running", self.container(i)))
                 })?;
+                let delayer = crate::netdelay::Delayer::start(
+                    pid,
+                    DELAY_QUEUE,
+                    Duration::from_millis(u64::from(delay_ms)),
+                    Duration::from_millis(u64::from(jitter_ms)),
+                    seed,
+                )?;
+                let q = DELAY_QUEUE.to_string();
+                for ip in &others {
+                    for dir in ["-s", "-d"] {
+                        self.iptables(
+                            i,
+                            &[
+                                "-w",
+                                "-A",
+                                CHAIN,
+                                dir,
+                                ip,
+                                "-j",
+                                "NFQUEUE",
+                                "--queue-num",
+                                &q,
+                                "--queue-bypass",
+                            ],
+                        )?;
+                    }
+                }
+                self.delayers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(i, delayer);
             }
         }
         Ok(())
+    }
+
+    /// Packets member `i`'s delayer has delayed and reordered so far, while one runs.
+    pub fn delayed_packets(&self, i: usize) -> Option<(u64, u64)> {
+        self.delayers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&i)
+            .map(|d| (d.delayed(), d.reordered()))
     }
 
     /// Removes member `i`'s container (killing it), if it exists.
@@ -631,6 +701,10 @@ impl DockerRun {
 
     /// Removes every container of the run, then its network.
     pub fn teardown(&self) {
+        self.delayers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         let filter = format!("label={RUN_LABEL}={}", self.run);
         if let Ok(ids) = docker(&["ps", "-aq", "--filter", &filter]) {
             let ids: Vec<&str> = ids.split_whitespace().collect();

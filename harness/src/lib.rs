@@ -44,6 +44,7 @@ pub use gauntlet_powerfs as powerfs;
 mod error;
 pub mod gofail;
 pub mod liveness;
+pub mod netdelay;
 pub mod netproxy;
 pub mod pki;
 pub mod profile;

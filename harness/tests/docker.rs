@@ -94,7 +94,23 @@ async fn partition_kill_pause_and_teardown(target: &str) {
         .shape_network(follower, NetShape::Loss(0.3))
         .unwrap();
     put(&cluster, "/docker/lossy").await.unwrap();
+    cluster
+        .shape_network(
+            follower,
+            NetShape::Delay {
+                delay_ms: 40,
+                jitter_ms: 30,
+                seed: 1,
+            },
+        )
+        .unwrap();
+    for k in 0..10 {
+        put(&cluster, &format!("/docker/slow{k}")).await.unwrap();
+    }
+    let (delayed, _) = cluster.delayed_packets(follower).expect("a delayer");
+    assert!(delayed > 0, "the delayer held no packet");
     cluster.shape_network(follower, NetShape::Clear).unwrap();
+    assert!(cluster.delayed_packets(follower).is_none());
 
     assert!(!objects_of_run(&run).unwrap().is_empty());
     drop(cluster);

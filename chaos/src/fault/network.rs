@@ -14,8 +14,8 @@
 //! a cut inbound side drops every packet from the other members, a reset answers their
 //! TCP segments with RST, dropping loses half of the packets exchanged with them, the
 //! bandwidth limit is a token bucket on the member's egress, and the delay (with
-//! reordering) is netem's, where the kernel has it. The evidence is the rules' own
-//! packet counters.
+//! reordering) holds every packet with the other members in a userspace delayer. The
+//! evidence is the rules' own packet counters and the delayer's.
 
 use std::time::Duration;
 
@@ -247,9 +247,10 @@ async fn docker_run(
             NetShape::Delay {
                 delay_ms: 75,
                 jitter_ms: 50,
+                seed: ctx.rng.gen(),
             },
             TOXIC_FOR,
-            "egress delayed 75 ± 50 ms with reordering (netem)",
+            "every packet with the other members held 75 ± 50 ms (jitter reorders them)",
         ),
         FaultKind::BandwidthPeer => (
             NetShape::Bandwidth(512),
@@ -292,13 +293,25 @@ async fn docker_run(
         }
     }
     let (after, unit) = ctx.cluster.partition_drops();
+    let delayed = ctx.cluster.delayed_packets(hit);
     ctx.cluster
         .shape_network(hit, NetShape::Clear)
         .map_err(|e| failed(format!("healing m{hit}'s network: {e}")))?;
     let counted = after[hit].saturating_sub(before[hit]);
     match shape {
-        NetShape::Bandwidth(_) | NetShape::Delay { .. } => {
+        NetShape::Bandwidth(_) => {
             evidence.push("the queueing discipline was accepted by the kernel".into());
+        }
+        NetShape::Delay { .. } => {
+            let (n, reordered) = delayed.unwrap_or((0, 0));
+            evidence.push(format!(
+                "m{hit}'s delayer held {n} packets, {reordered} of them let go before an earlier one"
+            ));
+            if n == 0 {
+                return Err(failed(format!(
+                    "{kind} did not take effect: m{hit}'s delayer held no packet"
+                )));
+            }
         }
         _ => {
             evidence.push(format!("m{hit}'s rules counted {counted} {unit}"));

@@ -18,6 +18,7 @@ mod bench;
 mod chaos;
 mod check;
 mod conformance;
+mod powerfs;
 mod standin;
 
 #[derive(Parser, Debug)]
@@ -93,6 +94,9 @@ enum Command {
     /// Serve a real server behind a proxy that behaves like a foreign server (another
     /// reported version, a crash on a given request); takes etcd's flags after `--`.
     StandIn(standin::StandInArgs),
+    /// Mount the power-loss filesystem over a directory, with a control socket (`cut`
+    /// drops everything not fsynced), until Ctrl-C.
+    Powerfs(powerfs::PowerFsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +205,7 @@ fn main() -> ExitCode {
                     rt.block_on(conformance::run_conformance(&args, &cli.conn))
                 }
                 Command::Chaos(args) => rt.block_on(chaos::run_chaos(&args)),
+                Command::Powerfs(args) => rt.block_on(powerfs::run(&args)).map(|()| 0),
                 Command::StandIn(args) => {
                     return match rt.block_on(standin::run(args)) {
                         Ok(code) => code,
@@ -247,6 +252,7 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
         | Command::Bench(_)
         | Command::Conformance(_)
         | Command::StandIn(_)
+        | Command::Powerfs(_)
         | Command::Chaos(_) => {
             unreachable!("handled before the runtime starts")
         }

@@ -69,6 +69,29 @@ async fn power_loss_rounds_pass_on_the_reference_server() {
             assert!(ev.contains("tore the last write"), "{ev}");
         }
     }
+    // Failing fsyncs: the member stops (the reference server exits on a WAL fsync
+    // error), its power is cut, nothing it acknowledged is lost; a slow disk under the
+    // leader is survived.
+    let r = round(
+        "reference",
+        FaultKind::DiskFsyncEio,
+        3,
+        1550,
+        Backend::Process,
+    )
+    .await;
+    assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
+    let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
+    assert!(ev.contains("after its fsyncs began to fail"), "{ev}");
+    let r = round(
+        "reference",
+        FaultKind::DiskSlowFsyncLeader,
+        3,
+        1551,
+        Backend::Process,
+    )
+    .await;
+    assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
     for f in [FaultKind::PowerLossAll, FaultKind::PowerLossAllStrict] {
         let r = round("reference", f, 1, 1600, Backend::Process).await;
         assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));

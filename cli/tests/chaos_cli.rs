@@ -81,6 +81,7 @@ fn list_faults_names_every_family() {
         "failpoint.panic-raft-before-save",
         "power-loss.all-strict-metadata",
         "power-loss.torn-write",
+        "disk.fsync-eio-then-power-cut",
     ] {
         assert!(out.contains(name), "{out}");
     }

@@ -13,7 +13,8 @@
 //! filter rules between real addresses), `failpoint` (panics and sleeps at named points
 //! through etcd's gofail endpoint, for targets built with gofail) and `power-loss`
 //! (SIGKILL, then everything not fsynced is dropped by the power-loss filesystem under
-//! the data dirs, then restart: a power cut).
+//! the data dirs, then restart: a power cut) and `disk` (failing or slow fsyncs on the
+//! same filesystem).
 
 use std::time::Duration;
 
@@ -132,6 +133,11 @@ pub enum FaultKind {
     /// Power cut of every member, each file's last unsynced write torn (a prefix of it
     /// reaches the disk).
     PowerLossTornWrite,
+    /// Every fsync of a random member fails with EIO until it exits (2 s at most), then
+    /// its power is cut and it restarts: nothing it acknowledged may rest on a failed fsync.
+    DiskFsyncEio,
+    /// Every fsync of the leader takes 300 ms longer, for 3 s.
+    DiskSlowFsyncLeader,
 }
 
 impl From<FaultKind> for &'static str {
@@ -142,7 +148,7 @@ impl From<FaultKind> for &'static str {
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 47] = [
+    pub const ALL: [FaultKind; 49] = [
         FaultKind::None,
         FaultKind::KillFollower,
         FaultKind::KillLeader,
@@ -190,6 +196,8 @@ impl FaultKind {
         FaultKind::PowerLossAll,
         FaultKind::PowerLossAllStrict,
         FaultKind::PowerLossTornWrite,
+        FaultKind::DiskFsyncEio,
+        FaultKind::DiskSlowFsyncLeader,
     ];
 
     /// `family.name`, what `--fault GLOB` matches.
@@ -244,6 +252,8 @@ impl FaultKind {
             FaultKind::PowerLossAll => "power-loss.all",
             FaultKind::PowerLossAllStrict => "power-loss.all-strict-metadata",
             FaultKind::PowerLossTornWrite => "power-loss.torn-write",
+            FaultKind::DiskFsyncEio => "disk.fsync-eio-then-power-cut",
+            FaultKind::DiskSlowFsyncLeader => "disk.slow-fsync-leader",
         }
     }
 
@@ -297,6 +307,8 @@ impl FaultKind {
             FaultKind::PowerLossAll => "Power cut of every member at once: SIGKILL, drop their unsynced writes, restart.",
             FaultKind::PowerLossAllStrict => "Power cut of every member on a strict disk: unsynced writes and creates, renames and unlinks whose directory was not fsynced are lost.",
             FaultKind::PowerLossTornWrite => "Power cut of every member; each file's last unsynced write is torn (a seeded prefix of it survives), the rest is lost.",
+            FaultKind::DiskFsyncEio => "Every fsync of a random member fails with EIO until it exits (2 s at most); then its power is cut and it restarts.",
+            FaultKind::DiskSlowFsyncLeader => "Every fsync of the leader takes 300 ms longer, for 3 s.",
         }
     }
 
@@ -487,7 +499,7 @@ pub(crate) async fn run(
             let mut ctx = ctx;
             network::run(kind, &mut ctx, leader_before, ready).await?
         }
-        k if k.family() == "power-loss" => {
+        k if k.family() == "power-loss" || k.family() == "disk" => {
             let mut ctx = ctx;
             power::run(kind, &mut ctx, leader_before, ready).await?
         }

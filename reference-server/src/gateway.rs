@@ -156,25 +156,15 @@ fn error(s: &Status) -> Response {
     json(http_status(s.code()), &v)
 }
 
-/// A gRPC request carrying the `Authorization` header as the token.
+/// A gRPC request carrying the gateway request's token ([`Credentials::from_gateway`]).
 fn grpc_request<T>(headers: &HeaderMap, msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
-        if let Ok(v) = tonic::metadata::MetadataValue::try_from(v.as_bytes()) {
+    if let Some(token) = Credentials::from_gateway(headers).token {
+        if let Ok(v) = tonic::metadata::MetadataValue::try_from(token.as_str()) {
             r.metadata_mut().insert("token", v);
         }
     }
     r
-}
-
-fn credentials(headers: &HeaderMap) -> Credentials {
-    Credentials {
-        token: headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        cert_common_name: None,
-    }
 }
 
 /// One unary RPC: decode, call, encode.
@@ -685,7 +675,7 @@ pub fn routes(ctx: Ctx) -> Router {
                 match request_stream::<pb::WatchRequest>("etcdserverpb.WatchRequest", &body) {
                     Ok(reqs) => stream_response(
                         "etcdserverpb.WatchResponse",
-                        svc.serve(credentials(&headers), reqs),
+                        svc.serve(Credentials::from_gateway(&headers), reqs),
                     ),
                     Err(s) => error(&s),
                 }
@@ -704,7 +694,7 @@ pub fn routes(ctx: Ctx) -> Router {
                 ) {
                     Ok(reqs) => stream_response(
                         "etcdserverpb.LeaseKeepAliveResponse",
-                        svc.keep_alive(credentials(&headers), reqs),
+                        svc.keep_alive(Credentials::from_gateway(&headers), reqs),
                     ),
                     Err(s) => error(&s),
                 }

@@ -278,6 +278,19 @@ impl Credentials {
         Credentials::from_parts(req.metadata().as_ref(), req.extensions())
     }
 
+    /// The credentials of a JSON gateway request: the token from its `Authorization`
+    /// header only (the gateway does not pass a client certificate's name on, as etcd's
+    /// does not).
+    pub fn from_gateway(headers: &http::HeaderMap) -> Credentials {
+        Credentials {
+            token: headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            cert_common_name: None,
+        }
+    }
+
     /// The credentials in HTTP headers and request extensions.
     pub fn from_parts(headers: &http::HeaderMap, ext: &http::Extensions) -> Credentials {
         let token = ["token", "authorization"]

@@ -265,7 +265,6 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     crate::ensure_launchable(&target, &cache)?;
     // Failpoint faults apply only to targets built with gofail: ask the target once, and
     // leave out those it cannot take (the plan then stays the same for every rerun).
-    let mut supported = supported;
     if supported.iter().any(|f| f.family() == "failpoint") {
         let have = gauntlet_chaos::fault::failpoints_of(&target, &cache)
             .await

@@ -222,7 +222,7 @@ async fn partitions_take_effect_on_the_reference_server_and_on_etcd() {
         let r = round("reference", f, 700 + i as u64, None).await;
         assert_eq!(r.verdict, RoundVerdict::Passed, "{}", explain(&r));
         let ev = r.fault.as_ref().expect("fault record").evidence.join("; ");
-        assert!(ev.contains("proxies dropped"), "{ev}");
+        assert!(ev.contains("chunks on cut links"), "{ev}");
         match f {
             FaultKind::PartitionLeader => assert!(ev.contains("names leader"), "{ev}"),
             FaultKind::PartitionFollower | FaultKind::PartitionMinority => {

@@ -19,7 +19,7 @@ fn gauntlet(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for (args, says) in [
-        (vec!["chaos", "--fault", "disk.*"], "matches no fault"),
+        (vec!["chaos", "--fault", "nosuch.*"], "matches no fault"),
         (vec!["chaos", "--profile", "k8s"], "use etcd or kubernetes"),
         (
             vec![

@@ -24,13 +24,35 @@ async fn start(target: &str, members: usize) -> Cluster {
     }
 }
 
+/// One put, retried for up to 10 s (an endpoint may be the cut or paused member, and CI
+/// machines are busy); the test only needs the cluster to take writes.
 async fn put(c: &Cluster, key: &str) -> Result<(), String> {
-    let client = c.client().await.map_err(|e| e.to_string())?;
-    client
-        .put(key, "v")
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    put_via(c, None, key).await
+}
+
+/// [`put`] through member `via` only (a cut member cannot take writes), or any member.
+async fn put_via(c: &Cluster, via: Option<usize>, key: &str) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..20 {
+        let attempt = async {
+            let client = match via {
+                Some(i) => c.member_client(i).await,
+                None => c.client().await,
+            }
+            .map_err(|e| e.to_string())?;
+            client
+                .put(key, "v")
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last)
 }
 
 /// Three members on their own addresses; a partitioned follower drops packets and
@@ -54,7 +76,9 @@ async fn partition_kill_pause_and_teardown(target: &str) {
         .collect();
     cluster.set_partition(&others).unwrap();
     for k in 0..5 {
-        put(&cluster, &format!("/docker/p{k}")).await.unwrap();
+        put_via(&cluster, Some(leader), &format!("/docker/p{k}"))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (drops, unit) = cluster.partition_drops();
@@ -64,7 +88,16 @@ async fn partition_kill_pause_and_teardown(target: &str) {
         "the cut follower dropped nothing: {drops:?}"
     );
     let cut = cluster.member_status(follower).await;
-    let lead = cluster.member_status(leader).await.unwrap();
+    // The leader answers (its Status probe has a 1 s deadline: retried on a busy machine).
+    let mut lead = cluster.member_status(leader).await;
+    for _ in 0..20 {
+        if lead.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        lead = cluster.member_status(leader).await;
+    }
+    let lead = lead.unwrap();
     if let Ok(s) = &cut {
         assert!(
             s.raft_index < lead.raft_index,
@@ -78,7 +111,9 @@ async fn partition_kill_pause_and_teardown(target: &str) {
 
     cluster.kill(follower).unwrap();
     assert_eq!(cluster.members()[follower].state, MemberState::Stopped);
-    put(&cluster, "/docker/while-down").await.unwrap();
+    put_via(&cluster, Some(leader), "/docker/while-down")
+        .await
+        .unwrap();
     cluster.restart(follower).unwrap();
     cluster.wait_ready(Duration::from_secs(60)).await.unwrap();
 
@@ -93,7 +128,9 @@ async fn partition_kill_pause_and_teardown(target: &str) {
     cluster
         .shape_network(follower, NetShape::Loss(0.3))
         .unwrap();
-    put(&cluster, "/docker/lossy").await.unwrap();
+    put_via(&cluster, Some(leader), "/docker/lossy")
+        .await
+        .unwrap();
     cluster
         .shape_network(
             follower,
@@ -105,7 +142,9 @@ async fn partition_kill_pause_and_teardown(target: &str) {
         )
         .unwrap();
     for k in 0..10 {
-        put(&cluster, &format!("/docker/slow{k}")).await.unwrap();
+        put_via(&cluster, Some(leader), &format!("/docker/slow{k}"))
+            .await
+            .unwrap();
     }
     let (delayed, _) = cluster.delayed_packets(follower).expect("a delayer");
     assert!(delayed > 0, "the delayer held no packet");

@@ -256,7 +256,7 @@ pub async fn run_round(spec: RoundSpec, opts: &RoundOptions) -> RoundResult {
             None => gauntlet_harness::PeerProxy::Local,
         });
     }
-    if matches!(spec.fault.family(), "power-loss" | "disk") {
+    if spec.fault.needs_power_fs() {
         if opts.backend != gauntlet_harness::Backend::Process {
             result.verdict = RoundVerdict::Skipped(format!(
                 "{} needs the process backend (the power-loss filesystem is mounted on the host)",

@@ -246,7 +246,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     let mut supported = supported;
     if args.backend == gauntlet_harness::Backend::Docker {
         let before = supported.len();
-        supported.retain(|f| !matches!(f.family(), "power-loss" | "disk"));
+        supported.retain(|f| !f.needs_power_fs());
         if supported.len() < before {
             eprintln!(
                 "{} power-loss/disk fault(s) left out: they need the process backend",

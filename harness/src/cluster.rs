@@ -386,6 +386,16 @@ fn write_peer_pki(root: &Path, ips: &[IpAddr]) -> Result<(PathBuf, PathBuf, Path
     Ok((ca.write(root, "peer-ca.pem")?, peer.cert, peer.key))
 }
 
+/// Refuses a cut link that is not a link of an `n`-member cluster.
+fn check_links(cut: &[(usize, usize)], n: usize) -> Result<()> {
+    match cut.iter().find(|(a, b)| *a >= n || *b >= n || a == b) {
+        Some((a, b)) => Err(HarnessError::Invalid(format!(
+            "link m{a}-m{b} is not a link of this {n}-member cluster"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Mounts the power-loss filesystem over member `i`'s data dir, its durable state in
 /// `root/m<i>.durable`.
 fn mount_power_fs(
@@ -980,6 +990,7 @@ impl Cluster {
     /// Needs gauntlet's own peer proxies ([`PeerProxy::Local`]): a toxiproxy cannot tell
     /// which member dialed a connection.
     pub fn set_partition(&self, cut: &[(usize, usize)]) -> Result<()> {
+        let n = self.size();
         let blocked_of = |i: usize| -> std::collections::BTreeSet<usize> {
             cut.iter()
                 .filter_map(|&(a, b)| match (a == i, b == i) {
@@ -990,12 +1001,7 @@ impl Cluster {
                 .collect()
         };
         if let Some(d) = &self.docker {
-            let n = self.size();
-            if let Some((a, b)) = cut.iter().find(|(a, b)| *a >= n || *b >= n || a == b) {
-                return Err(HarnessError::Invalid(format!(
-                    "link m{a}-m{b} is not a link of this {n}-member cluster"
-                )));
-            }
+            check_links(cut, n)?;
             for i in 0..n {
                 d.set_blocked(i, &blocked_of(i))?;
             }
@@ -1009,21 +1015,9 @@ impl Cluster {
                 "partitions need gauntlet's own peer proxies, not a toxiproxy server".into(),
             )
         })?;
-        let n = p.names.len();
-        if let Some((a, b)) = cut.iter().find(|(a, b)| *a >= n || *b >= n || a == b) {
-            return Err(HarnessError::Invalid(format!(
-                "link m{a}-m{b} is not a link of this {n}-member cluster"
-            )));
-        }
+        check_links(cut, n)?;
         for (i, name) in p.names.iter().enumerate() {
-            let blocked: std::collections::BTreeSet<String> = cut
-                .iter()
-                .filter_map(|&(a, b)| match (a == i, b == i) {
-                    (true, _) => Some(format!("m{b}")),
-                    (_, true) => Some(format!("m{a}")),
-                    _ => None,
-                })
-                .collect();
+            let blocked = blocked_of(i).iter().map(|j| format!("m{j}")).collect();
             server
                 .registry()
                 .set_blocked(name, blocked)
@@ -1085,11 +1079,7 @@ impl Cluster {
                 });
             }
         }
-        let fs = self.powerfs.get(i).ok_or_else(|| {
-            HarnessError::Invalid(
-                "the cluster has no power-loss filesystem (ClusterSpec::power_loss)".into(),
-            )
-        })?;
+        let fs = self.power_fs(i)?;
         fs.control()
             .power_cut()
             .map_err(|e| HarnessError::Invalid(format!("power cut of m{i}: {e}")))
@@ -1098,14 +1088,19 @@ impl Cluster {
     /// Sets the disk faults of member `i`'s power-loss filesystem (replacing earlier
     /// ones; `Faults::default()` clears them).
     pub fn set_disk_faults(&self, i: usize, faults: gauntlet_powerfs::Faults) -> Result<()> {
-        let fs = self.powerfs.get(i).ok_or_else(|| {
-            HarnessError::Invalid(
-                "the cluster has no power-loss filesystem (ClusterSpec::power_loss)".into(),
-            )
-        })?;
+        let fs = self.power_fs(i)?;
         fs.control()
             .set_faults(faults)
             .map_err(|e| HarnessError::Invalid(format!("disk faults of m{i}: {e}")))
+    }
+
+    /// Member `i`'s power-loss filesystem.
+    fn power_fs(&self, i: usize) -> Result<&gauntlet_powerfs::PowerFs> {
+        self.powerfs.get(i).ok_or_else(|| {
+            HarnessError::Invalid(
+                "the cluster has no power-loss filesystem (ClusterSpec::power_loss)".into(),
+            )
+        })
     }
 
     /// What member `i` has written but not synced, when it runs on the power-loss
@@ -1211,12 +1206,11 @@ impl Cluster {
         }
         if let Some(name) = &m.container {
             // The attached client's signals would not reach the container.
-            let verb = match sig {
-                Signal::SIGSTOP => "pause",
-                Signal::SIGCONT => "unpause",
-                _ => "kill",
+            match sig {
+                Signal::SIGSTOP => crate::docker::docker(&["pause", name])?,
+                Signal::SIGCONT => crate::docker::docker(&["unpause", name])?,
+                other => crate::docker::docker(&["kill", "--signal", other.as_str(), name])?,
             };
-            crate::docker::docker(&[verb, name])?;
             m.info.state = then;
             return Ok(());
         }

@@ -56,6 +56,8 @@ const NS_CALL: Duration = Duration::from_secs(10);
 pub const RUN_LABEL: &str = "gauntlet.run";
 /// The label holding the pid of the harness that owns an object.
 pub const OWNER_LABEL: &str = "gauntlet.owner";
+/// Rules for packets both from and to a peer.
+const BOTH_WAYS: &[&str] = &["-s", "-d"];
 /// The NFQUEUE number delayed packets go to (each member has its own namespace).
 const DELAY_QUEUE: u16 = 7;
 /// Subnets tried before giving up on creating a network.
@@ -203,52 +205,33 @@ pub fn sweep_orphans() -> Result<Vec<String>> {
 /// Containers and networks of run `run` that exist now (what a teardown test checks
 /// is empty).
 pub fn objects_of_run(run: &str) -> Result<Vec<String>> {
-    let filter = format!("label={RUN_LABEL}={run}");
-    let mut out: Vec<String> =
-        docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| format!("container {}", l.trim()))
-            .collect();
-    out.extend(
-        docker(&[
-            "network",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Name}}",
-        ])?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| format!("network {}", l.trim())),
-    );
-    Ok(out)
+    objects_labelled(&format!("label={RUN_LABEL}={run}"))
 }
 
 /// Containers and networks owned by process `pid` (label [`OWNER_LABEL`]) that exist
 /// now: what a finished run must have removed.
 pub fn objects_of_owner(pid: u32) -> Result<Vec<String>> {
-    let filter = format!("label={OWNER_LABEL}={pid}");
-    let mut out: Vec<String> =
-        docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| format!("container {}", l.trim()))
-            .collect();
-    out.extend(
-        docker(&[
-            "network",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Name}}",
-        ])?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| format!("network {}", l.trim())),
-    );
+    objects_labelled(&format!("label={OWNER_LABEL}={pid}"))
+}
+
+/// Containers and networks that match the `docker --filter` `filter`, as
+/// `container NAME` and `network NAME`.
+fn objects_labelled(filter: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (what, list, format) in [
+        ("container", &["ps", "-a"][..], "{{.Names}}"),
+        ("network", &["network", "ls"][..], "{{.Name}}"),
+    ] {
+        let mut a = list.to_vec();
+        a.extend(["--filter", filter, "--format", format]);
+        out.extend(
+            docker(&a)?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| format!("{what} {l}")),
+        );
+    }
     Ok(out)
 }
 
@@ -530,12 +513,8 @@ impl DockerRun {
     /// replacing the rules set before (an empty set heals `i`).
     pub fn set_blocked(&self, i: usize, blocked: &BTreeSet<usize>) -> Result<()> {
         self.reset_chain(i)?;
-        for b in blocked {
-            let ip = self.ips[*b].to_string();
-            self.iptables(i, &["-w", "-A", CHAIN, "-s", &ip, "-j", "DROP"])?;
-            self.iptables(i, &["-w", "-A", CHAIN, "-d", &ip, "-j", "DROP"])?;
-        }
-        Ok(())
+        let blocked: Vec<usize> = blocked.iter().copied().collect();
+        self.peer_rules(i, &blocked, BOTH_WAYS, &["-j", "DROP"])
     }
 
     /// Packets dropped so far by gauntlet's rules in member `i`'s namespace (0 when it
@@ -563,63 +542,33 @@ impl DockerRun {
             .remove(&i);
         self.reset_chain(i)?;
         let _ = self.in_netns(i, "tc", &strings(&["qdisc", "del", "dev", "eth0", "root"]));
-        let others: Vec<String> = (0..self.ips.len())
-            .filter(|j| *j != i)
-            .map(|j| self.ips[j].to_string())
-            .collect();
+        let others: Vec<usize> = (0..self.ips.len()).filter(|j| *j != i).collect();
         match shape {
             NetShape::Clear => {}
-            NetShape::CutInbound => {
-                for ip in &others {
-                    self.iptables(i, &["-w", "-A", CHAIN, "-s", ip, "-j", "DROP"])?;
-                }
-            }
-            NetShape::ResetPeers => {
-                for ip in &others {
-                    for dir in ["-s", "-d"] {
-                        self.iptables(
-                            i,
-                            &[
-                                "-w",
-                                "-A",
-                                CHAIN,
-                                dir,
-                                ip,
-                                "-p",
-                                "tcp",
-                                "-j",
-                                "REJECT",
-                                "--reject-with",
-                                "tcp-reset",
-                            ],
-                        )?;
-                    }
-                }
-            }
+            NetShape::CutInbound => self.peer_rules(i, &others, &["-s"], &["-j", "DROP"])?,
+            NetShape::ResetPeers => self.peer_rules(
+                i,
+                &others,
+                BOTH_WAYS,
+                &["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+            )?,
             NetShape::Loss(p) => {
                 let p = format!("{:.3}", p.clamp(0.0, 1.0));
-                for ip in &others {
-                    for dir in ["-s", "-d"] {
-                        self.iptables(
-                            i,
-                            &[
-                                "-w",
-                                "-A",
-                                CHAIN,
-                                dir,
-                                ip,
-                                "-m",
-                                "statistic",
-                                "--mode",
-                                "random",
-                                "--probability",
-                                &p,
-                                "-j",
-                                "DROP",
-                            ],
-                        )?;
-                    }
-                }
+                self.peer_rules(
+                    i,
+                    &others,
+                    BOTH_WAYS,
+                    &[
+                        "-m",
+                        "statistic",
+                        "--mode",
+                        "random",
+                        "--probability",
+                        &p,
+                        "-j",
+                        "DROP",
+                    ],
+                )?;
             }
             NetShape::Bandwidth(kbit) => {
                 self.in_netns(
@@ -657,29 +606,31 @@ impl DockerRun {
                     seed,
                 )?;
                 let q = DELAY_QUEUE.to_string();
-                for ip in &others {
-                    for dir in ["-s", "-d"] {
-                        self.iptables(
-                            i,
-                            &[
-                                "-w",
-                                "-A",
-                                CHAIN,
-                                dir,
-                                ip,
-                                "-j",
-                                "NFQUEUE",
-                                "--queue-num",
-                                &q,
-                                "--queue-bypass",
-                            ],
-                        )?;
-                    }
-                }
+                self.peer_rules(
+                    i,
+                    &others,
+                    BOTH_WAYS,
+                    &["-j", "NFQUEUE", "--queue-num", &q, "--queue-bypass"],
+                )?;
                 self.delayers
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(i, delayer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends to gauntlet's chain in member `i`'s namespace one rule per member of
+    /// `peers` and direction of `dirs` (`-s`: packets from it, `-d`: packets to it),
+    /// ending with `rule` (the match and the target).
+    fn peer_rules(&self, i: usize, peers: &[usize], dirs: &[&str], rule: &[&str]) -> Result<()> {
+        for p in peers {
+            let ip = self.ips[*p].to_string();
+            for dir in dirs {
+                let mut a = vec!["-w", "-A", CHAIN, dir, &ip];
+                a.extend_from_slice(rule);
+                self.iptables(i, &a)?;
             }
         }
         Ok(())

@@ -211,31 +211,27 @@ impl fmt::Display for CutReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "power cut: dropped unsynced changes of {} file(s)",
+            "dropped unsynced changes of {} file(s)",
             self.files_dropped
         )?;
+        writeln!(f, "dropped {} unsynced byte(s)", self.bytes_dropped)?;
         writeln!(
             f,
-            "power cut: dropped {} unsynced byte(s)",
-            self.bytes_dropped
-        )?;
-        writeln!(
-            f,
-            "power cut: undid {} undurable metadata operation(s)",
+            "undid {} undurable metadata operation(s)",
             self.metadata_ops_undone
         )?;
         write!(
             f,
-            "power cut: skipped {} metadata undo(s) whose paths had changed",
+            "skipped {} metadata undo(s) whose paths had changed",
             self.metadata_undo_skipped
         )?;
         if !self.undone.is_empty() {
-            write!(f, "\npower cut: undid {}", self.undone.join(", "))?;
+            write!(f, "\nundid {}", self.undone.join(", "))?;
         }
         for t in &self.torn {
             write!(
                 f,
-                "\npower cut: tore the last write to {} at offset {}: kept {} of {} byte(s)",
+                "\ntore the last write to {} at offset {}: kept {} of {} byte(s)",
                 t.path, t.offset, t.kept_bytes, t.of_bytes
             )?;
         }

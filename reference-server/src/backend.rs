@@ -121,20 +121,15 @@ pub fn defragment(member_dir: &Path, state: &mut StateMachine) -> anyhow::Result
     state.set_db_dir(next_dir.clone());
     state.flush().context("making the copy durable")?;
     crate::failpoints::hit("defragBeforeRename");
-    let tmp = member_dir.join(format!("{POINTER}.tmp"));
-    std::fs::write(&tmp, &next)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, member_dir.join(POINTER)))
-        .and_then(|()| std::fs::File::open(member_dir)?.sync_all())
-        .unwrap_or_else(|e| {
-            // The state now lives in the new database, but a restart would open the old
-            // one: the log may already be compacted past it. Stop rather than risk it.
-            eprintln!(
-                "fatal: cannot switch {} to {next} after defragmenting: {e}",
-                member_dir.join(POINTER).display()
-            );
-            std::process::exit(1);
-        });
+    crate::durable::write_atomic(&member_dir.join(POINTER), next.as_bytes()).unwrap_or_else(|e| {
+        // The state now lives in the new database, but a restart would open the old
+        // one: the log may already be compacted past it. Stop rather than risk it.
+        eprintln!(
+            "fatal: cannot switch {} to {next} after defragmenting: {e}",
+            member_dir.join(POINTER).display()
+        );
+        std::process::exit(1);
+    });
     let after_bytes = state.db_size_bytes();
     let old_dir = member_dir.join(current);
     std::thread::spawn(move || {

@@ -182,14 +182,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let min_ttl_s = i64::try_from((3 * config.flags.election_timeout).div_ceil(2000))
         .unwrap_or(1)
         .max(1);
-    let state = state::StateMachine::open_with(
+    let mut state = state::StateMachine::open_with(
         db,
         state::Config {
             min_lease_ttl_secs: min_ttl_s,
         },
     )
     .context("opening the state machine")?;
-    let mut state = state;
     state.set_db_dir(backend::current_dir(&backend::member_dir(
         &config.data_dir,
     ))?);

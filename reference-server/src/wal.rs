@@ -496,10 +496,7 @@ pub fn unsafe_no_fsync() -> bool {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    if UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(());
-    }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    crate::durable::sync_dir(dir).map_err(io(dir))
 }
 
 /// Replays one segment; returns its highest entry index. A bad record in the last

@@ -128,7 +128,12 @@ fn system_packages() -> anyhow::Result<()> {
     if present {
         return Ok(());
     }
-    eprintln!("xtask: installing {}", SYSTEM_PACKAGES.join(" "));
+    apt_install(SYSTEM_PACKAGES)
+}
+
+/// Installs Debian `packages` with apt (after an update), saying so.
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: installing {}", packages.join(" "));
     run(
         "apt-get update",
         Command::new("apt-get").args(["update", "-q"]),
@@ -137,7 +142,7 @@ fn system_packages() -> anyhow::Result<()> {
         "apt-get install",
         Command::new("apt-get")
             .args(["install", "-y", "-q"])
-            .args(SYSTEM_PACKAGES)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
@@ -165,18 +170,7 @@ fn chaos_prerequisites() -> anyhow::Result<()> {
         .map(|(_, pkg)| *pkg)
         .collect();
     if !missing.is_empty() {
-        eprintln!("xtask: installing {}", missing.join(" "));
-        run(
-            "apt-get update",
-            Command::new("apt-get").args(["update", "-q"]),
-        )?;
-        run(
-            "apt-get install",
-            Command::new("apt-get")
-                .args(["install", "-y", "-q"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
+        apt_install(&missing)?;
     }
     if !Path::new("/dev/fuse").exists() {
         bail!("/dev/fuse is missing: the power-loss filesystem's tests need FUSE");

@@ -325,6 +325,12 @@ impl FaultKind {
             )
     }
 
+    /// Whether the round's members run on the power-loss filesystem: the `power-loss`
+    /// and `disk` families (process backend only; the filesystem is mounted on the host).
+    pub fn needs_power_fs(self) -> bool {
+        matches!(self.family(), "power-loss" | "disk")
+    }
+
     /// The family (the part of the name before the dot).
     pub fn family(self) -> &'static str {
         self.name().split('.').next().unwrap_or("none")
@@ -397,6 +403,81 @@ pub async fn failpoints_of(
 /// Whether `kind` needs a failpoint, and which.
 pub fn failpoint_name(kind: FaultKind) -> Option<&'static str> {
     failpoint::point(kind).map(|(name, _)| name)
+}
+
+/// Which members a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// The leader.
+    Leader,
+    /// A follower, chosen at random.
+    Follower,
+    /// Any member, chosen at random.
+    Random,
+    /// A random majority, in index order.
+    Majority,
+    /// Every member.
+    All,
+}
+
+/// The members `who` names, drawing from the round's generator (the same draws for
+/// every fault family, so a seed picks the same members whichever family asks).
+pub(crate) fn pick(
+    who: Who,
+    ctx: &mut FaultCtx<'_>,
+    leader: Option<usize>,
+) -> Result<Vec<usize>, FaultError> {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    let n = ctx.cluster.size();
+    let all: Vec<usize> = (0..n).collect();
+    Ok(match who {
+        Who::Leader => vec![leader.ok_or_else(|| failed("no leader to hit"))?],
+        Who::Follower => {
+            let followers: Vec<usize> =
+                all.iter().copied().filter(|i| Some(*i) != leader).collect();
+            vec![*followers
+                .choose(ctx.rng)
+                .ok_or_else(|| failed("no follower to hit"))?]
+        }
+        Who::Random => vec![ctx.rng.gen_range(0..n)],
+        Who::Majority => {
+            let mut m = all;
+            m.shuffle(ctx.rng);
+            m.truncate(n / 2 + 1);
+            m.sort_unstable();
+            m
+        }
+        Who::All => all,
+    })
+}
+
+/// The process ids of members `hit` now (`None` for a member that does not run).
+pub(crate) fn pids_of(cluster: &Cluster, hit: &[usize]) -> Vec<Option<u32>> {
+    let members = cluster.members();
+    hit.iter().map(|i| members[*i].pid).collect()
+}
+
+/// Confirms that members `hit` (which ran as `pids`) are gone after `what`: one evidence
+/// line each, or the error naming the one still running.
+pub(crate) fn confirm_gone(
+    cluster: &Cluster,
+    hit: &[usize],
+    pids: &[Option<u32>],
+    what: impl std::fmt::Display,
+) -> Result<Vec<String>, FaultError> {
+    let members = cluster.members();
+    let mut evidence = Vec::new();
+    for (i, pid) in hit.iter().zip(pids) {
+        if members[*i].state != gauntlet_harness::MemberState::Stopped || pid.is_some_and(alive) {
+            return Err(failed(format!("m{i} is still running after {what}")));
+        }
+        evidence.push(format!(
+            "m{i} (pid {}) is gone",
+            pid.map_or_else(|| "?".into(), |p| p.to_string())
+        ));
+    }
+    Ok(evidence)
 }
 
 /// A fault that could not be injected or verified.
@@ -499,7 +580,7 @@ pub(crate) async fn run(
             let mut ctx = ctx;
             network::run(kind, &mut ctx, leader_before, ready).await?
         }
-        k if k.family() == "power-loss" || k.family() == "disk" => {
+        k if k.needs_power_fs() => {
             let mut ctx = ctx;
             power::run(kind, &mut ctx, leader_before, ready).await?
         }

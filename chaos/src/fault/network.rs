@@ -65,9 +65,6 @@ pub(super) async fn run(
 ) -> Result<(Vec<usize>, Vec<String>), FaultError> {
     let n = ctx.cluster.size();
     let followers: Vec<usize> = (0..n).filter(|i| Some(*i) != leader).collect();
-    if ctx.cluster.backend() == gauntlet_harness::Backend::Docker {
-        return docker_run(kind, ctx, leader, &followers, ready).await;
-    }
     let hit = match kind {
         FaultKind::CutLeaderInbound => leader.ok_or_else(|| failed("no leader to cut"))?,
         FaultKind::CutFollowerInbound => *followers
@@ -75,6 +72,9 @@ pub(super) async fn run(
             .ok_or_else(|| failed("no follower to cut"))?,
         _ => ctx.rng.gen_range(0..n),
     };
+    if ctx.cluster.backend() == gauntlet_harness::Backend::Docker {
+        return docker_run(kind, ctx, leader, hit, ready).await;
+    }
     let (client, name): (ToxiproxyClient, String) = ctx
         .cluster
         .peer_proxy(hit)
@@ -225,18 +225,10 @@ async fn docker_run(
     kind: FaultKind,
     ctx: &mut FaultCtx<'_>,
     leader: Option<usize>,
-    followers: &[usize],
+    hit: usize,
     ready: Duration,
 ) -> Result<(Vec<usize>, Vec<String>), FaultError> {
     use gauntlet_harness::docker::NetShape;
-    let n = ctx.cluster.size();
-    let hit = match kind {
-        FaultKind::CutLeaderInbound => leader.ok_or_else(|| failed("no leader to cut"))?,
-        FaultKind::CutFollowerInbound => *followers
-            .get(ctx.rng.gen_range(0..followers.len().max(1)))
-            .ok_or_else(|| failed("no follower to cut"))?,
-        _ => ctx.rng.gen_range(0..n),
-    };
     let (shape, hold, what) = match kind {
         FaultKind::CutLeaderInbound | FaultKind::CutFollowerInbound => (
             NetShape::CutInbound,

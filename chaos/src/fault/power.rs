@@ -20,10 +20,11 @@
 use std::time::Duration;
 
 use gauntlet_harness::MemberState;
-use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::{alive, failed, serve_again, FaultCtx, FaultError, FaultKind};
+use super::{
+    confirm_gone, failed, pick, pids_of, serve_again, FaultCtx, FaultError, FaultKind, Who,
+};
 
 /// How long the cut members stay down before they are restarted.
 const DOWN_FOR: Duration = Duration::from_millis(1000);
@@ -34,27 +35,17 @@ fn targets(
     ctx: &mut FaultCtx<'_>,
     leader: Option<usize>,
 ) -> Result<Vec<usize>, FaultError> {
-    let n = ctx.cluster.size();
-    let all: Vec<usize> = (0..n).collect();
-    let followers: Vec<usize> = all.iter().copied().filter(|i| Some(*i) != leader).collect();
-    Ok(match kind {
-        FaultKind::PowerLossOne => vec![ctx.rng.gen_range(0..n)],
-        FaultKind::PowerLossLeader => vec![leader.ok_or_else(|| failed("no leader to cut"))?],
-        FaultKind::PowerLossFollower => vec![*followers
-            .choose(ctx.rng)
-            .ok_or_else(|| failed("no follower to cut"))?],
-        FaultKind::PowerLossMajority => {
-            let mut m = all;
-            m.shuffle(ctx.rng);
-            m.truncate(n / 2 + 1);
-            m.sort_unstable();
-            m
-        }
+    let who = match kind {
+        FaultKind::PowerLossOne => Who::Random,
+        FaultKind::PowerLossLeader => Who::Leader,
+        FaultKind::PowerLossFollower => Who::Follower,
+        FaultKind::PowerLossMajority => Who::Majority,
         FaultKind::PowerLossAll | FaultKind::PowerLossAllStrict | FaultKind::PowerLossTornWrite => {
-            all
+            Who::All
         }
         _ => return Err(failed(format!("{kind} is not a power-loss fault"))),
-    })
+    };
+    pick(who, ctx, leader)
 }
 
 pub(super) async fn run(
@@ -83,18 +74,12 @@ pub(super) async fn run(
                 .map_err(failed)?;
         }
     }
-    let pids: Vec<Option<u32>> = hit.iter().map(|i| cluster.members()[*i].pid).collect();
+    let pids = pids_of(cluster, &hit);
     // All at once, as a power cut: the kills come first, then the drops.
     for i in &hit {
         cluster.kill(*i).map_err(failed)?;
     }
-    let mut evidence = Vec::new();
-    for (i, pid) in hit.iter().zip(&pids) {
-        let m = &cluster.members()[*i];
-        if m.state != MemberState::Stopped || pid.is_some_and(alive) {
-            return Err(failed(format!("m{i} is still running after SIGKILL")));
-        }
-    }
+    let mut evidence = confirm_gone(cluster, &hit, &pids, "SIGKILL")?;
     for i in &hit {
         let report = cluster.power_cut(*i).map_err(failed)?;
         evidence.push(format!(
@@ -120,13 +105,9 @@ const EIO_FOR: Duration = Duration::from_secs(2);
 /// The slow-fsync fault: extra latency per fsync, and for how long.
 const SLOW_FSYNC: (Duration, Duration) = (Duration::from_millis(300), Duration::from_secs(3));
 
+/// A cut report on one evidence line.
 fn describe(report: &gauntlet_harness::powerfs::CutReport) -> String {
-    report
-        .to_string()
-        .lines()
-        .map(|l| l.trim_start_matches("power cut: "))
-        .collect::<Vec<_>>()
-        .join("; ")
+    report.to_string().replace('\n', "; ")
 }
 
 /// EIO on every fsync of a random member until it exits (or [`EIO_FOR`] passes), then

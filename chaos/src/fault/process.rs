@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use gauntlet_harness::MemberState;
-use rand::seq::SliceRandom;
-use rand::Rng;
-
-use super::{alive, failed, serve_again, FaultCtx, FaultError, FaultKind};
+use super::{
+    confirm_gone, failed, pick, pids_of, serve_again, FaultCtx, FaultError, FaultKind, Who,
+};
 
 /// How long a killed member stays down before its restart.
 const DOWN_FOR: Duration = Duration::from_millis(1000);
@@ -20,29 +18,15 @@ fn targets(
     ctx: &mut FaultCtx<'_>,
     leader: Option<usize>,
 ) -> Result<Vec<usize>, FaultError> {
-    let n = ctx.cluster.size();
-    let all: Vec<usize> = (0..n).collect();
-    let followers: Vec<usize> = all.iter().copied().filter(|i| Some(*i) != leader).collect();
-    Ok(match kind {
-        FaultKind::KillLeader | FaultKind::PauseLeader => {
-            vec![leader.ok_or_else(|| failed("no leader to hit"))?]
-        }
-        FaultKind::KillFollower | FaultKind::PauseFollower => vec![*followers
-            .choose(ctx.rng)
-            .ok_or_else(|| failed("no follower to hit"))?],
-        FaultKind::KillRandom | FaultKind::TermRandom | FaultKind::ReplaceMember => {
-            vec![ctx.rng.gen_range(0..n)]
-        }
-        FaultKind::KillMajority => {
-            let mut m = all.clone();
-            m.shuffle(ctx.rng);
-            m.truncate(n / 2 + 1);
-            m.sort_unstable();
-            m
-        }
-        FaultKind::KillAll => all,
+    let who = match kind {
+        FaultKind::KillLeader | FaultKind::PauseLeader => Who::Leader,
+        FaultKind::KillFollower | FaultKind::PauseFollower => Who::Follower,
+        FaultKind::KillRandom | FaultKind::TermRandom | FaultKind::ReplaceMember => Who::Random,
+        FaultKind::KillMajority => Who::Majority,
+        FaultKind::KillAll => Who::All,
         _ => return Err(failed(format!("{kind} is not a process fault"))),
-    })
+    };
+    pick(who, ctx, leader)
 }
 
 pub(super) async fn run(
@@ -69,7 +53,7 @@ pub(super) async fn run(
     }
     let cluster = ctx.cluster;
     let mut evidence = Vec::new();
-    let pids: Vec<Option<u32>> = hit.iter().map(|i| cluster.members()[*i].pid).collect();
+    let pids = pids_of(cluster, &hit);
     match kind {
         FaultKind::PauseLeader | FaultKind::PauseFollower => {
             let ids: Vec<u64> = {
@@ -144,16 +128,7 @@ pub(super) async fn run(
             | FaultKind::KillAll
             | FaultKind::TermRandom
     ) {
-        for (i, pid) in hit.iter().zip(&pids) {
-            let m = &cluster.members()[*i];
-            if m.state != MemberState::Stopped || pid.is_some_and(alive) {
-                return Err(failed(format!("m{i} is still running after {kind}")));
-            }
-            evidence.push(format!(
-                "m{i} (pid {}) is gone",
-                pid.map_or_else(|| "?".into(), |p| p.to_string())
-            ));
-        }
+        evidence.extend(confirm_gone(cluster, &hit, &pids, kind)?);
         tokio::time::sleep(DOWN_FOR).await;
         for i in &hit {
             cluster.restart(*i).map_err(failed)?;

@@ -37,6 +37,29 @@ pub fn write_round(
     side_reads: &[SideRead],
     validation: &Validation,
 ) -> std::io::Result<()> {
+    let title = format!("chaos round {} ({})", result.spec.round, result.spec.fault);
+    write_evidence(dir, &title, history, watches, side_reads, validation)?;
+    std::fs::write(
+        dir.join("round.json"),
+        serde_json::to_string_pretty(result).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::write(dir.join("rerun.txt"), format!("{}\n", result.rerun))?;
+    let timeline = crate::timeline::render(result, history, watches, validation.check.as_ref());
+    std::fs::write(dir.join("timeline.html"), timeline)?;
+    Ok(())
+}
+
+/// Writes what was observed, in the forms [`load_round`] reads back: `history.jsonl`
+/// (what `gauntlet check --model etcd` re-checks), `reads.jsonl`, `watch.json`, and
+/// `history.html` when the history is not linearizable (titled `title`).
+pub fn write_evidence(
+    dir: &Path,
+    title: &str,
+    history: &[EtcdOp],
+    watches: &[MemberWatch],
+    side_reads: &[SideRead],
+    validation: &Validation,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("history.jsonl"), to_json_lines(history))?;
     let mut reads = String::new();
@@ -59,17 +82,9 @@ pub fn write_round(
         dir.join("watch.json"),
         serde_json::to_string_pretty(&segs).map_err(std::io::Error::other)?,
     )?;
-    std::fs::write(
-        dir.join("round.json"),
-        serde_json::to_string_pretty(result).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::write(dir.join("rerun.txt"), format!("{}\n", result.rerun))?;
-    let timeline = crate::timeline::render(result, history, watches, validation.check.as_ref());
-    std::fs::write(dir.join("timeline.html"), timeline)?;
     if let Some(check) = &validation.check {
         if validation.linearizable == Some(false) {
-            let title = format!("chaos round {} ({})", result.spec.round, result.spec.fault);
-            let page = gauntlet_checker::html::render(&EtcdModel, &title, history, check);
+            let page = gauntlet_checker::html::render(&EtcdModel, title, history, check);
             std::fs::write(dir.join("history.html"), page)?;
         }
     }

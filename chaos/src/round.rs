@@ -335,57 +335,27 @@ async fn drive(
     cluster: &Cluster,
     result: &mut RoundResult,
 ) -> Result<(), RoundVerdict> {
-    let err = |what: &str, e: &dyn std::fmt::Display| RoundVerdict::Error(format!("{what}: {e}"));
     let mut rng = StdRng::seed_from_u64(spec.round_seed);
-    // The self-test's proxies sit between every client and its member.
-    let mut proxies = Vec::new();
-    let mut config = cluster.client_config(cluster.endpoints());
-    if let Some(m) = opts.mutation {
-        config.endpoints.clear();
-        for ep in cluster.endpoints() {
-            let p = Proxy::start(&ep, Some(m))
-                .await
-                .map_err(|e| err("starting the self-test proxy", &e))?;
-            config.endpoints.push(p.endpoint());
-            proxies.push(p);
-        }
-    }
-    config.command_timeout = opts.traffic.request_timeout;
-    let base = Client::connect(config)
-        .await
-        .map_err(|e| err("connecting", &e))?;
-    // The model assumes an empty store at revision 1.
-    let first = base
-        .range(crate::traffic::full_list())
-        .await
-        .map_err(|e| err("reading the empty cluster", &e))?;
-    let rev = first.header.map_or(0, |h| h.revision);
-    if first.count != 0 || !first.kvs.is_empty() || rev != 1 {
-        // We launched it with empty data dirs: etcd starts empty at revision 1.
-        result.findings.push(Finding {
-            check: "empty-at-start".into(),
-            guarantee: None,
-            detail: format!(
-                "a freshly launched cluster answered a full range with count {} ({} keys) at revision {rev}; an empty store is at revision 1",
-                first.count,
-                first.kvs.len()
-            ),
-        });
-        return Err(RoundVerdict::Violation);
-    }
-    let recorder = Arc::new(MemoryRecorder::default());
-    let watchers = Watchers::start(&base).map_err(|e| err("starting watchers", &e))?;
-    let traffic = Traffic::start(
-        &base,
-        recorder.clone(),
+    let mutate = opts.mutation.map(|m| (m, MutateOn::Every));
+    let session = match Session::start(
+        cluster,
         &opts.traffic,
         spec.profile,
         spec.round_seed,
+        mutate,
     )
-    .map_err(|e| err("starting traffic", &e))?;
+    .await
+    {
+        Ok(s) => s,
+        Err(SessionError::Error(e)) => return Err(RoundVerdict::Error(e)),
+        Err(SessionError::NotEmpty(f)) => {
+            result.findings.push(f);
+            return Err(RoundVerdict::Violation);
+        }
+    };
     let jitter = Duration::from_millis(rng.gen_range(0..200));
     tokio::time::sleep(opts.before_fault + jitter).await;
-    let admin = base.with_recorder(recorder.clone());
+    let admin = session.admin();
     let fault_result = fault::run(
         spec.fault,
         FaultCtx {
@@ -401,8 +371,7 @@ async fn drive(
     let fault = match fault_result {
         Ok(f) => Some(f),
         Err(FaultError::Unsupported(why)) => {
-            let _ = traffic.stop().await;
-            let _ = watchers.finish(0, Duration::from_millis(10)).await;
+            session.abandon().await;
             return Err(RoundVerdict::Skipped(why));
         }
         Err(FaultError::NoRecovery(why)) => {
@@ -414,104 +383,24 @@ async fn drive(
             None
         }
         Err(FaultError::Failed(why)) => {
-            let _ = traffic.stop().await;
-            let _ = watchers.finish(0, Duration::from_millis(10)).await;
+            session.abandon().await;
             return Err(RoundVerdict::Error(format!("fault {}: {why}", spec.fault)));
         }
     };
     tokio::time::sleep(opts.after_fault).await;
-    let (stats, client_watches) = traffic.stop().await;
-    // A final write must succeed: the cluster recovered.
-    let final_client = base.with_recorder(recorder.clone());
-    let deadline = Instant::now() + FINAL_WRITE_WITHIN;
-    let mut final_ok = false;
-    let mut last_err = String::new();
-    let mut attempt = 0u32;
-    while Instant::now() < deadline {
-        attempt += 1;
-        match final_client
-            .put_request(pb::PutRequest {
-                key: format!("{PREFIX}final").into_bytes(),
-                value: format!("final-{attempt}").into_bytes(),
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(_) => {
-                final_ok = true;
-                break;
-            }
-            Err(e) => {
-                last_err = e.to_string();
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-    if !final_ok {
-        result.findings.push(Finding {
-            check: "final-write".into(),
-            guarantee: None,
-            detail: format!(
-                "no write succeeded within {} s after the fault was healed ({attempt} attempts; last: {last_err})",
-                FINAL_WRITE_WITHIN.as_secs()
-            ),
-        });
-    }
-    // A final linearizable read of everything.
-    let _ = final_client.range(crate::traffic::full_list()).await;
-    let ops = recorder.operations();
-    let max_rev = ops
-        .iter()
-        .filter(|o| o.outcome == Outcome::Ok)
-        .filter_map(|o| o.ret.as_ref().and_then(convert::response))
-        .filter_map(|r| r.revision())
-        .max()
-        .unwrap_or(1);
-    let mut watches = watchers.finish(max_rev, WATCH_CATCH_UP).await;
-    for w in &watches {
-        if w.reached < max_rev {
-            result.unknown.push(format!(
-                "watch: member m{} delivered up to revision {} of {max_rev} within {} s of the end of traffic",
-                w.member,
-                w.reached,
-                WATCH_CATCH_UP.as_secs()
-            ));
-        }
-    }
-    if !client_watches.is_empty() {
-        // The traffic's own watches (list-and-watch) are judged with the members'.
-        watches.push(MemberWatch {
-            member: usize::MAX,
-            reached: max_rev,
-            segments: client_watches,
-        });
-    }
-    hash_kv(&base, cluster.size(), max_rev, result).await;
-    drop(proxies);
-    let (history, left_out) = convert::history(&ops);
-    let side_reads = convert::side_reads(&ops);
-    result.operations = history.len();
-    result.operations_left_out = left_out;
-    result.watch_responses = watches
-        .iter()
-        .flat_map(|w| &w.segments)
-        .map(|s| s.responses.len())
-        .sum();
-    result.availability = availability(&ops, fault.as_ref(), stats);
+    let judged = session.finish(cluster, opts.check_timeout).await?;
+    result.findings.extend(judged.findings.iter().cloned());
+    result.unknown.extend(judged.unknown.iter().cloned());
+    result.operations = judged.operations;
+    result.operations_left_out = judged.operations_left_out;
+    result.watch_responses = judged.watch_responses;
+    result.availability = availability(&judged.ops, fault.as_ref(), judged.stats);
     result.fault = fault;
-    let timeout = opts.check_timeout;
-    let h2 = history.clone();
-    let w2 = watches.clone();
-    let r2 = side_reads.clone();
-    let validation = tokio::task::spawn_blocking(move || validate(&h2, &w2, &r2, timeout))
-        .await
-        .map_err(|e| err("validation", &e))?;
+    let validation = &judged.validation;
     result.validation_ms = validation.validation_ms;
     result.side_reads_judged = validation.side_reads_judged;
     result.side_reads_unjudged = validation.side_reads_unjudged;
     result.unknown_writes_settled = validation.patched;
-    result.findings.extend(validation.findings.iter().cloned());
-    result.unknown.extend(validation.unknown.iter().cloned());
     let known: Option<Vec<crate::ledger::KnownIssue>> = opts.etcd_release.and_then(|v| {
         result
             .findings
@@ -540,9 +429,9 @@ async fn drive(
             &dir,
             result,
             &validation.judged,
-            &watches,
-            &side_reads,
-            &validation,
+            &judged.watches,
+            &judged.side_reads,
+            validation,
         ) {
             result
                 .unknown
@@ -552,9 +441,279 @@ async fn drive(
     Ok(())
 }
 
+/// Which members' answers a self-test mutates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MutateOn {
+    /// Every member's.
+    Every,
+    /// Only this member's (the others are reached directly).
+    One(usize),
+}
+
+/// Why a [`Session`] did not start.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Something needed could not be set up.
+    Error(String),
+    /// The cluster was not empty at revision 1 (the model's starting point).
+    NotEmpty(Finding),
+}
+
+/// Recorded traffic with a watcher on every member, on a freshly launched cluster, from
+/// start to judgement: what a chaos round runs its fault under, and a skew scenario its
+/// version changes. [`Session::finish`] requires a final write, reads everything once
+/// more, compares HashKV on every member and validates the whole history and every
+/// watch stream.
+pub struct Session {
+    base: Client,
+    recorder: Arc<MemoryRecorder>,
+    watchers: Watchers,
+    traffic: Traffic,
+    /// The self-test's proxies (kept alive until the end).
+    proxies: Vec<Proxy>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("proxies", &self.proxies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Session::finish`] observed and concluded.
+#[allow(missing_debug_implementations)] // the validation's judged history is large
+pub struct Judged {
+    /// Broken guarantees (final write, HashKV, validation).
+    pub findings: Vec<Finding>,
+    /// Checks that could not finish.
+    pub unknown: Vec<String>,
+    /// Every recorded operation.
+    pub ops: Vec<gauntlet_harness::OpRecord>,
+    /// The traffic's request counts.
+    pub stats: crate::traffic::ClientStats,
+    /// Operations in the checked history, and those the model does not cover.
+    pub operations: usize,
+    /// Recorded operations left out of the check.
+    pub operations_left_out: usize,
+    /// Watch responses received on every member.
+    pub watch_responses: usize,
+    /// Every member's watch streams (and the traffic's own watches).
+    pub watches: Vec<MemberWatch>,
+    /// Serializable and keys-only reads judged against the watched state.
+    pub side_reads: Vec<crate::convert::SideRead>,
+    /// The validation itself.
+    pub validation: crate::validate::Validation,
+    /// The highest revision an acknowledged operation saw.
+    pub max_revision: i64,
+}
+
+impl Session {
+    /// Connects to every member (through a mutating proxy on the members `mutate` names,
+    /// for self-tests), checks the cluster is empty at revision 1, and starts the
+    /// watchers and the traffic of `profile`, seeded with `seed`.
+    pub async fn start(
+        cluster: &Cluster,
+        traffic: &TrafficConfig,
+        profile: crate::scenario::TrafficProfile,
+        seed: u64,
+        mutate: Option<(Mutation, MutateOn)>,
+    ) -> Result<Session, SessionError> {
+        let err =
+            |what: &str, e: &dyn std::fmt::Display| SessionError::Error(format!("{what}: {e}"));
+        let mut proxies = Vec::new();
+        let mut config = cluster.client_config(cluster.endpoints());
+        if let Some((m, on)) = mutate {
+            config.endpoints.clear();
+            for (i, ep) in cluster.endpoints().into_iter().enumerate() {
+                if on == MutateOn::One(i) || on == MutateOn::Every {
+                    let p = Proxy::start(&ep, Some(m))
+                        .await
+                        .map_err(|e| err("starting the self-test proxy", &e))?;
+                    config.endpoints.push(p.endpoint());
+                    proxies.push(p);
+                } else {
+                    config.endpoints.push(ep);
+                }
+            }
+        }
+        config.command_timeout = traffic.request_timeout;
+        let base = Client::connect(config)
+            .await
+            .map_err(|e| err("connecting", &e))?;
+        // The model assumes an empty store at revision 1.
+        let first = base
+            .range(crate::traffic::full_list())
+            .await
+            .map_err(|e| err("reading the empty cluster", &e))?;
+        let rev = first.header.map_or(0, |h| h.revision);
+        if first.count != 0 || !first.kvs.is_empty() || rev != 1 {
+            // We launched it with empty data dirs: etcd starts empty at revision 1.
+            return Err(SessionError::NotEmpty(Finding {
+                check: "empty-at-start".into(),
+                guarantee: None,
+                detail: format!(
+                    "a freshly launched cluster answered a full range with count {} ({} keys) at revision {rev}; an empty store is at revision 1",
+                    first.count,
+                    first.kvs.len()
+                ),
+            }));
+        }
+        let recorder = Arc::new(MemoryRecorder::default());
+        let watchers = Watchers::start(&base).map_err(|e| err("starting watchers", &e))?;
+        let traffic = Traffic::start(&base, recorder.clone(), traffic, profile, seed)
+            .map_err(|e| err("starting traffic", &e))?;
+        Ok(Session {
+            base,
+            recorder,
+            watchers,
+            traffic,
+            proxies,
+        })
+    }
+
+    /// A client over every member whose operations join the judged history (what
+    /// faults and scenario steps write through).
+    pub fn admin(&self) -> Client {
+        self.base.with_recorder(self.recorder.clone())
+    }
+
+    /// The unrecorded client over every member (pinned clients: `base().pinned(i)`).
+    pub fn base(&self) -> &Client {
+        &self.base
+    }
+
+    /// Stops everything without judging (a run that could not go on).
+    pub async fn abandon(self) {
+        let _ = self.traffic.stop().await;
+        let _ = self.watchers.finish(0, Duration::from_millis(10)).await;
+    }
+
+    /// Stops the traffic, requires a final write within [`FINAL_WRITE_WITHIN`], reads
+    /// everything once more, lets the watchers reach the last revision, compares HashKV
+    /// on every member and validates. An error only when validation itself could not run.
+    pub async fn finish(
+        self,
+        cluster: &Cluster,
+        check_timeout: Duration,
+    ) -> Result<Judged, RoundVerdict> {
+        let Session {
+            base,
+            recorder,
+            watchers,
+            traffic,
+            proxies,
+        } = self;
+        let mut findings = Vec::new();
+        let mut unknown = Vec::new();
+        let (stats, client_watches) = traffic.stop().await;
+        // A final write must succeed: the cluster recovered.
+        let final_client = base.with_recorder(recorder.clone());
+        let deadline = Instant::now() + FINAL_WRITE_WITHIN;
+        let mut final_ok = false;
+        let mut last_err = String::new();
+        let mut attempt = 0u32;
+        while Instant::now() < deadline {
+            attempt += 1;
+            match final_client
+                .put_request(pb::PutRequest {
+                    key: format!("{PREFIX}final").into_bytes(),
+                    value: format!("final-{attempt}").into_bytes(),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(_) => {
+                    final_ok = true;
+                    break;
+                }
+                Err(e) => {
+                    last_err = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+        if !final_ok {
+            findings.push(Finding {
+                check: "final-write".into(),
+                guarantee: None,
+                detail: format!(
+                    "no write succeeded within {} s at the end ({attempt} attempts; last: {last_err})",
+                    FINAL_WRITE_WITHIN.as_secs()
+                ),
+            });
+        }
+        // A final linearizable read of everything.
+        let _ = final_client.range(crate::traffic::full_list()).await;
+        let ops = recorder.operations();
+        let max_rev = ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Ok)
+            .filter_map(|o| o.ret.as_ref().and_then(convert::response))
+            .filter_map(|r| r.revision())
+            .max()
+            .unwrap_or(1);
+        let mut watches = watchers.finish(max_rev, WATCH_CATCH_UP).await;
+        for w in &watches {
+            if w.reached < max_rev {
+                unknown.push(format!(
+                    "watch: member m{} delivered up to revision {} of {max_rev} within {} s of the end of traffic",
+                    w.member,
+                    w.reached,
+                    WATCH_CATCH_UP.as_secs()
+                ));
+            }
+        }
+        if !client_watches.is_empty() {
+            // The traffic's own watches (list-and-watch) are judged with the members'.
+            watches.push(MemberWatch {
+                member: usize::MAX,
+                reached: max_rev,
+                segments: client_watches,
+            });
+        }
+        let (hash_findings, hash_unknown) = hash_kv(&base, cluster.size(), max_rev).await;
+        findings.extend(hash_findings);
+        unknown.extend(hash_unknown);
+        drop(proxies);
+        let (history, left_out) = convert::history(&ops);
+        let side_reads = convert::side_reads(&ops);
+        let watch_responses = watches
+            .iter()
+            .flat_map(|w| &w.segments)
+            .map(|s| s.responses.len())
+            .sum();
+        let h2 = history.clone();
+        let w2 = watches.clone();
+        let r2 = side_reads.clone();
+        let validation =
+            tokio::task::spawn_blocking(move || validate(&h2, &w2, &r2, check_timeout))
+                .await
+                .map_err(|e| RoundVerdict::Error(format!("validation: {e}")))?;
+        findings.extend(validation.findings.iter().cloned());
+        unknown.extend(validation.unknown.iter().cloned());
+        Ok(Judged {
+            findings,
+            unknown,
+            ops,
+            stats,
+            operations: history.len(),
+            operations_left_out: left_out,
+            watch_responses,
+            watches,
+            side_reads,
+            validation,
+            max_revision: max_rev,
+        })
+    }
+}
+
 /// HashKV at `revision` on every member must agree (members may lag: each is asked
-/// until it has the revision, within 10 s).
-async fn hash_kv(base: &Client, members: usize, revision: i64, result: &mut RoundResult) {
+/// until it has the revision, within 10 s): the findings when they do not, and the
+/// members that did not answer.
+pub async fn hash_kv(base: &Client, members: usize, revision: i64) -> (Vec<Finding>, Vec<String>) {
+    let mut findings = Vec::new();
+    let mut unknown = Vec::new();
     let asks = (0..members).map(|i| async move {
         let c = base.pinned(i).ok()?;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -580,14 +739,14 @@ async fn hash_kv(base: &Client, members: usize, revision: i64, result: &mut Roun
     for (i, a) in answers {
         match a {
             Ok((h, c)) => hashes.push((i, h, c)),
-            Err(e) => result.unknown.push(format!(
+            Err(e) => unknown.push(format!(
                 "hashkv: m{i} did not answer HashKV at revision {revision}: {e}"
             )),
         }
     }
     if let Some((_, h0, c0)) = hashes.first().copied() {
         if hashes.iter().any(|(_, h, c)| *h != h0 || *c != c0) {
-            result.findings.push(Finding {
+            findings.push(Finding {
                 check: "hashkv".into(),
                 guarantee: None,
                 detail: format!(
@@ -601,6 +760,7 @@ async fn hash_kv(base: &Client, members: usize, revision: i64, result: &mut Roun
             });
         }
     }
+    (findings, unknown)
 }
 
 fn availability(

@@ -19,6 +19,7 @@ mod chaos;
 mod check;
 mod conformance;
 mod powerfs;
+mod skew;
 mod standin;
 
 #[derive(Parser, Debug)]
@@ -82,6 +83,8 @@ enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Seeded fault rounds (crashes, pauses, maintenance) under recorded traffic, judged by the checker.
     Chaos(chaos::ChaosArgs),
+    /// Mixed versions under recorded traffic: rolling upgrade, mixed clusters, rollback, refusals, downgrade, client skew.
+    Skew(skew::SkewArgs),
     /// Serve toxiproxy's HTTP API over gauntlet's fault proxies (until Ctrl-C).
     Proxy {
         /// Where the API listens (loopback).
@@ -101,7 +104,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum TargetsAction {
-    /// Fetch targets (e.g. etcd@3.5.1 etcd@3.4.23) into the cache; cached ones are verified and kept.
+    /// Fetch targets (e.g. etcd@3.5.1 etcd@3.4.23) into the cache, or build reference@REV; cached ones are verified and kept.
     Fetch {
         /// Targets to fetch.
         #[arg(required = true)]
@@ -205,6 +208,7 @@ fn main() -> ExitCode {
                     rt.block_on(conformance::run_conformance(&args, &cli.conn))
                 }
                 Command::Chaos(args) => rt.block_on(chaos::run_chaos(&args)),
+                Command::Skew(args) => rt.block_on(skew::run_skew(&args)),
                 Command::Powerfs(args) => rt.block_on(powerfs::run(&args)).map(|()| 0),
                 Command::StandIn(args) => {
                     return match rt.block_on(standin::run(args)) {
@@ -253,7 +257,8 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
         | Command::Conformance(_)
         | Command::StandIn(_)
         | Command::Powerfs(_)
-        | Command::Chaos(_) => {
+        | Command::Chaos(_)
+        | Command::Skew(_) => {
             unreachable!("handled before the runtime starts")
         }
     }
@@ -277,8 +282,21 @@ fn fetch(targets: &[String]) -> anyhow::Result<()> {
     let sources = SourceList::for_cache(&cache)?;
     for t in targets {
         let target: Target = t.parse()?;
+        if let Target::ReferenceRev { rev } = &target {
+            let (bin, built) = gauntlet_harness::revbuild::build(&cache, rev)?;
+            println!(
+                "{target}: {} {}",
+                if built {
+                    "built into"
+                } else {
+                    "already built in"
+                },
+                bin.display()
+            );
+            continue;
+        }
         if !matches!(target, Target::Etcd { .. }) {
-            bail!("only etcd@VERSION targets are fetched; `{t}` needs no fetch");
+            bail!("only etcd@VERSION and reference@REV targets are fetched; `{t}` needs no fetch");
         }
         match cache.fetch(&sources, &target.to_string())? {
             FetchOutcome::AlreadyCached(dir) => {

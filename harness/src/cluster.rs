@@ -40,6 +40,19 @@ const PORT_ATTEMPTS: usize = 3;
 const READY_POLL: Duration = Duration::from_millis(100);
 /// Deadline of each readiness probe call.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Deadline of one `/version` request.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A member's `/version` document, etcd's `{"etcdserver": …, "etcdcluster": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Versions {
+    /// The member's server (binary) version, e.g. `3.5.1`.
+    #[serde(rename = "etcdserver")]
+    pub server: String,
+    /// The cluster version as this member knows it (`3.5.0`), or `not_decided`.
+    #[serde(rename = "etcdcluster")]
+    pub cluster: String,
+}
 
 /// What to launch.
 #[derive(Debug, Clone)]
@@ -229,6 +242,9 @@ pub struct MemberInfo {
 #[derive(Debug)]
 struct Member {
     info: MemberInfo,
+    /// What it runs as, and that target's binary ([`Cluster::set_member_target`]).
+    target: Target,
+    binary: PathBuf,
     args: Vec<String>,
     /// Extra environment (`GOFAIL_HTTP`).
     env: Vec<(String, String)>,
@@ -246,7 +262,6 @@ struct Member {
 #[derive(Debug)]
 pub struct Cluster {
     spec: ClusterSpec,
-    binary: PathBuf,
     root: PathBuf,
     members: Mutex<Vec<Member>>,
     peer_proxies: Option<PeerProxies>,
@@ -677,6 +692,8 @@ impl Cluster {
             };
             members.push(Member {
                 info,
+                target: spec.target.clone(),
+                binary: binary.to_path_buf(),
                 args,
                 env,
                 gofail,
@@ -716,7 +733,6 @@ impl Cluster {
         }
         let cluster = Cluster {
             spec: spec.clone(),
-            binary: binary.to_path_buf(),
             root,
             members: Mutex::new(members),
             peer_proxies,
@@ -757,7 +773,7 @@ impl Cluster {
                 let args = d.run_args(i, &self.root, &m.env, &m.args);
                 spawn_member(Path::new("docker"), &args, &[], &m.info.log)?
             }
-            None => spawn_member(&self.binary, &m.args, &m.env, &m.info.log)?,
+            None => spawn_member(&m.binary, &m.args, &m.env, &m.info.log)?,
         };
         {
             let mut d = self
@@ -780,9 +796,68 @@ impl Cluster {
         &self.root
     }
 
-    /// The target being run.
+    /// The target the cluster was launched with (members may run another since:
+    /// [`Cluster::member_target`]).
     pub fn target(&self) -> &Target {
         &self.spec.target
+    }
+
+    /// What member `i` runs as (or will at its next start).
+    pub fn member_target(&self, i: usize) -> Result<Target> {
+        let mut members = self.lock();
+        Ok(Self::member_mut(&mut members, i)?.target.clone())
+    }
+
+    /// Makes member `i` start as `target` from its next (re)start on, with the same
+    /// flags and data dir: how a member is upgraded or rolled back by binary swap.
+    /// Process backend only (a container image holds one binary).
+    pub fn set_member_target(&self, i: usize, target: &Target, cache: &Cache) -> Result<()> {
+        if self.docker.is_some() {
+            return Err(HarnessError::Invalid(
+                "members of different targets need the process backend".into(),
+            ));
+        }
+        let binary = target.server_binary(cache)?;
+        let mut members = self.lock();
+        let m = Self::member_mut(&mut members, i)?;
+        m.target = target.clone();
+        m.binary = binary;
+        Ok(())
+    }
+
+    /// Member `i`'s `/version` on its client URL: its server version and the cluster
+    /// version it knows (`not_decided` before the first decision), as etcd serves them.
+    pub async fn member_version(&self, i: usize) -> std::result::Result<Versions, String> {
+        let url = {
+            let mut members = self.lock();
+            Self::member_mut(&mut members, i)
+                .map_err(|e| e.to_string())?
+                .info
+                .client_url
+                .clone()
+        };
+        if !url.starts_with("http://") {
+            return Err(format!("{url}: /version is read over plain HTTP only"));
+        }
+        let url = format!("{}/version", url.trim_end_matches('/'));
+        tokio::task::spawn_blocking(move || {
+            let agent = ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .timeout_global(Some(VERSION_TIMEOUT))
+                    .build(),
+            );
+            let text = agent
+                .get(&url)
+                .call()
+                .map_err(|e| format!("GET {url}: {e}"))?
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            serde_json::from_str::<Versions>(&text)
+                .map_err(|e| format!("GET {url}: not etcd's version document ({e}): {text}"))
+        })
+        .await
+        .map_err(|e| format!("asking /version: {e}"))?
     }
 
     /// Number of members.
@@ -833,8 +908,9 @@ impl Cluster {
     /// URL (retried while the cluster refuses, e.g. right after the removal), start it
     /// with `--initial-cluster-state existing` and the cluster's current membership,
     /// and wait until the member list shows it started and the cluster is ready.
-    /// Returns what happened, one line per step. [`HarnessError::Unsupported`] when
-    /// the target answers MemberRemove with Unimplemented (nothing was changed then).
+    /// A member that is down is found in the member list by its name. Returns what
+    /// happened, one line per step. [`HarnessError::Unsupported`] when the target
+    /// answers MemberRemove with Unimplemented (nothing was changed then).
     pub async fn replace_member(&self, i: usize, timeout: Duration) -> Result<Vec<String>> {
         self.replace_member_as(i, timeout, false).await
     }
@@ -872,16 +948,27 @@ impl Cluster {
                 HarnessError::Invalid(format!("{what}: {e}"))
             }
         };
-        let old_id = self
-            .member_status(i)
-            .await
-            .map_err(|e| HarnessError::Invalid(format!("Status of {name}: {e}")))?
-            .header
-            .map_or(0, |h| h.member_id);
         let via = self
             .member_client(other)
             .await
             .map_err(|e| rpc("connecting to the member to ask", e))?;
+        // Its id from itself, or (a member that is down) from the member list by name.
+        let old_id = match self.member_status(i).await {
+            Ok(s) => s.header.map_or(0, |h| h.member_id),
+            Err(status_err) => via
+                .member_list(pb::MemberListRequest {
+                    linearizable: false,
+                })
+                .await
+                .ok()
+                .and_then(|l| l.members.into_iter().find(|m| m.name == name))
+                .map(|m| m.id)
+                .ok_or_else(|| {
+                    HarnessError::Invalid(format!(
+                        "Status of {name}: {status_err}; and no member named {name} in m{other}'s member list"
+                    ))
+                })?,
+        };
         let mut evidence = Vec::new();
         // Removal: retried while the cluster is briefly unwilling, never past the deadline.
         loop {

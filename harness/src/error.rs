@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// The target string is not one of the forms the harness knows.
-    #[error("unknown target `{0}`: expected `reference`, `etcd@VERSION` (e.g. etcd@3.5.1) or `exec:PATH`")]
+    #[error("unknown target `{0}`: expected `reference`, `reference@REV` (a git revision), `etcd@VERSION` (e.g. etcd@3.5.1) or `exec:PATH`")]
     UnknownTarget(String),
     /// The target is known but its binaries are not in the cache.
     #[error("{target} is not in the cache {cache}: run `gauntlet targets fetch {target}`")]

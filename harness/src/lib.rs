@@ -51,6 +51,7 @@ pub mod profile;
 mod provision;
 mod proxy;
 mod record;
+pub mod revbuild;
 pub mod sockowner;
 mod target;
 pub mod toxiproxy;
@@ -61,6 +62,7 @@ pub use client::{
 };
 pub use cluster::{
     Backend, Cluster, ClusterSpec, ClusterTls, MemberInfo, MemberState, PeerProxy, PowerLoss,
+    Versions,
 };
 pub use error::{HarnessError, Result};
 pub use provision::{

@@ -15,11 +15,18 @@ pub const REFERENCE_SERVER_ENV: &str = "GAUNTLET_SERVER_BIN";
 
 /// A launchable server: every form takes etcd's command-line flags.
 ///
-/// Parsed from the strings users type: `reference`, `etcd@3.5.1`, `exec:/path/to/server`.
+/// Parsed from the strings users type: `reference`, `reference@REV` (a git revision of
+/// this repository), `etcd@3.5.1`, `exec:/path/to/server`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// Our own `gauntlet-server`.
     Reference,
+    /// Our own `gauntlet-server` as built from a git revision of this repository
+    /// ([`crate::revbuild`]: a worktree and cargo, into the target cache).
+    ReferenceRev {
+        /// The revision as given (a commit, tag or branch).
+        rev: String,
+    },
     /// Real etcd of this version, from the target cache.
     Etcd {
         /// Version without a leading `v`, e.g. `3.5.1`.
@@ -39,6 +46,19 @@ impl FromStr for Target {
         let s = s.trim();
         if s == "reference" {
             return Ok(Target::Reference);
+        }
+        if let Some(rev) = s.strip_prefix("reference@") {
+            let valid = !rev.is_empty()
+                && !rev.starts_with('-')
+                && !rev.contains("..")
+                && rev
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._/-^~".contains(c));
+            if valid {
+                return Ok(Target::ReferenceRev {
+                    rev: rev.to_string(),
+                });
+            }
         }
         if let Some(version) = s.strip_prefix("etcd@") {
             let version = version.trim_start_matches('v');
@@ -68,6 +88,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Reference => f.write_str("reference"),
+            Target::ReferenceRev { rev } => write!(f, "reference@{rev}"),
             Target::Etcd { version } => write!(f, "etcd@{version}"),
             Target::Exec { path } => write!(f, "exec:{}", path.display()),
         }
@@ -79,6 +100,7 @@ impl Target {
     pub fn server_binary(&self, cache: &Cache) -> Result<PathBuf> {
         match self {
             Target::Reference => find_reference_server(),
+            Target::ReferenceRev { rev } => crate::revbuild::cached(cache, rev),
             Target::Etcd { .. } => cache.binary(&self.to_string(), "etcd"),
             Target::Exec { path } => {
                 check_executable(path, "give the path of a binary that takes etcd's flags")?;
@@ -150,6 +172,12 @@ mod tests {
     fn parses_every_form() {
         assert_eq!("reference".parse::<Target>().unwrap(), Target::Reference);
         assert_eq!(
+            "reference@6aeba3e".parse::<Target>().unwrap(),
+            Target::ReferenceRev {
+                rev: "6aeba3e".into()
+            }
+        );
+        assert_eq!(
             "etcd@3.5.1".parse::<Target>().unwrap(),
             Target::Etcd {
                 version: "3.5.1".into()
@@ -177,6 +205,10 @@ mod tests {
             "etcd@",
             "etcd@3",
             "etcd@3.5;rm",
+            "reference@",
+            "reference@--upload-pack=x",
+            "reference@a..b",
+            "reference@a b",
             "exec:",
             "xline",
             "Reference",
@@ -191,7 +223,12 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["reference", "etcd@3.5.1", "exec:/usr/bin/etcd"] {
+        for s in [
+            "reference",
+            "reference@main",
+            "etcd@3.5.1",
+            "exec:/usr/bin/etcd",
+        ] {
             assert_eq!(s.parse::<Target>().unwrap().to_string(), s);
         }
     }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! api ← harness ← {conformance, chaos, bench, skew} ← reports ← cli
+//! skew ← chaos: a skew scenario runs under chaos's recorded traffic and judgement
 //! checker: depends on nothing of ours; used by chaos, skew and cli
 //! powerfs: depends on nothing of ours; used by harness (which re-exports it)
 //! reference-server: depends on api only; nothing depends on it
@@ -38,6 +39,9 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     m.get_mut("gauntlet-skew")
         .unwrap()
         .insert("gauntlet-checker");
+    // A skew scenario is judged exactly as a chaos round is: by chaos's recorded
+    // traffic, watchers and validation (`gauntlet_chaos::round::Session`).
+    m.get_mut("gauntlet-skew").unwrap().insert("gauntlet-chaos");
     let mut reports: BTreeSet<&str> = ["gauntlet-api", "gauntlet-harness"].into();
     reports.extend(suites);
     m.insert("gauntlet-reports", reports.clone());

@@ -1,0 +1,243 @@
+//! `gauntlet skew`: mixed-version scenarios for a (from, to) pair of targets.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use gauntlet_chaos::scenario::TrafficProfile;
+use gauntlet_chaos::traffic::TrafficConfig;
+use gauntlet_harness::{Cache, Mutation, Target};
+use gauntlet_skew::expect::Expect;
+use gauntlet_skew::report::{Matrix, SCHEMA_VERSION};
+use gauntlet_skew::run::{probe_version, run_scenario, Options, Verdict};
+use gauntlet_skew::scenario::{select, Scenario};
+
+/// Flags of `gauntlet skew`.
+#[derive(Args, Debug)]
+pub struct SkewArgs {
+    /// The old version: etcd@VERSION, reference, reference@REV (a git revision of this
+    /// repository, built into the target cache) or exec:PATH.
+    #[arg(long)]
+    from: String,
+    /// The new version (same forms).
+    #[arg(long)]
+    to: String,
+    /// Scenarios to run (glob over names, comma-separated; see --list-scenarios).
+    #[arg(long, default_value = "*")]
+    scenario: String,
+    /// Traffic profiles, comma-separated (etcd, kubernetes): every scenario with
+    /// traffic runs once under each.
+    #[arg(long, default_value = "etcd,kubernetes", value_delimiter = ',', value_parser = parse_profile)]
+    profile: Vec<TrafficProfile>,
+    /// Seed of the traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Operations per second over all traffic clients.
+    #[arg(long, default_value_t = 200)]
+    qps: u32,
+    /// Deadline of each scenario's linearizability check (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = crate::parse_duration)]
+    check_timeout: Duration,
+    /// Write matrix.json, matrix.md, junit.xml and failing scenarios' directories here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep the directory of every scenario, passing ones too.
+    #[arg(long)]
+    keep_all: bool,
+    /// Self-test: mutate member 0's answers (e.g. stale-revision, lose-write); every
+    /// scenario with traffic must then fail.
+    #[arg(long)]
+    mutate: Option<String>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list_scenarios: bool,
+}
+
+fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
+    s.parse()
+}
+
+fn profile_name(p: TrafficProfile) -> &'static str {
+    match p {
+        TrafficProfile::Etcd => "etcd",
+        TrafficProfile::Kubernetes => "kubernetes",
+    }
+}
+
+/// Builds or fetches what `target` needs, so that every scenario can launch it.
+fn provision(target: &Target, cache: &Cache) -> anyhow::Result<()> {
+    if let Target::ReferenceRev { rev } = target {
+        eprintln!("{target}: building gauntlet-server at {rev} (once per commit; the first build compiles the dependencies)");
+        let (bin, built) = gauntlet_harness::revbuild::build(cache, rev)?;
+        eprintln!(
+            "{target}: {} {}",
+            if built { "built" } else { "cached" },
+            bin.display()
+        );
+    }
+    crate::ensure_launchable(target, cache)
+}
+
+/// Runs `gauntlet skew`; the exit code is [`Matrix::exit_code`].
+pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
+    if args.list_scenarios {
+        for s in Scenario::ALL {
+            println!("{:<44} {}", s.name(), s.describe());
+        }
+        return Ok(0);
+    }
+    let from: Target = args.from.parse()?;
+    let to: Target = args.to.parse()?;
+    let scenarios = select(&args.scenario).map_err(anyhow::Error::msg)?;
+    let mutate = match &args.mutate {
+        None => None,
+        Some(name) => Some(
+            Mutation::ALL
+                .into_iter()
+                .find(|m| m.name() == name)
+                .with_context(|| {
+                    format!(
+                        "unknown mutation `{name}`; mutations: {}",
+                        Mutation::ALL.map(Mutation::name).join(", ")
+                    )
+                })?,
+        ),
+    };
+    let cache = Cache::from_env();
+    provision(&from, &cache)?;
+    provision(&to, &cache)?;
+    let from_v = probe_version(&from, &cache)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let to_v = probe_version(&to, &cache)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let expect = Expect::new(&from, from_v, &to, to_v).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "{from} reports {}, {to} reports {}: held to {:?} rules",
+        gauntlet_skew::expect::fmt(from_v),
+        gauntlet_skew::expect::fmt(to_v),
+        expect.family
+    );
+    let mut rerun = format!(
+        "gauntlet skew --from {from} --to {to} --seed {} --qps {}",
+        args.seed, args.qps
+    );
+    if let Some(m) = &args.mutate {
+        rerun.push_str(&format!(" --mutate {m}"));
+    }
+    if let Some(out) = &args.out {
+        rerun.push_str(&format!(" --out {}", out.display()));
+    }
+    let opts = Options {
+        from: from.clone(),
+        to: to.clone(),
+        cache,
+        traffic: TrafficConfig {
+            qps: args.qps,
+            ..TrafficConfig::default()
+        },
+        seed: args.seed,
+        check_timeout: args.check_timeout,
+        mutate,
+        out: args.out.clone(),
+        keep_all: args.keep_all,
+        rerun: rerun.clone(),
+    };
+    let mut runs = Vec::new();
+    for s in &scenarios {
+        if s.recorded() {
+            for p in &args.profile {
+                runs.push((*s, *p));
+            }
+        } else {
+            runs.push((*s, TrafficProfile::Etcd));
+        }
+    }
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    for (s, p) in runs {
+        // Ctrl-C or SIGTERM drops the scenario: its cluster's Drop kills the members.
+        let r = tokio::select! {
+            r = run_scenario(s, p, &expect, &opts) => r,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted in {s}: its cluster was torn down");
+                return Ok(130);
+            }
+            _ = term.recv() => {
+                eprintln!("terminated in {s}: its cluster was torn down");
+                return Ok(143);
+            }
+        };
+        let profile = if s.recorded() {
+            profile_name(p)
+        } else {
+            "none"
+        };
+        eprintln!(
+            "{:<44} {:<10} {:<11} {} checks, {} ops, {:.1} s",
+            s.name(),
+            profile,
+            r.verdict.label(),
+            r.checks.len(),
+            r.operations,
+            r.wall_ms as f64 / 1000.0
+        );
+        if r.verdict != Verdict::Passed {
+            if let Verdict::NotApplicable(why) | Verdict::Error(why) = &r.verdict {
+                eprintln!("    {why}");
+            }
+            for c in r.checks.iter().filter(|c| !c.ok) {
+                eprintln!(
+                    "    {}{}: {}: expected {}; observed {}",
+                    if c.known_fixed_in.is_some() {
+                        "known issue: "
+                    } else {
+                        ""
+                    },
+                    c.step,
+                    c.what,
+                    c.expected,
+                    c.observed
+                );
+            }
+            for f in &r.findings {
+                eprintln!("    {}: {}", f.check, f.detail);
+            }
+            for u in &r.unknown {
+                eprintln!("    unknown: {u}");
+            }
+            if let Some(d) = &r.dir {
+                eprintln!("    evidence: {}", d.display());
+            }
+            if !matches!(r.verdict, Verdict::NotApplicable(_)) {
+                eprintln!("    rerun: {}", r.rerun);
+            }
+        }
+        results.push(r);
+    }
+    let matrix = Matrix {
+        schema_version: SCHEMA_VERSION,
+        from: from.to_string(),
+        to: to.to_string(),
+        expect,
+        seed: args.seed,
+        results,
+        wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        rerun,
+    };
+    eprintln!("skew {from} -> {to}: {}", matrix.tally());
+    if let Some(out) = &args.out {
+        matrix
+            .write(out)
+            .with_context(|| format!("writing the matrix into {}", out.display()))?;
+        eprintln!(
+            "wrote {}/{{matrix.json,matrix.md,junit.xml}}",
+            out.display()
+        );
+    }
+    Ok(matrix.exit_code())
+}

@@ -68,13 +68,11 @@ fn profile_name(p: TrafficProfile) -> &'static str {
 /// Builds or fetches what `target` needs, so that every scenario can launch it.
 fn provision(target: &Target, cache: &Cache) -> anyhow::Result<()> {
     if let Target::ReferenceRev { rev } = target {
-        eprintln!("{target}: building gauntlet-server at {rev} (once per commit; the first build compiles the dependencies)");
-        let (bin, built) = gauntlet_harness::revbuild::build(cache, rev)?;
-        eprintln!(
-            "{target}: {} {}",
-            if built { "built" } else { "cached" },
-            bin.display()
-        );
+        if gauntlet_harness::revbuild::cached(cache, rev).is_err() {
+            eprintln!("{target}: building gauntlet-server at {rev} (once per commit; the first build compiles the dependencies)");
+            let (bin, _) = gauntlet_harness::revbuild::build(cache, rev)?;
+            eprintln!("{target}: built {}", bin.display());
+        }
     }
     crate::ensure_launchable(target, cache)
 }
@@ -90,6 +88,7 @@ pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
     let from: Target = args.from.parse()?;
     let to: Target = args.to.parse()?;
     let scenarios = select(&args.scenario).map_err(anyhow::Error::msg)?;
+    gauntlet_skew::expect::check_pair(&from, &to).map_err(anyhow::Error::msg)?;
     let mutate = match &args.mutate {
         None => None,
         Some(name) => Some(

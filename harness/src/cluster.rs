@@ -279,9 +279,11 @@ pub struct Cluster {
 }
 
 /// Client and peer port of every member (`2i`, `2i + 1`), then one peer-proxy port per
-/// member (`2n + i`) when the spec asks for peer proxies.
+/// member (`2n + i`) when the spec asks for peer proxies, then one gofail port per member
+/// when it asks for gofail: all chosen together, so that none is picked twice.
 fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
-    let n = spec.members * if spec.peer_proxy.is_some() { 3 } else { 2 };
+    let per_member = 2 + usize::from(spec.peer_proxy.is_some()) + usize::from(spec.gofail);
+    let n = spec.members * per_member;
     match spec.base_port {
         Some(base) => {
             let mut ports = Vec::with_capacity(n);
@@ -677,12 +679,8 @@ impl Cluster {
                     Some(format!("http://{ip}:2381")),
                 )
             } else if spec.gofail {
-                let l = TcpListener::bind((spec.host, 0))
-                    .map_err(|e| HarnessError::io("binding a free port for gofail", e))?;
-                let port = l
-                    .local_addr()
-                    .map_err(|e| HarnessError::io("reading a bound port", e))?
-                    .port();
+                // After the member and proxy ports (allocate_ports).
+                let port = ports[ports.len() - n + member_index];
                 (
                     vec![("GOFAIL_HTTP".to_string(), format!("{host}:{port}"))],
                     Some(format!("http://{host}:{port}")),
@@ -1425,13 +1423,37 @@ impl Cluster {
                     .members()
                     .iter()
                     .map(|m| {
-                        let tail = log_tail(&m.log, 1).join(" ");
-                        format!("{}: {}", m.name, tail.chars().take(300).collect::<String>())
+                        let tail: Vec<String> = log_tail(&m.log, 3)
+                            .into_iter()
+                            .map(|l| l.chars().take(300).collect())
+                            .collect();
+                        format!("{}: {}", m.name, tail.join(" / "))
                     })
                     .collect();
+                // What crossed the peer proxies: whether members reached each other at all.
+                let proxies: Vec<String> = (0..self.size())
+                    .filter_map(|i| {
+                        let s = self.peer_proxy_stats(i)?;
+                        let n = |a: &std::sync::atomic::AtomicU64| {
+                            a.load(std::sync::atomic::Ordering::Relaxed)
+                        };
+                        Some(format!(
+                            "m{i}: {} connections ({} open, {} refused), {} chunks",
+                            n(&s.connections),
+                            n(&s.open),
+                            n(&s.refused),
+                            n(&s.chunks)
+                        ))
+                    })
+                    .collect();
+                let proxies = if proxies.is_empty() {
+                    String::new()
+                } else {
+                    format!("; inbound peer proxies: {}", proxies.join(", "))
+                };
                 return Err(HarnessError::NotReady {
                     after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                    detail: format!("{detail}; last log lines: {}", logs.join(" | ")),
+                    detail: format!("{detail}{proxies}; last log lines: {}", logs.join(" | ")),
                 });
             }
             tokio::time::sleep(READY_POLL).await;

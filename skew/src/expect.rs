@@ -142,12 +142,8 @@ impl Expect {
     /// The expectations for upgrading `from` (at version `from_v`) to `to` (at `to_v`);
     /// an error for a pair no documented upgrade covers.
     pub fn new(from: &Target, from_v: SemVer, to: &Target, to_v: SemVer) -> Result<Expect, String> {
+        check_pair(from, to)?;
         let family = Family::of(to);
-        if Family::of(from) != family {
-            return Err(format!(
-                "--from {from} and --to {to} are different servers: a skew run upgrades one server from one version to another"
-            ));
-        }
         if from_v.0 != to_v.0 || to_v.1 < from_v.1 || to_v.1 > from_v.1 + 1 || to_v < from_v {
             return Err(format!(
                 "{from} ({}) -> {to} ({}) is not an upgrade etcd supports: the new version must be the same minor or the next one (downgrades are scenarios of an upgrade pair)",
@@ -275,6 +271,16 @@ impl Expect {
             _ => UPGRADE_3_5,
         }
     }
+}
+
+/// Refuses a pair of different servers (checked before anything is launched).
+pub fn check_pair(from: &Target, to: &Target) -> Result<(), String> {
+    if Family::of(from) != Family::of(to) {
+        return Err(format!(
+            "--from {from} and --to {to} are different servers: a skew run upgrades one server from one version to another"
+        ));
+    }
+    Ok(())
 }
 
 /// `3.5.1`.

@@ -1216,7 +1216,9 @@ pub async fn run_scenario(
     if scenario == Scenario::ClientSkew {
         crate::client::run(&mut result, opts).await;
         result.wall_ms = millis(started.elapsed());
-        finish_verdict(&mut result);
+        if result.verdict == Verdict::Passed {
+            finish_verdict(&mut result);
+        }
         write_dir(&mut result, opts, None, None);
         return result;
     }
@@ -1256,6 +1258,8 @@ pub async fn run_scenario(
         Err(SessionError::NotEmpty(f)) => {
             result.findings.push(f);
             result.verdict = Verdict::Failed;
+            result.wall_ms = millis(started.elapsed());
+            write_dir(&mut result, opts, Some(&cluster), None);
             return result;
         }
     };
@@ -1336,8 +1340,13 @@ pub async fn run_scenario(
     result
 }
 
-/// The verdict from the checks, findings and unknowns.
+/// The verdict from the checks, findings and unknowns (a scenario that checked
+/// nothing did not run).
 fn finish_verdict(r: &mut ScenarioResult) {
+    if r.checks.is_empty() && r.findings.is_empty() {
+        r.verdict = Verdict::Error("no check ran".into());
+        return;
+    }
     let failed: Vec<&Check> = r.checks.iter().filter(|c| !c.ok).collect();
     // Something not judged outweighs a known issue: the rest may have hidden more.
     r.verdict = if !r.findings.is_empty() || failed.iter().any(|c| c.known_fixed_in.is_none()) {

@@ -77,6 +77,61 @@ fn provision(target: &Target, cache: &Cache) -> anyhow::Result<()> {
     crate::ensure_launchable(target, cache)
 }
 
+/// The conformance suite's Kubernetes profile against a cluster's endpoints, as the
+/// skew suite's `client-skew.kubernetes-profile` runs it (`use_ledger`: real etcd's
+/// known issues are excused). Cases that need a cluster of their own do not run
+/// against given endpoints and are counted as not run.
+fn kubernetes_profile(use_ledger: bool) -> gauntlet_skew::run::ClientSuite {
+    use gauntlet_conformance::{catalogue, run, Ledger, Outcome, Profile, RunOptions, Under};
+    std::sync::Arc::new(move |config| {
+        Box::pin(async move {
+            let opts = RunOptions {
+                profile: Some(Profile::Kubernetes),
+                use_ledger,
+                ..RunOptions::default()
+            };
+            let report = run(
+                &catalogue(),
+                &Under::External(config),
+                &opts,
+                &Ledger::builtin(),
+                |_| {},
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let t = report.totals();
+            let failed: Vec<&str> = report
+                .results
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.outcome,
+                        Outcome::Failed { .. } | Outcome::KilledTarget { .. }
+                    )
+                })
+                .map(|r| r.id.as_str())
+                .collect();
+            let ok = failed.is_empty()
+                && report.crashes.is_empty()
+                && t.passed > 0
+                && t.unavailable == 0;
+            Ok((
+                ok,
+                format!(
+                    "{} passed, {} failed{}, {} known issues, {} not run, {} unavailable, {} crashes",
+                    t.passed,
+                    t.failed,
+                    if failed.is_empty() { String::new() } else { format!(" ({})", failed.join(", ")) },
+                    t.known_issue,
+                    t.not_run,
+                    t.unavailable,
+                    report.crashes.len()
+                ),
+            ))
+        })
+    })
+}
+
 /// Runs `gauntlet skew`; the exit code is [`Matrix::exit_code`].
 pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
     if args.list_scenarios {
@@ -143,6 +198,7 @@ pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
         out: args.out.clone(),
         keep_all: args.keep_all,
         rerun: rerun.clone(),
+        kubernetes_profile: Some(kubernetes_profile(matches!(to, Target::Etcd { .. }))),
     };
     let mut runs = Vec::new();
     for s in &scenarios {

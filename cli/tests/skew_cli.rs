@@ -92,7 +92,8 @@ fn list_scenarios_names_every_family() {
 }
 
 /// The README test command's skew smoke: a rolling upgrade and the documented refusal
-/// of the old binary on upgraded data, each judged under recorded traffic.
+/// of the old binary on upgraded data, each judged under recorded traffic, and the
+/// Kubernetes conformance profile across the upgrade.
 #[test]
 fn an_etcd_3_4_to_3_5_upgrade_passes_with_the_documented_refusal() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +105,7 @@ fn an_etcd_3_4_to_3_5_upgrade_passes_with_the_documented_refusal() {
         "--to",
         TO,
         "--scenario",
-        "rolling-upgrade.followers-first,refusal.old-binary-on-upgraded-data",
+        "rolling-upgrade.followers-first,refusal.old-binary-on-upgraded-data,client-skew.kubernetes-profile",
         "--profile",
         "etcd",
         "--out",
@@ -115,11 +116,21 @@ fn an_etcd_3_4_to_3_5_upgrade_passes_with_the_documented_refusal() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("matrix.json")).unwrap())
             .unwrap();
     let results = matrix["results"].as_array().unwrap();
-    assert_eq!(results.len(), 2, "{matrix}");
+    assert_eq!(results.len(), 3, "{matrix}");
     for r in results {
         assert_eq!(r["verdict"]["status"], "passed", "{r}");
+    }
+    for r in &results[..2] {
         assert!(r["operations"].as_u64().unwrap() > 100, "{r}");
     }
+    // The Kubernetes profile against the old, a mixed and the upgraded cluster.
+    let k8s = results[2]["checks"].as_array().unwrap();
+    assert_eq!(k8s.len(), 3, "{k8s:?}");
+    assert!(
+        k8s.iter()
+            .all(|c| c["observed"].as_str().unwrap().contains(" 0 failed")),
+        "{k8s:?}"
+    );
     // The cluster version moved only with the last member.
     let checks = results[0]["checks"].as_array().unwrap();
     let versions: Vec<&str> = checks

@@ -185,3 +185,64 @@ pub(crate) async fn run(r: &mut ScenarioResult, opts: &Options) {
     );
     run_checks(r, step, old_ctl, endpoints).await;
 }
+
+/// Runs the Kubernetes-profile client skew into `r`: the profile against the old
+/// cluster, against a mixed one (one member upgraded) and against the upgraded one.
+pub(crate) async fn run_kubernetes(r: &mut ScenarioResult, opts: &Options) {
+    let Some(suite) = opts.kubernetes_profile.clone() else {
+        r.verdict = Verdict::NotApplicable(
+            "no conformance suite was given to run the kubernetes profile with".into(),
+        );
+        return;
+    };
+    let mut spec = ClusterSpec::new(opts.from.clone(), MEMBERS);
+    spec.ready_timeout = Duration::from_secs(60);
+    let cluster = match Cluster::start(spec, &opts.cache).await {
+        Ok(c) => c,
+        Err(e) => {
+            r.verdict = Verdict::Error(format!("launching {}: {e}", opts.from));
+            return;
+        }
+    };
+    for (phase, upgraded) in [("old", 0), ("mixed", 1), ("upgraded", MEMBERS)] {
+        for i in 0..upgraded {
+            if cluster.member_target(i).ok().as_ref() == Some(&opts.to) {
+                continue;
+            }
+            let swapped = async {
+                cluster.stop(i).await?;
+                cluster.set_member_target(i, &opts.to, &opts.cache)?;
+                cluster.restart(i)?;
+                cluster.wait_ready(Duration::from_secs(30)).await
+            }
+            .await;
+            if let Err(e) = swapped {
+                r.verdict = Verdict::Error(format!("upgrading m{i} to {}: {e}", opts.to));
+                return;
+            }
+            r.evidence.push(format!("m{i} upgraded to {}", opts.to));
+        }
+        let step = format!(
+            "the {phase} cluster ({} of {MEMBERS} members on {})",
+            upgraded, opts.to
+        );
+        let config = cluster.client_config(cluster.endpoints());
+        let (ok, observed) = match suite(config).await {
+            Ok(x) => x,
+            Err(e) => (false, e),
+        };
+        r.evidence.push(format!(
+            "{} kubernetes profile against {step}: {observed}",
+            if ok { "ok" } else { "MISMATCH" }
+        ));
+        r.checks.push(Check {
+            step,
+            what: "the conformance kubernetes profile".into(),
+            expected: "every case that runs passes (known etcd issues excused)".into(),
+            observed,
+            ok,
+            known_fixed_in: None,
+            doc: Some(API_COMPAT),
+        });
+    }
+}

@@ -37,7 +37,7 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How a skew run goes (everything but the scenario and profile).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// The old version.
     pub from: Target,
@@ -59,7 +59,21 @@ pub struct Options {
     pub keep_all: bool,
     /// The command that reruns the run, without `--scenario` and `--profile`.
     pub rerun: String,
+    /// The conformance suite's Kubernetes profile, for `client-skew.kubernetes-profile`
+    /// (the suite lives beside this one; the caller that has both supplies it).
+    pub kubernetes_profile: Option<ClientSuite>,
 }
+
+/// A client-side suite run against a cluster: given a client configuration over its
+/// members, whether it passed and one line saying what ran and what failed.
+pub type ClientSuite = std::sync::Arc<
+    dyn Fn(
+            gauntlet_harness::ClientConfig,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(bool, String), String>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 /// One expectation checked during a scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +169,19 @@ enum Stop {
 }
 
 type Step<T = ()> = Result<T, Stop>;
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("seed", &self.seed)
+            .field("mutate", &self.mutate)
+            .field("out", &self.out)
+            .field("kubernetes_profile", &self.kubernetes_profile.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 fn error(what: &str, e: impl std::fmt::Display) -> Stop {
     Stop::Error(format!("{what}: {e}"))
@@ -396,26 +423,59 @@ impl Run<'_> {
                 Err(_) => 0,
             };
             if rev > 0 {
-                let (findings, unknown) =
-                    gauntlet_chaos::round::hash_kv(&self.base, MEMBERS, rev).await;
-                for f in &findings {
-                    self.check(
-                        "HashKV equal on every member",
-                        format!("one hash at revision {rev}"),
-                        f.detail.clone(),
-                        false,
-                        None,
-                    );
-                }
-                if findings.is_empty() && unknown.is_empty() {
-                    self.note(format!("HashKV equal on every member at revision {rev}"));
-                }
-                for u in unknown {
-                    self.note(u);
-                }
+                self.hash_kv(rev).await;
             }
         }
         Ok(())
+    }
+
+    /// HashKV at `rev` on every member, while traffic (and its compactor) runs: hashes
+    /// are compared only between members at the same compaction revision, as etcd's
+    /// own corruption check does (a member that has not applied the latest compaction
+    /// yet hashes a longer history); asked again, up to five times, until they all
+    /// are. Unequal hashes at one compaction revision are a failed check.
+    async fn hash_kv(&mut self, rev: i64) {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut seen: Vec<(usize, u32, i64)> = Vec::new();
+            for i in 0..MEMBERS {
+                let Ok(c) = self.admin.pinned(i) else {
+                    continue;
+                };
+                if let Ok(h) = c.hash_kv(pb::HashKvRequest { revision: rev }).await {
+                    seen.push((i, h.hash, h.compact_revision));
+                }
+            }
+            last = seen
+                .iter()
+                .map(|(i, h, c)| format!("m{i} hash {h:08x} compact {c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let disagree = seen
+                .iter()
+                .any(|(_, h, c)| seen.iter().any(|(_, h2, c2)| c == c2 && h != h2));
+            if disagree {
+                self.check(
+                    "HashKV equal on every member at one compaction revision",
+                    format!("one hash per compaction revision at revision {rev}"),
+                    last,
+                    false,
+                    None,
+                );
+                return;
+            }
+            let comparable = seen.len() == MEMBERS && seen.iter().all(|(_, _, c)| *c == seen[0].2);
+            if comparable {
+                self.note(format!(
+                    "HashKV equal on every member at revision {rev}: {last}"
+                ));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.note(format!(
+            "HashKV at revision {rev} not comparable on every member (different compaction revisions or no answer): {last}"
+        ));
     }
 
     /// Starts member `i` as it is set up now and watches whether it starts or is
@@ -670,12 +730,18 @@ impl Run<'_> {
     }
 }
 
-/// The line of `tail` that contains `text` (any line when `text` is empty: the last).
+/// The line of `tail` that contains `text` (any line when `text` is empty: the last),
+/// verbatim up to a Go stack trace (zap's `"stacktrace"` field), which is cut off.
 fn refusal_line(tail: &[String], text: &str) -> Option<String> {
-    if text.is_empty() {
-        return tail.last().cloned();
-    }
-    tail.iter().rev().find(|l| l.contains(text)).cloned()
+    let line = if text.is_empty() {
+        tail.last()
+    } else {
+        tail.iter().rev().find(|l| l.contains(text))
+    }?;
+    Some(match line.find(",\"stacktrace\":") {
+        Some(at) => format!("{}, …}}", &line[..at]),
+        None => line.clone(),
+    })
 }
 
 async fn body(s: Scenario, run: &mut Run<'_>) -> Step {
@@ -957,7 +1023,9 @@ async fn body(s: Scenario, run: &mut Run<'_>) -> Step {
             }
             run.observe(None, Duration::ZERO).await?;
         }
-        Scenario::ClientSkew => unreachable!("client skew runs without a cluster of its own"),
+        Scenario::ClientSkew | Scenario::ClientSkewKubernetes => {
+            unreachable!("client skew runs without recorded traffic")
+        }
     }
     Ok(())
 }
@@ -1213,8 +1281,12 @@ pub async fn run_scenario(
             }
         ),
     };
-    if scenario == Scenario::ClientSkew {
-        crate::client::run(&mut result, opts).await;
+    if !scenario.recorded() {
+        if scenario == Scenario::ClientSkew {
+            crate::client::run(&mut result, opts).await;
+        } else {
+            crate::client::run_kubernetes(&mut result, opts).await;
+        }
         result.wall_ms = millis(started.elapsed());
         if result.verdict == Verdict::Passed {
             finish_verdict(&mut result);
@@ -1455,5 +1527,36 @@ pub(crate) fn etcdctl(bin: &Path, endpoints: &str, args: &[&str]) -> (bool, Stri
             (o.status.success(), text.trim().to_string())
         }
         Err(e) => (false, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_lines_are_verbatim_up_to_the_stack_trace() {
+        let tail = vec![
+            "starting".to_string(),
+            r#"{"level":"fatal","msg":"invalid downgrade; server version is not allowed to join when downgrade is enabled","current-server-version":"3.5.1","stacktrace":"go.etcd.io/etcd/server/v3/etcdserver/api/membership.mustDetectDowngrade\n\t..."}"#.to_string(),
+        ];
+        assert_eq!(
+            refusal_line(&tail, "not allowed to join").unwrap(),
+            r#"{"level":"fatal","msg":"invalid downgrade; server version is not allowed to join when downgrade is enabled","current-server-version":"3.5.1", …}"#
+        );
+        let capnslog = "2026-12-01 C | etcdserver/membership: cluster cannot be downgraded (current version: 3.4.23 is lower than determined cluster version: 3.5).";
+        assert_eq!(
+            refusal_line(
+                &[capnslog.to_string()],
+                "lower than determined cluster version"
+            )
+            .unwrap(),
+            capnslog
+        );
+        assert_eq!(
+            refusal_line(&tail, "").unwrap(),
+            tail[1][..tail[1].find(",\"stacktrace\"").unwrap()].to_string() + ", …}"
+        );
+        assert!(refusal_line(&tail, "nowhere").is_none());
     }
 }

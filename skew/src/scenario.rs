@@ -37,11 +37,14 @@ pub enum Scenario {
     DowngradeBySwap,
     /// The old etcdctl against the upgraded cluster and the new one against the old.
     ClientSkew,
+    /// The conformance suite's Kubernetes profile against the old, the mixed and the
+    /// upgraded cluster.
+    ClientSkewKubernetes,
 }
 
 impl Scenario {
     /// Every scenario, in the order a run takes them.
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::UpgradeFollowersFirst,
         Scenario::UpgradeLeaderFirst,
         Scenario::MixedMinorityOld,
@@ -56,6 +59,7 @@ impl Scenario {
         Scenario::DowngradeApi,
         Scenario::DowngradeBySwap,
         Scenario::ClientSkew,
+        Scenario::ClientSkewKubernetes,
     ];
 
     /// The stable name (`family.case`), what `--scenario` globs match.
@@ -75,6 +79,7 @@ impl Scenario {
             Scenario::DowngradeApi => "downgrade.api",
             Scenario::DowngradeBySwap => "downgrade.binary-swap",
             Scenario::ClientSkew => "client-skew.etcdctl",
+            Scenario::ClientSkewKubernetes => "client-skew.kubernetes-profile",
         }
     }
 
@@ -100,12 +105,13 @@ impl Scenario {
             Scenario::DowngradeApi => "Maintenance.Downgrade on the upgraded cluster: errors, VALIDATE, ENABLE, cluster version, a restart while enabled, CANCEL",
             Scenario::DowngradeBySwap => "ENABLE a downgrade, then swap a member to the old binary where the versions allow it",
             Scenario::ClientSkew => "the old etcdctl against the upgraded cluster, the new etcdctl against the old one (no recorded traffic)",
+            Scenario::ClientSkewKubernetes => "the conformance suite's kubernetes profile (what the API server relies on) against the old cluster, a mixed one and the upgraded one (no recorded traffic)",
         }
     }
 
     /// Whether it runs under recorded traffic.
     pub fn recorded(self) -> bool {
-        self != Scenario::ClientSkew
+        !matches!(self, Scenario::ClientSkew | Scenario::ClientSkewKubernetes)
     }
 }
 
@@ -170,7 +176,11 @@ mod tests {
         );
         assert_eq!(
             select("downgrade.api, client-skew.*").unwrap(),
-            vec![Scenario::DowngradeApi, Scenario::ClientSkew]
+            vec![
+                Scenario::DowngradeApi,
+                Scenario::ClientSkew,
+                Scenario::ClientSkewKubernetes
+            ]
         );
         let err = select("nosuch").unwrap_err();
         assert!(err.contains("rolling-upgrade.followers-first"), "{err}");

@@ -179,6 +179,7 @@ pub async fn run(ctx: &Ctx, a: &KubeArgs) -> Result<RunResult> {
     let mut steps: Vec<RampStep> = Vec::new();
     let mut best: Option<RunResult> = None;
     let mut first: Option<RunResult> = None;
+    let mut first_err: Option<crate::error::BenchError> = None;
     let (mut lo, mut hi): (u64, Option<u64>) = (0, None);
     let mut n = a.nodes;
     for i in 0..MAX_RAMP_STEPS {
@@ -188,27 +189,52 @@ pub async fn run(ctx: &Ctx, a: &KubeArgs) -> Result<RunResult> {
         if Instant::now() + a.duration > deadline {
             break;
         }
-        let r = step(ctx, a, n, i + 1).await?;
-        let pass = r.slo.as_ref().is_some_and(|s| s.iter().all(|row| row.pass));
-        let fig = |name: &str| {
-            r.slo
-                .as_ref()
-                .and_then(|s| s.iter().find(|row| row.name == name))
-                .map_or(0.0, |row| row.measured_s)
+        // A step that fails with an error (the store full, a member gone) is a node
+        // count outside the SLO, not the end of the search: the steps before it stand.
+        let (pass, rs) = match step(ctx, a, n, i + 1).await {
+            Ok(r) => {
+                let pass = r.slo.as_ref().is_some_and(|s| s.iter().all(|row| row.pass));
+                let fig = |name: &str| {
+                    r.slo
+                        .as_ref()
+                        .and_then(|s| s.iter().find(|row| row.name == name))
+                        .map_or(0.0, |row| row.measured_s)
+                };
+                let rs = RampStep {
+                    nodes: n,
+                    pass,
+                    mutating_p99_s: fig("mutating p99"),
+                    list_p99_s: fig("list p99"),
+                    watch_lag_p99_s: fig("watch lag p99"),
+                    error: None,
+                };
+                if pass {
+                    best = Some(r);
+                } else {
+                    first.get_or_insert(r);
+                }
+                (pass, rs)
+            }
+            Err(e) => {
+                let rs = RampStep {
+                    nodes: n,
+                    pass: false,
+                    mutating_p99_s: 0.0,
+                    list_p99_s: 0.0,
+                    watch_lag_p99_s: 0.0,
+                    error: Some(e.to_string()),
+                };
+                first_err.get_or_insert(e);
+                (false, rs)
+            }
         };
-        steps.push(RampStep {
-            nodes: n,
-            pass,
-            mutating_p99_s: fig("mutating p99"),
-            list_p99_s: fig("list p99"),
-            watch_lag_p99_s: fig("watch lag p99"),
-        });
+        // Each step as it finishes: a long ramp shows its progress.
+        eprintln!("ramp step {}: {}", i + 1, rs.line().trim_start());
+        steps.push(rs);
         if pass {
             lo = n;
-            best = Some(r);
         } else {
             hi = Some(n);
-            first.get_or_insert(r);
         }
         let next = match hi {
             None => n.saturating_mul(2).min(a.ramp_max_nodes),
@@ -223,7 +249,11 @@ pub async fn run(ctx: &Ctx, a: &KubeArgs) -> Result<RunResult> {
     let mut out = match (best, first) {
         (Some(b), _) => b,
         (None, Some(f)) => f,
-        (None, None) => step(ctx, a, a.nodes, 0).await?,
+        // Every step failed with an error: that error (each step was printed).
+        (None, None) => match first_err {
+            Some(e) => return Err(e),
+            None => step(ctx, a, a.nodes, 0).await?,
+        },
     };
     out.ramp = Some(steps);
     Ok(out)

@@ -40,6 +40,25 @@ pub struct RampStep {
     pub list_p99_s: f64,
     /// Watch lag p99 of this step, seconds.
     pub watch_lag_p99_s: f64,
+    /// Why the step could not finish (e.g. `etcdserver: mvcc: database space
+    /// exceeded`): a step that failed with an error is outside the SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RampStep {
+    /// One line: the node count, the three p99s and the verdict (with the error, if any).
+    pub fn line(&self) -> String {
+        let verdict = match (&self.error, self.pass) {
+            (Some(e), _) => format!("SLO broken: failed with {e}"),
+            (None, true) => "within SLO".to_string(),
+            (None, false) => "SLO broken".to_string(),
+        };
+        format!(
+            "{:>8} {:>12.4} s {:>10.4} s {:>14.4} s  {verdict}",
+            self.nodes, self.mutating_p99_s, self.list_p99_s, self.watch_lag_p99_s
+        )
+    }
 }
 
 /// Everything one run measured.
@@ -164,15 +183,7 @@ impl RunResult {
                 "nodes", "mutating p99", "list p99", "watch lag p99"
             );
             for s in ramp {
-                let _ = writeln!(
-                    out,
-                    "  {:>8} {:>12.4} s {:>10.4} s {:>14.4} s  {}",
-                    s.nodes,
-                    s.mutating_p99_s,
-                    s.list_p99_s,
-                    s.watch_lag_p99_s,
-                    if s.pass { "within SLO" } else { "SLO broken" }
-                );
+                let _ = writeln!(out, "  {}", s.line());
             }
             match ramp.iter().filter(|s| s.pass).map(|s| s.nodes).max() {
                 Some(n) => {
@@ -234,5 +245,40 @@ fn op_text(out: &mut String, op: &OpSummary, titled: bool) {
         for (e, n) in &op.error_distribution {
             let _ = writeln!(out, "  [{n}]\t{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RampStep;
+
+    #[test]
+    fn a_ramp_step_that_failed_says_with_what_and_is_outside_the_slo() {
+        let ok = RampStep {
+            nodes: 16_000,
+            pass: true,
+            mutating_p99_s: 0.0123,
+            list_p99_s: 0.5,
+            watch_lag_p99_s: 0.01,
+            error: None,
+        };
+        assert!(ok.line().ends_with("within SLO"), "{}", ok.line());
+        let full = RampStep {
+            nodes: 32_000,
+            pass: false,
+            error: Some("etcdserver: mvcc: database space exceeded".into()),
+            ..ok.clone()
+        };
+        assert!(
+            full.line()
+                .ends_with("SLO broken: failed with etcdserver: mvcc: database space exceeded"),
+            "{}",
+            full.line()
+        );
+        // Old results without the field still load.
+        let json = serde_json::to_string(&ok).unwrap();
+        assert!(!json.contains("error"), "{json}");
+        let back: RampStep = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ok);
     }
 }

@@ -582,7 +582,7 @@ impl Cluster {
         let peer_proxies = match &spec.peer_proxy {
             None => None,
             Some(kind) => Some(
-                start_peer_proxies(kind, &token, &host, &ports[2 * n..], |i| {
+                start_peer_proxies(kind, &token, &host, &ports[2 * n..3 * n], |i| {
                     format!("{host}:{}", ports[2 * i + 1])
                 })
                 .await?,
@@ -1663,6 +1663,14 @@ mod tests {
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), 10);
+        // Peer proxies and gofail endpoints get theirs in the same draw.
+        let mut spec = ClusterSpec::new(Target::Reference, 5);
+        spec.peer_proxy = Some(PeerProxy::Local);
+        spec.gofail = true;
+        let mut ports = allocate_ports(&spec).unwrap();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 20);
     }
 
     #[tokio::test]

@@ -165,14 +165,7 @@ pub(crate) async fn run(r: &mut ScenarioResult, opts: &Options) {
     run_checks(r, step, new_ctl, endpoints.clone()).await;
     // Upgrade every member, then the old client.
     for i in 0..MEMBERS {
-        let swapped = async {
-            cluster.stop(i).await?;
-            cluster.set_member_target(i, &opts.to, &opts.cache)?;
-            cluster.restart(i)?;
-            cluster.wait_ready(Duration::from_secs(30)).await
-        }
-        .await;
-        if let Err(e) = swapped {
+        if let Err(e) = upgrade(&cluster, i, opts).await {
             r.verdict = Verdict::Error(format!("upgrading m{i} to {}: {e}", opts.to));
             return;
         }
@@ -209,14 +202,7 @@ pub(crate) async fn run_kubernetes(r: &mut ScenarioResult, opts: &Options) {
             if cluster.member_target(i).ok().as_ref() == Some(&opts.to) {
                 continue;
             }
-            let swapped = async {
-                cluster.stop(i).await?;
-                cluster.set_member_target(i, &opts.to, &opts.cache)?;
-                cluster.restart(i)?;
-                cluster.wait_ready(Duration::from_secs(30)).await
-            }
-            .await;
-            if let Err(e) = swapped {
+            if let Err(e) = upgrade(&cluster, i, opts).await {
                 r.verdict = Verdict::Error(format!("upgrading m{i} to {}: {e}", opts.to));
                 return;
             }
@@ -245,4 +231,12 @@ pub(crate) async fn run_kubernetes(r: &mut ScenarioResult, opts: &Options) {
             doc: Some(API_COMPAT),
         });
     }
+}
+
+/// Stops member `i`, makes it the new version, starts it and waits for the cluster.
+async fn upgrade(cluster: &Cluster, i: usize, opts: &Options) -> gauntlet_harness::Result<()> {
+    cluster.stop(i).await?;
+    cluster.set_member_target(i, &opts.to, &opts.cache)?;
+    cluster.restart(i)?;
+    cluster.wait_ready(Duration::from_secs(30)).await
 }

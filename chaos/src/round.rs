@@ -711,7 +711,7 @@ impl Session {
 /// HashKV at `revision` on every member must agree (members may lag: each is asked
 /// until it has the revision, within 10 s): the findings when they do not, and the
 /// members that did not answer.
-pub async fn hash_kv(base: &Client, members: usize, revision: i64) -> (Vec<Finding>, Vec<String>) {
+async fn hash_kv(base: &Client, members: usize, revision: i64) -> (Vec<Finding>, Vec<String>) {
     let mut findings = Vec::new();
     let mut unknown = Vec::new();
     let asks = (0..members).map(|i| async move {

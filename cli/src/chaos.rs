@@ -86,7 +86,7 @@ pub struct ChaosArgs {
     backend: gauntlet_harness::Backend,
 }
 
-fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
+pub(crate) fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
     s.parse()
 }
 

@@ -28,7 +28,7 @@ pub struct SkewArgs {
     scenario: String,
     /// Traffic profiles, comma-separated (etcd, kubernetes): every scenario with
     /// traffic runs once under each.
-    #[arg(long, default_value = "etcd,kubernetes", value_delimiter = ',', value_parser = parse_profile)]
+    #[arg(long, default_value = "etcd,kubernetes", value_delimiter = ',', value_parser = crate::chaos::parse_profile)]
     profile: Vec<TrafficProfile>,
     /// Seed of the traffic.
     #[arg(long, default_value_t = 1)]
@@ -52,10 +52,6 @@ pub struct SkewArgs {
     /// List the scenarios and exit.
     #[arg(long)]
     list_scenarios: bool,
-}
-
-fn parse_profile(s: &str) -> Result<TrafficProfile, String> {
-    s.parse()
 }
 
 fn profile_name(p: TrafficProfile) -> &'static str {
@@ -144,20 +140,11 @@ pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
     let to: Target = args.to.parse()?;
     let scenarios = select(&args.scenario).map_err(anyhow::Error::msg)?;
     gauntlet_skew::expect::check_pair(&from, &to).map_err(anyhow::Error::msg)?;
-    let mutate = match &args.mutate {
-        None => None,
-        Some(name) => Some(
-            Mutation::ALL
-                .into_iter()
-                .find(|m| m.name() == name)
-                .with_context(|| {
-                    format!(
-                        "unknown mutation `{name}`; mutations: {}",
-                        Mutation::ALL.map(Mutation::name).join(", ")
-                    )
-                })?,
-        ),
-    };
+    let mutate = args
+        .mutate
+        .as_deref()
+        .map(str::parse::<Mutation>)
+        .transpose()?;
     let cache = Cache::from_env();
     provision(&from, &cache)?;
     provision(&to, &cache)?;

@@ -2,8 +2,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use gauntlet_harness::profile::HoldReason;
+use quick_junit::{
+    NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite, XmlString,
+};
 
 use crate::crash::{Crash, Trigger};
 use crate::runner::{Outcome, Profile, Report, Verdict};
@@ -18,133 +22,120 @@ pub fn write_all(report: &Report, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn xml_escape(s: &str) -> String {
+/// Control characters other than newline and tab, shown as `\xNN` (JUnit XML cannot
+/// carry them, and `quick-junit` would drop them silently).
+fn show_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
+        if (c as u32) < 0x20 && c != '\n' && c != '\t' {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            out.push(c);
         }
     }
     out
 }
 
-/// JUnit XML: first a `crashes` suite with one failing `<testcase>` per member that
-/// stopped answering, then one `<testsuite>` per service, one `<testcase>` per case.
-/// New failures and cases that killed the target are `<failure>` with
-/// request/expected/actual; known issues, cases not run and cases the target was
-/// unavailable for are `<skipped>` with their reason.
+/// A `<failure>` (`kind` Failure) or `<skipped>` status with a message and, if given, a
+/// text body.
+fn status(skipped: bool, message: &str, text: Option<&str>) -> TestCaseStatus {
+    let mut s = if skipped {
+        TestCaseStatus::skipped()
+    } else {
+        TestCaseStatus::non_success(NonSuccessKind::Failure)
+    };
+    s.set_message(show_controls(message));
+    if let Some(text) = text {
+        s.set_description(show_controls(text));
+    }
+    s
+}
+
+/// A suite with the JUnit `skipped` count as an attribute besides quick-junit's own
+/// `disabled` (both count the `<skipped>` cases).
+fn suite(name: impl Into<XmlString>, cases: Vec<TestCase>) -> TestSuite {
+    let mut suite = TestSuite::new(name);
+    suite.add_test_cases(cases);
+    let skipped = suite.disabled.to_string();
+    suite.extra.insert("skipped".into(), skipped.into());
+    suite
+}
+
+/// JUnit XML (written with `quick-junit`): first a `crashes` suite with one failing
+/// `<testcase>` per member that stopped answering (only when there were crashes), then
+/// one `<testsuite>` per service, one `<testcase>` per case (class
+/// `conformance.<service>`, named by the case id, timed). New failures and cases that
+/// killed the target are `<failure>` with request/expected/actual; known issues, cases
+/// not run and cases the target was unavailable for are `<skipped>` with their reason.
+/// Control characters in texts are shown as `\xNN`.
 pub fn junit(report: &Report) -> String {
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let t = report.totals();
-    let crashes = report.crashes.len();
-    let _ = writeln!(
-        x,
-        "<testsuites name=\"gauntlet conformance {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-        xml_escape(&report.target),
-        t.total() + crashes,
-        t.failed + t.killed_target + report.new_crashes(),
-        t.known_issue + t.not_run + t.unavailable,
-        report.wall_ms as f64 / 1000.0
-    );
-    if crashes > 0 {
-        let _ = writeln!(
-            x,
-            "  <testsuite name=\"crashes\" tests=\"{crashes}\" failures=\"{}\" skipped=\"{}\">",
-            report.new_crashes(),
-            crashes - report.new_crashes()
-        );
-        for (i, c) in report.crashes.iter().enumerate() {
-            let _ = write!(
-                x,
-                "    <testcase classname=\"conformance.crashes\" name=\"crash {} of {}\">",
-                i + 1,
-                xml_escape(&c.member)
-            );
-            let text = xml_escape(&crash_text(c));
-            match &c.known_issue {
-                None => {
-                    let _ = write!(
-                        x,
-                        "<failure message=\"{}\">{text}</failure>",
-                        xml_escape(&c.headline())
-                    );
-                }
-                Some(issue) => {
-                    let _ = write!(
-                        x,
-                        "<skipped message=\"known issue {}: {}\">{text}</skipped>",
-                        xml_escape(&issue.url),
-                        xml_escape(&issue.description)
-                    );
-                }
-            }
-            x.push_str("</testcase>\n");
-        }
-        x.push_str("  </testsuite>\n");
+    let mut junit = JunitReport::new(show_controls(&format!(
+        "gauntlet conformance {}",
+        report.target
+    )));
+    junit.set_time(Duration::from_millis(report.wall_ms));
+    if !report.crashes.is_empty() {
+        let cases = report
+            .crashes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let text = crash_text(c);
+                let status = match &c.known_issue {
+                    None => status(false, &c.headline(), Some(&text)),
+                    Some(issue) => status(
+                        true,
+                        &format!("known issue {}: {}", issue.url, issue.description),
+                        Some(&text),
+                    ),
+                };
+                let mut tc = TestCase::new(
+                    show_controls(&format!("crash {} of {}", i + 1, c.member)),
+                    status,
+                );
+                tc.set_classname("conformance.crashes");
+                tc
+            })
+            .collect();
+        junit.add_test_suite(suite("crashes", cases));
     }
-    for (service, c) in report.per_service() {
-        let _ = writeln!(
-            x,
-            "  <testsuite name=\"{service}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            c.total(),
-            c.failed + c.killed_target,
-            c.known_issue + c.not_run + c.unavailable
-        );
-        for r in report.results.iter().filter(|r| r.service == service) {
-            let _ = write!(
-                x,
-                "    <testcase classname=\"conformance.{service}\" name=\"{}\" time=\"{:.3}\">",
-                xml_escape(&r.id),
-                r.duration_ms as f64 / 1000.0
-            );
-            match &r.outcome {
-                Outcome::Passed => {}
-                Outcome::Failed { failure } => {
-                    let _ = write!(
-                        x,
-                        "<failure message=\"{}\">{}</failure>",
-                        xml_escape(&r.guarantee),
-                        xml_escape(&format!("{failure}\n  doc: {}", r.doc))
-                    );
-                }
-                Outcome::KnownIssue { failure, issue } => {
-                    let _ = write!(
-                        x,
-                        "<skipped message=\"known issue {}: {}\">{}</skipped>",
-                        xml_escape(&issue.url),
-                        xml_escape(&issue.description),
-                        xml_escape(&failure.to_string())
-                    );
-                }
-                Outcome::NotRun { reason, .. } => {
-                    let _ = write!(x, "<skipped message=\"not run: {}\"/>", xml_escape(reason));
-                }
-                Outcome::KilledTarget { crash, failure } => {
-                    let _ = write!(
-                        x,
-                        "<failure message=\"killed the target (crash {})\">{}</failure>",
-                        crash + 1,
-                        xml_escape(&format!("{failure}\n  doc: {}", r.doc))
-                    );
-                }
-                Outcome::Unavailable { reason, .. } => {
-                    let _ = write!(x, "<skipped message=\"{}\"/>", xml_escape(reason));
-                }
-            }
-            x.push_str("</testcase>\n");
-        }
-        x.push_str("  </testsuite>\n");
+    for (service, _) in report.per_service() {
+        let cases = report
+            .results
+            .iter()
+            .filter(|r| r.service == service)
+            .map(|r| {
+                let with_doc =
+                    |failure: &dyn std::fmt::Display| format!("{failure}\n  doc: {}", r.doc);
+                let status = match &r.outcome {
+                    Outcome::Passed => TestCaseStatus::success(),
+                    Outcome::Failed { failure } => {
+                        status(false, &r.guarantee, Some(&with_doc(failure)))
+                    }
+                    Outcome::KnownIssue { failure, issue } => status(
+                        true,
+                        &format!("known issue {}: {}", issue.url, issue.description),
+                        Some(&failure.to_string()),
+                    ),
+                    Outcome::NotRun { reason, .. } => {
+                        status(true, &format!("not run: {reason}"), None)
+                    }
+                    Outcome::KilledTarget { crash, failure } => status(
+                        false,
+                        &format!("killed the target (crash {})", crash + 1),
+                        Some(&with_doc(failure)),
+                    ),
+                    Outcome::Unavailable { reason, .. } => status(true, reason, None),
+                };
+                let mut tc = TestCase::new(show_controls(&r.id), status);
+                tc.set_classname(format!("conformance.{service}"));
+                tc.set_time(Duration::from_millis(r.duration_ms));
+                tc
+            })
+            .collect();
+        junit.add_test_suite(suite(service.to_string(), cases));
     }
-    x.push_str("</testsuites>\n");
-    x
+    junit.to_string().unwrap_or_default()
 }
 
 /// A crash as plain text: headline, trigger, in-flight cases with their requests,
@@ -415,4 +406,71 @@ pub fn summary(report: &Report) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::Failure;
+    use crate::runner::CaseResult;
+    use crate::Service;
+
+    fn case(id: &str, outcome: Outcome) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            service: Service::Kv,
+            guarantee: "a <guarantee> & more".into(),
+            doc: "https://etcd.io/docs".into(),
+            outcome,
+            duration_ms: 1500,
+        }
+    }
+
+    #[test]
+    fn junit_has_one_escaped_testcase_per_case() {
+        let failure = Failure {
+            request: "Put(\u{1}key)".into(),
+            expected: "ok".into(),
+            actual: "<error>".into(),
+        };
+        let report = Report {
+            target: "etcd@3.5.1 x1".into(),
+            server_version: "3.5.1".into(),
+            holding: gauntlet_harness::profile::hold("3.5.1", None),
+            profile: None,
+            results: vec![
+                case("kv.put.ok", Outcome::Passed),
+                case("kv.put.bad", Outcome::Failed { failure }),
+                case(
+                    "kv.put.skip",
+                    Outcome::NotRun {
+                        reason: "needs <launcher>".into(),
+                        cause: crate::runner::NotRunCause::Launcher,
+                    },
+                ),
+            ],
+            crashes: Vec::new(),
+            restarts: 0,
+            wall_ms: 2000,
+        };
+        let x = junit(&report);
+        assert!(x.starts_with("<?xml"), "{x}");
+        assert_eq!(x.matches("<testcase ").count(), 3, "{x}");
+        assert!(!x.contains("name=\"crashes\""), "no crashes suite: {x}");
+        assert!(x.contains("classname=\"conformance.kv\""), "{x}");
+        assert!(x.contains("time=\"1.500\""), "{x}");
+        assert!(
+            x.contains("message=\"a &lt;guarantee&gt; &amp; more\""),
+            "{x}"
+        );
+        assert!(x.contains("Put(\\x01key)"), "control characters shown: {x}");
+        assert!(
+            x.contains("message=\"not run: needs &lt;launcher&gt;\""),
+            "{x}"
+        );
+        assert!(
+            x.contains("skipped=\"1\"") && x.contains("failures=\"1\""),
+            "{x}"
+        );
+    }
 }

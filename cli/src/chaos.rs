@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use gauntlet_chaos::fault::FaultKind;
 use gauntlet_chaos::report::Summary;
-use gauntlet_chaos::round::{run_round, RoundOptions, RoundVerdict};
+use gauntlet_chaos::round::{run_round, RoundOptions, RoundResult, RoundVerdict};
 use gauntlet_chaos::scenario::{glob_match, plan, TrafficProfile};
 use gauntlet_chaos::traffic::TrafficConfig;
 use gauntlet_harness::{Cache, Mutation, Target};
@@ -202,6 +202,99 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
             0
         });
     }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    // Ctrl-C or SIGTERM drops the round: its cluster's Drop kills the members,
+    // unmounts their filesystems and removes every container and network it made.
+    let run = execute(args, |res, profile| print_round(res, profile));
+    let (summary, rerun) = tokio::select! {
+        r = run => r?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: the round's cluster was torn down");
+            return Ok(130);
+        }
+        _ = term.recv() => {
+            eprintln!("terminated: the round's cluster was torn down");
+            return Ok(143);
+        }
+    };
+    println!("{}", summary.markdown());
+    if let Some(out) = &args.out {
+        summary
+            .write(out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {}/{{summary.json,junit.xml,summary.md}}",
+            out.display()
+        );
+    }
+    let code = summary.exit_code();
+    if code != 0 {
+        eprintln!(
+            "{} violation(s), {} unknown, {} not run; rerun with: {rerun}",
+            summary.violations, summary.unknown, summary.not_run
+        );
+    }
+    Ok(code)
+}
+
+/// One round's lines, as `gauntlet chaos` prints them.
+pub(crate) fn round_lines(res: &RoundResult, profile: TrafficProfile) -> Vec<String> {
+    let mark = match &res.verdict {
+        RoundVerdict::Passed => "ok       ",
+        RoundVerdict::Violation => "VIOLATION",
+        RoundVerdict::KnownIssue => "known    ",
+        RoundVerdict::Unknown => "UNKNOWN  ",
+        RoundVerdict::Skipped(_) => "skipped  ",
+        RoundVerdict::Error(_) => "ERROR    ",
+    };
+    let mut lines = vec![format!(
+        "round {:>4} {mark} {:<30} {:<10} {} ops, {} watch responses, validation {} ms, round {} ms",
+        res.spec.round,
+        res.spec.fault.to_string(),
+        profile_flag(profile),
+        res.operations,
+        res.watch_responses,
+        res.validation_ms,
+        res.wall_ms
+    )];
+    match &res.verdict {
+        RoundVerdict::Violation | RoundVerdict::Unknown | RoundVerdict::KnownIssue => {
+            for k in &res.known_issues {
+                lines.push(format!(
+                    "           known etcd issue: {} ({}, fixed in {})",
+                    k.description, k.url, k.fixed_in
+                ));
+            }
+            for f in &res.findings {
+                lines.push(format!("           {}: {}", f.check, f.detail));
+            }
+            for u in &res.unknown {
+                lines.push(format!("           unknown: {u}"));
+            }
+            if let Some(d) = &res.dir {
+                lines.push(format!("           evidence: {}", d.display()));
+            }
+            lines.push(format!("           rerun: {}", res.rerun));
+        }
+        RoundVerdict::Skipped(w) | RoundVerdict::Error(w) => lines.push(format!("           {w}")),
+        RoundVerdict::Passed => {}
+    }
+    lines
+}
+
+fn print_round(res: &RoundResult, profile: TrafficProfile) {
+    for l in round_lines(res, profile) {
+        eprintln!("{l}");
+    }
+}
+
+/// Runs the rounds `args` plan (after checking the flags), calling `each` as each
+/// round finishes; returns the summary and the command that repeats the run.
+pub(crate) async fn execute(
+    args: &ChaosArgs,
+    mut each: impl FnMut(&RoundResult, TrafficProfile),
+) -> anyhow::Result<(Summary, String)> {
     if !(1..=9).contains(&args.members) {
         bail!("--members must be between 1 and 9, got {}", args.members);
     }
@@ -214,80 +307,13 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     if args.profile.is_empty() {
         bail!("--profile needs at least one of etcd, kubernetes");
     }
-    let faults: Vec<FaultKind> = FaultKind::ALL
-        .into_iter()
-        .filter(|f| glob_match(&args.fault, f.name()))
-        .collect();
-    if faults.is_empty() {
-        bail!(
-            "--fault {:?} matches no fault (see --list-faults)",
-            args.fault
-        );
-    }
-    let supported: Vec<FaultKind> = faults
-        .iter()
-        .copied()
-        .filter(|f| f.supported(args.members).is_ok())
-        .collect();
-    if supported.is_empty() {
-        bail!(
-            "no fault matching {:?} works on {} member(s): {}",
-            args.fault,
-            args.members,
-            faults
-                .iter()
-                .filter_map(|f| f.supported(args.members).err())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    // Power-loss and disk faults need the filesystem mounted on the host: on the docker
-    // backend they are left out of the plan, with one line, as failpoints are below.
-    let mut supported = supported;
-    if args.backend == gauntlet_harness::Backend::Docker {
-        let before = supported.len();
-        supported.retain(|f| !f.needs_power_fs());
-        if supported.len() < before {
-            eprintln!(
-                "{} power-loss/disk fault(s) left out: they need the process backend",
-                before - supported.len()
-            );
-        }
-        if supported.is_empty() {
-            bail!(
-                "no fault matching {:?} runs on the docker backend",
-                args.fault
-            );
-        }
-    }
     let target: Target = args.target.parse()?;
     let cache = Cache::from_env();
     crate::ensure_launchable(&target, &cache)?;
-    // Failpoint faults apply only to targets built with gofail: ask the target once, and
-    // leave out those it cannot take (the plan then stays the same for every rerun).
-    if supported.iter().any(|f| f.family() == "failpoint") {
-        let have = gauntlet_chaos::fault::failpoints_of(&target, &cache)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        let before = supported.len();
-        supported.retain(|f| match gauntlet_chaos::fault::failpoint_name(*f) {
-            None => true,
-            Some(name) => have.as_ref().is_some_and(|h| h.iter().any(|x| x == name)),
-        });
-        if supported.len() < before {
-            eprintln!(
-                "{} failpoint fault(s) left out: {}",
-                before - supported.len(),
-                match &have {
-                    None =>
-                        format!("{target} opens no gofail endpoint (not built with failpoints)"),
-                    Some(h) => format!("{target} lacks them (it has {})", h.join(", ")),
-                }
-            );
-        }
-        if supported.is_empty() {
-            bail!("no fault matching {:?} applies to {target}", args.fault);
-        }
+    let (supported, left_out) =
+        select_faults(&args.fault, args.members, args.backend, &target, &cache).await?;
+    for l in &left_out {
+        eprintln!("{l}");
     }
     let mutation = args
         .mutate
@@ -359,66 +385,11 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
     };
     let started = Instant::now();
     let mut results = Vec::new();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
     for r in rounds {
         let profile = args.profile[usize::try_from(r).unwrap_or(0) % args.profile.len()];
         let spec = plan(args.seed, r, args.members, &supported, profile);
-        let fault = spec.fault;
-        // Ctrl-C or SIGTERM drops the round: its cluster's Drop kills the members,
-        // unmounts their filesystems and removes every container and network it made.
-        let res = tokio::select! {
-            res = run_round(spec, &opts) => res,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("interrupted in round {r}: the round's cluster was torn down");
-                return Ok(130);
-            }
-            _ = term.recv() => {
-                eprintln!("terminated in round {r}: the round's cluster was torn down");
-                return Ok(143);
-            }
-        };
-        let mark = match &res.verdict {
-            RoundVerdict::Passed => "ok       ".to_string(),
-            RoundVerdict::Violation => "VIOLATION".to_string(),
-            RoundVerdict::KnownIssue => "known    ".to_string(),
-            RoundVerdict::Unknown => "UNKNOWN  ".to_string(),
-            RoundVerdict::Skipped(_) => "skipped  ".to_string(),
-            RoundVerdict::Error(_) => "ERROR    ".to_string(),
-        };
-        eprintln!(
-            "round {r:>4} {mark} {fault:<30} {:<10} {} ops, {} watch responses, validation {} ms, round {} ms",
-            match profile {
-                TrafficProfile::Etcd => "etcd",
-                TrafficProfile::Kubernetes => "kubernetes",
-            },
-            res.operations,
-            res.watch_responses,
-            res.validation_ms,
-            res.wall_ms
-        );
-        match &res.verdict {
-            RoundVerdict::Violation | RoundVerdict::Unknown | RoundVerdict::KnownIssue => {
-                for k in &res.known_issues {
-                    eprintln!(
-                        "           known etcd issue: {} ({}, fixed in {})",
-                        k.description, k.url, k.fixed_in
-                    );
-                }
-                for f in &res.findings {
-                    eprintln!("           {}: {}", f.check, f.detail);
-                }
-                for u in &res.unknown {
-                    eprintln!("           unknown: {u}");
-                }
-                if let Some(d) = &res.dir {
-                    eprintln!("           evidence: {}", d.display());
-                }
-                eprintln!("           rerun: {}", res.rerun);
-            }
-            RoundVerdict::Skipped(w) | RoundVerdict::Error(w) => eprintln!("           {w}"),
-            RoundVerdict::Passed => {}
-        }
+        let res = run_round(spec, &opts).await;
+        each(&res, profile);
         results.push(res);
     }
     let summary = Summary::new(
@@ -427,22 +398,91 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         results,
         started.elapsed(),
     );
-    println!("{}", summary.markdown());
-    if let Some(out) = &args.out {
-        summary
-            .write(out)
-            .with_context(|| format!("writing {}", out.display()))?;
-        println!(
-            "wrote {}/{{summary.json,junit.xml,summary.md}}",
-            out.display()
+    Ok((summary, rerun))
+}
+
+/// The faults matching `pattern` that a cluster of `members` of `target` on `backend`
+/// can take, in [`FaultKind::ALL`] order, and one line for each group left out (power
+/// loss on docker, failpoints the target was not built with). An error when none is
+/// left.
+pub(crate) async fn select_faults(
+    pattern: &str,
+    members: usize,
+    backend: gauntlet_harness::Backend,
+    target: &Target,
+    cache: &Cache,
+) -> anyhow::Result<(Vec<FaultKind>, Vec<String>)> {
+    let mut left_out = Vec::new();
+    let faults: Vec<FaultKind> = FaultKind::ALL
+        .into_iter()
+        .filter(|f| glob_match(pattern, f.name()))
+        .collect();
+    if faults.is_empty() {
+        bail!("--fault {pattern:?} matches no fault (see --list-faults)");
+    }
+    let mut supported: Vec<FaultKind> = faults
+        .iter()
+        .copied()
+        .filter(|f| f.supported(members).is_ok())
+        .collect();
+    if supported.is_empty() {
+        bail!(
+            "no fault matching {pattern:?} works on {members} member(s): {}",
+            faults
+                .iter()
+                .filter_map(|f| f.supported(members).err())
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
-    let code = summary.exit_code();
-    if code != 0 {
-        eprintln!(
-            "{} violation(s), {} unknown, {} not run; rerun with: {rerun}",
-            summary.violations, summary.unknown, summary.not_run
-        );
+    // Power-loss and disk faults need the filesystem mounted on the host: on the docker
+    // backend they are left out of the plan, with one line, as failpoints are below.
+    if backend == gauntlet_harness::Backend::Docker {
+        let before = supported.len();
+        supported.retain(|f| !f.needs_power_fs());
+        if supported.len() < before {
+            left_out.push(format!(
+                "{} power-loss/disk fault(s) left out: they need the process backend",
+                before - supported.len()
+            ));
+        }
+        if supported.is_empty() {
+            bail!("no fault matching {pattern:?} runs on the docker backend");
+        }
     }
-    Ok(code)
+    // Failpoint faults apply only to targets built with gofail: ask the target once, and
+    // leave out those it cannot take (the plan then stays the same for every rerun).
+    if supported.iter().any(|f| f.family() == "failpoint") {
+        let have = gauntlet_chaos::fault::failpoints_of(target, cache)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let before = supported.len();
+        supported.retain(|f| match gauntlet_chaos::fault::failpoint_name(*f) {
+            None => true,
+            Some(name) => have.as_ref().is_some_and(|h| h.iter().any(|x| x == name)),
+        });
+        if supported.len() < before {
+            left_out.push(format!(
+                "{} failpoint fault(s) left out: {}",
+                before - supported.len(),
+                match &have {
+                    None =>
+                        format!("{target} opens no gofail endpoint (not built with failpoints)"),
+                    Some(h) => format!("{target} lacks them (it has {})", h.join(", ")),
+                }
+            ));
+        }
+        if supported.is_empty() {
+            bail!("no fault matching {pattern:?} applies to {target}");
+        }
+    }
+    Ok((supported, left_out))
+}
+
+/// The name of a traffic profile on the command line.
+pub(crate) fn profile_flag(p: TrafficProfile) -> &'static str {
+    match p {
+        TrafficProfile::Etcd => "etcd",
+        TrafficProfile::Kubernetes => "kubernetes",
+    }
 }

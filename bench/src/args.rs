@@ -60,34 +60,34 @@ pub enum Consistency {
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchOpts {
     /// Total number of gRPC connections.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, global = true, default_value_t = 1)]
     pub conns: usize,
     /// Total number of concurrent clients.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, global = true, default_value_t = 1)]
     pub clients: usize,
     /// Send every request to the leader's endpoint.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub target_leader: bool,
     /// Hard cap on the duration of the run (a run stops here even if --total is not reached).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, global = true, default_value = "10m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Seed of keys and values; the same seed and flags make the same requests.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, global = true, default_value_t = 1)]
     pub seed: u64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Simple)]
+    #[arg(long, global = true, value_enum, default_value_t = Format::Simple)]
     pub format: Format,
     /// Also save the JSON result here.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub out: Option<PathBuf>,
     /// Write SVG plots and an HTML page into this directory.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub plots: Option<PathBuf>,
     /// Compare with this saved JSON result; exit 1 on a regression beyond --tolerance.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub baseline: Option<PathBuf>,
     /// Allowed throughput drop and p99 rise against --baseline, percent.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, global = true, default_value_t = 10.0)]
     pub tolerance: f64,
 }
 

@@ -19,10 +19,10 @@ pub struct BenchArgs {
     #[command(flatten)]
     opts: BenchOpts,
     /// Target to launch when --endpoints is not given (reference, etcd@VERSION, exec:PATH).
-    #[arg(long, default_value = "reference")]
+    #[arg(long, global = true, default_value = "reference")]
     target: String,
     /// Members of a launched cluster.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, global = true, default_value_t = 3)]
     members: usize,
     #[command(subcommand)]
     command: BenchCommand,
@@ -52,13 +52,17 @@ struct CompareArgs {
 }
 
 /// A cluster this command launched, kept alive while it is measured.
-struct Launched {
-    config: ClientConfig,
-    pids: Vec<u32>,
-    _cluster: Option<Cluster>,
+pub(crate) struct Launched {
+    pub(crate) config: ClientConfig,
+    pub(crate) pids: Vec<u32>,
+    pub(crate) _cluster: Option<Cluster>,
 }
 
-async fn launch(target: &str, members: usize, conn: &ConnFlags) -> anyhow::Result<Launched> {
+pub(crate) async fn launch(
+    target: &str,
+    members: usize,
+    conn: &ConnFlags,
+) -> anyhow::Result<Launched> {
     if let Some(eps) = target.strip_prefix("endpoints:") {
         let mut cfg = conn.client_config()?;
         cfg.endpoints = eps.split(',').map(str::to_string).collect();

@@ -486,3 +486,40 @@ pub(crate) fn profile_flag(p: TrafficProfile) -> &'static str {
         TrafficProfile::Kubernetes => "kubernetes",
     }
 }
+
+impl ChaosArgs {
+    /// The flags of one certify chaos run: `rounds` rounds of the faults matching
+    /// `fault`, alternating the etcd and Kubernetes traffic profiles, failing rounds'
+    /// evidence under `out`.
+    pub(crate) fn for_certify(
+        target: &Target,
+        members: usize,
+        rounds: u64,
+        seed: u64,
+        fault: &str,
+        duration: Duration,
+        out: PathBuf,
+    ) -> ChaosArgs {
+        ChaosArgs {
+            target: target.to_string(),
+            members,
+            rounds,
+            round: None,
+            seed,
+            fault: fault.to_string(),
+            profile: vec![TrafficProfile::Etcd, TrafficProfile::Kubernetes],
+            duration,
+            qps: 200,
+            check_timeout: Duration::from_secs(60),
+            out: Some(out),
+            keep_all: false,
+            mutate: None,
+            list_faults: false,
+            regression: None,
+            list_regressions: false,
+            revalidate: None,
+            toxiproxy: None,
+            backend: gauntlet_harness::Backend::Process,
+        }
+    }
+}

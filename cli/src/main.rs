@@ -15,10 +15,12 @@ use gauntlet_harness::{
 };
 
 mod bench;
+mod certify;
 mod chaos;
 mod check;
 mod conformance;
 mod powerfs;
+mod progress;
 mod skew;
 mod standin;
 
@@ -63,6 +65,9 @@ struct ConnFlags {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Everything that applies to a target in one run: conformance, chaos, skew (with
+    /// --from/--to) and benchmarks; one report directory and a release recommendation.
+    Certify(certify::CertifyArgs),
     /// The target binary cache.
     Targets {
         #[command(subcommand)]
@@ -208,13 +213,14 @@ fn main() -> ExitCode {
                     rt.block_on(conformance::run_conformance(&args, &cli.conn))
                 }
                 Command::Chaos(args) => rt.block_on(chaos::run_chaos(&args)),
+                Command::Certify(args) => rt.block_on(certify::run_certify(&args, &cli.conn)),
                 Command::Skew(args) => rt.block_on(skew::run_skew(&args)),
                 Command::Powerfs(args) => rt.block_on(powerfs::run(&args)).map(|()| 0),
                 Command::StandIn(args) => {
                     return match rt.block_on(standin::run(args)) {
                         Ok(code) => code,
                         Err(e) => {
-                            eprintln!("error: {e:#}");
+                            eprintln!("error: {}", error_line(&e));
                             ExitCode::from(2)
                         }
                     }
@@ -226,10 +232,32 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, `: `-separated, leaving out a cause whose
+/// text the line already says (libraries often repeat their source's message in
+/// their own), and folding each cause onto one line.
+pub(crate) fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
@@ -258,6 +286,7 @@ async fn run(command: Command, conn: ConnFlags) -> anyhow::Result<()> {
         | Command::StandIn(_)
         | Command::Powerfs(_)
         | Command::Chaos(_)
+        | Command::Certify(_)
         | Command::Skew(_) => {
             unreachable!("handled before the runtime starts")
         }
@@ -427,7 +456,60 @@ async fn version(conn: &ConnFlags) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{error_line, parse_duration};
+
+    #[test]
+    fn bench_flags_go_anywhere_as_in_etcds_tool() {
+        use clap::Parser as _;
+        let parse = |argv: &[&str]| match super::Cli::try_parse_from(argv) {
+            Ok(super::Cli {
+                command: super::Command::Bench(b),
+                ..
+            }) => format!("{b:?}"),
+            other => panic!("{argv:?}: {other:?}"),
+        };
+        let after = parse(&[
+            "gauntlet",
+            "bench",
+            "put",
+            "--clients",
+            "10",
+            "--total",
+            "100",
+            "--target",
+            "etcd@3.5.1",
+        ]);
+        let before = parse(&[
+            "gauntlet",
+            "bench",
+            "--clients",
+            "10",
+            "--target",
+            "etcd@3.5.1",
+            "put",
+            "--total",
+            "100",
+        ]);
+        assert_eq!(after, before);
+        assert!(
+            after.contains("clients: 10") && after.contains("total: 100"),
+            "{after}"
+        );
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let inner = anyhow::anyhow!("cannot reach any endpoint of 127.0.0.1:1: connection refused");
+        let e = inner
+            .context("cannot reach any endpoint of 127.0.0.1:1: connection refused")
+            .context("conformance run");
+        assert_eq!(
+            error_line(&e),
+            "conformance run: cannot reach any endpoint of 127.0.0.1:1: connection refused"
+        );
+        let e = anyhow::anyhow!("line one\n  line two").context("outer");
+        assert_eq!(error_line(&e), "outer: line one line two");
+    }
     use std::time::Duration;
 
     #[test]

@@ -10,7 +10,7 @@ use gauntlet_chaos::traffic::TrafficConfig;
 use gauntlet_harness::{Cache, Mutation, Target};
 use gauntlet_skew::expect::Expect;
 use gauntlet_skew::report::{Matrix, SCHEMA_VERSION};
-use gauntlet_skew::run::{probe_version, run_scenario, Options, Verdict};
+use gauntlet_skew::run::{probe_version, run_scenario, Options, ScenarioResult, Verdict};
 use gauntlet_skew::scenario::{select, Scenario};
 
 /// Flags of `gauntlet skew`.
@@ -19,46 +19,39 @@ pub struct SkewArgs {
     /// The old version: etcd@VERSION, reference, reference@REV (a git revision of this
     /// repository, built into the target cache) or exec:PATH.
     #[arg(long)]
-    from: String,
+    pub(crate) from: String,
     /// The new version (same forms).
     #[arg(long)]
-    to: String,
+    pub(crate) to: String,
     /// Scenarios to run (glob over names, comma-separated; see --list-scenarios).
     #[arg(long, default_value = "*")]
-    scenario: String,
+    pub(crate) scenario: String,
     /// Traffic profiles, comma-separated (etcd, kubernetes): every scenario with
     /// traffic runs once under each.
     #[arg(long, default_value = "etcd,kubernetes", value_delimiter = ',', value_parser = crate::chaos::parse_profile)]
-    profile: Vec<TrafficProfile>,
+    pub(crate) profile: Vec<TrafficProfile>,
     /// Seed of the traffic.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Operations per second over all traffic clients.
     #[arg(long, default_value_t = 200)]
-    qps: u32,
+    pub(crate) qps: u32,
     /// Deadline of each scenario's linearizability check (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = crate::parse_duration)]
-    check_timeout: Duration,
+    pub(crate) check_timeout: Duration,
     /// Write matrix.json, matrix.md, junit.xml and failing scenarios' directories here.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Keep the directory of every scenario, passing ones too.
     #[arg(long)]
-    keep_all: bool,
+    pub(crate) keep_all: bool,
     /// Self-test: mutate member 0's answers (e.g. stale-revision, lose-write); every
     /// scenario with traffic must then fail.
     #[arg(long)]
-    mutate: Option<String>,
+    pub(crate) mutate: Option<String>,
     /// List the scenarios and exit.
     #[arg(long)]
-    list_scenarios: bool,
-}
-
-fn profile_name(p: TrafficProfile) -> &'static str {
-    match p {
-        TrafficProfile::Etcd => "etcd",
-        TrafficProfile::Kubernetes => "kubernetes",
-    }
+    pub(crate) list_scenarios: bool,
 }
 
 /// Builds or fetches what `target` needs, so that every scenario can launch it.
@@ -136,6 +129,89 @@ pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    // Ctrl-C or SIGTERM drops the scenario: its cluster's Drop kills the members.
+    let matrix = tokio::select! {
+        m = execute(args, |r| {
+            for l in result_lines(r) {
+                eprintln!("{l}");
+            }
+        }) => m?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: the scenario's cluster was torn down");
+            return Ok(130);
+        }
+        _ = term.recv() => {
+            eprintln!("terminated: the scenario's cluster was torn down");
+            return Ok(143);
+        }
+    };
+    let (from, to) = (&matrix.from, &matrix.to);
+    eprintln!("skew {from} -> {to}: {}", matrix.tally());
+    if let Some(out) = &args.out {
+        matrix
+            .write(out)
+            .with_context(|| format!("writing the matrix into {}", out.display()))?;
+        eprintln!(
+            "wrote {}/{{matrix.json,matrix.md,junit.xml}}",
+            out.display()
+        );
+    }
+    Ok(matrix.exit_code())
+}
+
+/// A scenario result's lines, as `gauntlet skew` prints them.
+pub(crate) fn result_lines(r: &ScenarioResult) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{:<44} {:<10} {:<11} {} checks, {} ops, {:.1} s",
+        r.scenario.name(),
+        r.profile,
+        r.verdict.label(),
+        r.checks.len(),
+        r.operations,
+        r.wall_ms as f64 / 1000.0
+    )];
+    if r.verdict != Verdict::Passed {
+        if let Verdict::NotApplicable(why) | Verdict::Error(why) = &r.verdict {
+            lines.push(format!("    {why}"));
+        }
+        for c in r.checks.iter().filter(|c| !c.ok) {
+            lines.push(format!(
+                "    {}{}: {}: expected {}; observed {}",
+                if c.known_fixed_in.is_some() {
+                    "known issue: "
+                } else {
+                    ""
+                },
+                c.step,
+                c.what,
+                c.expected,
+                c.observed
+            ));
+        }
+        for f in &r.findings {
+            lines.push(format!("    {}: {}", f.check, f.detail));
+        }
+        for u in &r.unknown {
+            lines.push(format!("    unknown: {u}"));
+        }
+        if let Some(d) = &r.dir {
+            lines.push(format!("    evidence: {}", d.display()));
+        }
+        if !matches!(r.verdict, Verdict::NotApplicable(_)) {
+            lines.push(format!("    rerun: {}", r.rerun));
+        }
+    }
+    lines
+}
+
+/// Runs the scenarios `args` selects for its pair (building or fetching both sides
+/// first), calling `each` as each finishes; returns the matrix.
+pub(crate) async fn execute(
+    args: &SkewArgs,
+    mut each: impl FnMut(&ScenarioResult),
+) -> anyhow::Result<Matrix> {
     let from: Target = args.from.parse()?;
     let to: Target = args.to.parse()?;
     let scenarios = select(&args.scenario).map_err(anyhow::Error::msg)?;
@@ -199,66 +275,9 @@ pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
     }
     let started = Instant::now();
     let mut results = Vec::new();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
     for (s, p) in runs {
-        // Ctrl-C or SIGTERM drops the scenario: its cluster's Drop kills the members.
-        let r = tokio::select! {
-            r = run_scenario(s, p, &expect, &opts) => r,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("interrupted in {s}: its cluster was torn down");
-                return Ok(130);
-            }
-            _ = term.recv() => {
-                eprintln!("terminated in {s}: its cluster was torn down");
-                return Ok(143);
-            }
-        };
-        let profile = if s.recorded() {
-            profile_name(p)
-        } else {
-            "none"
-        };
-        eprintln!(
-            "{:<44} {:<10} {:<11} {} checks, {} ops, {:.1} s",
-            s.name(),
-            profile,
-            r.verdict.label(),
-            r.checks.len(),
-            r.operations,
-            r.wall_ms as f64 / 1000.0
-        );
-        if r.verdict != Verdict::Passed {
-            if let Verdict::NotApplicable(why) | Verdict::Error(why) = &r.verdict {
-                eprintln!("    {why}");
-            }
-            for c in r.checks.iter().filter(|c| !c.ok) {
-                eprintln!(
-                    "    {}{}: {}: expected {}; observed {}",
-                    if c.known_fixed_in.is_some() {
-                        "known issue: "
-                    } else {
-                        ""
-                    },
-                    c.step,
-                    c.what,
-                    c.expected,
-                    c.observed
-                );
-            }
-            for f in &r.findings {
-                eprintln!("    {}: {}", f.check, f.detail);
-            }
-            for u in &r.unknown {
-                eprintln!("    unknown: {u}");
-            }
-            if let Some(d) = &r.dir {
-                eprintln!("    evidence: {}", d.display());
-            }
-            if !matches!(r.verdict, Verdict::NotApplicable(_)) {
-                eprintln!("    rerun: {}", r.rerun);
-            }
-        }
+        let r = run_scenario(s, p, &expect, &opts).await;
+        each(&r);
         results.push(r);
     }
     let matrix = Matrix {
@@ -271,15 +290,36 @@ pub async fn run_skew(args: &SkewArgs) -> anyhow::Result<u8> {
         wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         rerun,
     };
-    eprintln!("skew {from} -> {to}: {}", matrix.tally());
-    if let Some(out) = &args.out {
-        matrix
-            .write(out)
-            .with_context(|| format!("writing the matrix into {}", out.display()))?;
-        eprintln!(
-            "wrote {}/{{matrix.json,matrix.md,junit.xml}}",
-            out.display()
-        );
+    Ok(matrix)
+}
+
+impl SkewArgs {
+    /// The flags of certify's skew run: `scenarios` (comma-separated globs) under
+    /// `profiles` (comma-separated), evidence under `out`.
+    pub(crate) fn for_certify(
+        from: &Target,
+        to: &Target,
+        scenarios: &str,
+        profiles: &str,
+        seed: u64,
+        out: PathBuf,
+    ) -> anyhow::Result<SkewArgs> {
+        Ok(SkewArgs {
+            from: from.to_string(),
+            to: to.to_string(),
+            scenario: scenarios.to_string(),
+            profile: profiles
+                .split(',')
+                .map(crate::chaos::parse_profile)
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)?,
+            seed,
+            qps: 200,
+            check_timeout: Duration::from_secs(60),
+            out: Some(out),
+            keep_all: false,
+            mutate: None,
+            list_scenarios: false,
+        })
     }
-    Ok(matrix.exit_code())
 }

@@ -58,10 +58,12 @@ pub(crate) struct Launched {
     pub(crate) _cluster: Option<Cluster>,
 }
 
+/// Launches `target` (or wraps `endpoints:...`); `announce` says so on stderr.
 pub(crate) async fn launch(
     target: &str,
     members: usize,
     conn: &ConnFlags,
+    announce: bool,
 ) -> anyhow::Result<Launched> {
     if let Some(eps) = target.strip_prefix("endpoints:") {
         let mut cfg = conn.client_config()?;
@@ -81,7 +83,9 @@ pub(crate) async fn launch(
     // Benchmarks use etcd's default timings, not the test ones.
     spec.heartbeat_interval_ms = 100;
     spec.election_timeout_ms = 1000;
-    eprintln!("starting {members} member(s) of {target} ...");
+    if announce {
+        eprintln!("starting {members} member(s) of {target} ...");
+    }
     let cluster = Cluster::start(spec, &Cache::from_env())
         .await
         .with_context(|| format!("starting {target}"))?;
@@ -102,7 +106,7 @@ pub async fn run(args: BenchArgs, conn: &ConnFlags) -> anyhow::Result<u8> {
         BenchCommand::Workload(w) => {
             w.validate()?;
             let side = if conn.endpoints.is_empty() {
-                launch(&args.target, args.members, conn).await?
+                launch(&args.target, args.members, conn, true).await?
             } else {
                 Launched {
                     config: conn.client_config()?,
@@ -122,8 +126,8 @@ pub async fn run(args: BenchArgs, conn: &ConnFlags) -> anyhow::Result<u8> {
                 compare::MAX_ROUNDS,
                 c.rounds
             );
-            let a = launch(&c.a, args.members, conn).await?;
-            let b = launch(&c.b, args.members, conn).await?;
+            let a = launch(&c.a, args.members, conn, true).await?;
+            let b = launch(&c.b, args.members, conn, true).await?;
             let cmp = compare::compare(
                 &Side {
                     label: c.a.clone(),

@@ -100,8 +100,8 @@ impl Plan {
                 ],
             },
             Level::Full => Plan {
-                chaos_rounds_per_family: 12,
-                chaos_duration: Duration::from_secs(3),
+                chaos_rounds_per_family: 8,
+                chaos_duration: Duration::from_secs(2),
                 skew_scenarios: "*",
                 skew_profiles: "etcd,kubernetes",
                 bench: vec![
@@ -197,6 +197,9 @@ pub async fn run_certify(args: &CertifyArgs, conn: &crate::ConnFlags) -> anyhow:
     let cache = Cache::from_env();
     if let Some(t) = &target {
         crate::ensure_launchable(t, &cache)?;
+    }
+    if let (Some((f, t)), true) = (&skew_pair, args.areas.contains(&Area::Skew)) {
+        crate::skew::check_versions(f, t, &cache).await?;
     }
     let label = match &target {
         Some(t) => format!("{t} x{}", args.members),
@@ -749,7 +752,9 @@ impl Ctx<'_> {
 
     async fn bench_one(&self, line: &BenchLine) -> anyhow::Result<gauntlet_bench::RunResult> {
         let side = match &self.target {
-            Some(t) => crate::bench::launch(&t.to_string(), self.args.members, self.conn).await?,
+            Some(t) => {
+                crate::bench::launch(&t.to_string(), self.args.members, self.conn, false).await?
+            }
             None => crate::bench::Launched {
                 config: self.conn.client_config()?,
                 pids: Vec::new(),

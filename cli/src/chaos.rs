@@ -206,7 +206,7 @@ pub async fn run_chaos(args: &ChaosArgs) -> anyhow::Result<u8> {
         .context("installing the SIGTERM handler")?;
     // Ctrl-C or SIGTERM drops the round: its cluster's Drop kills the members,
     // unmounts their filesystems and removes every container and network it made.
-    let run = execute(args, |res, profile| print_round(res, profile));
+    let run = execute(args, print_round);
     let (summary, rerun) = tokio::select! {
         r = run => r?,
         _ = tokio::signal::ctrl_c() => {

@@ -49,6 +49,10 @@ pub struct ConformanceArgs {
     /// Shared cases in flight at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     concurrency: usize,
+    /// Print every case (default: failures, known issues and crashes only, under a
+    /// progress bar on a terminal).
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
@@ -121,7 +125,8 @@ pub async fn run_conformance(
     let opts = RunOptions { use_ledger, ..opts };
     let rerun = rerun_command(&under, args, mutation)?;
     let total = select(&cases, &opts).len();
-    eprintln!("running {total} conformance cases ...");
+    let mut p = crate::progress::Progress::new(total as u64, args.verbose);
+    p.stage(format!("running {total} conformance cases ..."));
     let mut done = 0usize;
     let report = run(
         &cases,
@@ -131,21 +136,22 @@ pub async fn run_conformance(
         |event| match event {
             // One line: the notice when the version was not an etcd one, else the profile.
             Event::Holding(h) => match h.notice() {
-                Some(notice) => eprintln!("{notice}"),
-                None => eprintln!(
+                Some(notice) => p.line(notice),
+                None => p.line(format!(
                     "server reports version `{}`: holding it to {} at {}",
                     h.reported, h.profile, h.judged_at
-                ),
+                )),
             },
-            Event::Note(n) => eprintln!("{n}"),
+            Event::Note(n) => p.line(n.to_string()),
             Event::Crash(c) => {
-                eprintln!("TARGET DIED: {}", report::crash_text(c).trim_end());
+                p.line(format!("TARGET DIED: {}", report::crash_text(c).trim_end()));
                 for id in c.suspects() {
-                    eprintln!("  rerun alone: {rerun} --filter {id}");
+                    p.line(format!("  rerun alone: {rerun} --filter {id}"));
                 }
             }
             Event::Case(r) => {
                 done += 1;
+                p.inc(1);
                 let mark = match &r.outcome {
                     Outcome::Passed => "ok     ",
                     Outcome::Failed { .. } => "FAIL   ",
@@ -154,19 +160,24 @@ pub async fn run_conformance(
                     Outcome::KilledTarget { .. } => "KILLED ",
                     Outcome::Unavailable { .. } => "unavail",
                 };
-                eprintln!("[{done:>3}/{total}] {mark} {} ({} ms)", r.id, r.duration_ms);
+                let line = format!("[{done:>3}/{total}] {mark} {} ({} ms)", r.id, r.duration_ms);
                 match &r.outcome {
                     Outcome::Failed { failure } | Outcome::KilledTarget { failure, .. } => {
-                        eprintln!("          {failure}");
-                        eprintln!("  rerun: {rerun} --filter {}", r.id);
+                        p.line(line);
+                        for l in failure.to_string().lines() {
+                            p.line(format!("          {l}"));
+                        }
+                        p.line(format!("  rerun: {rerun} --filter {}", r.id));
                     }
-                    _ => {}
+                    Outcome::KnownIssue { .. } | Outcome::Unavailable { .. } => p.line(line),
+                    Outcome::Passed | Outcome::NotRun { .. } => p.detail(line),
                 }
             }
         },
     )
     .await
     .context("conformance run")?;
+    drop(p.finish());
     let _ = std::io::stderr().flush();
     println!("{}", report::summary(&report));
     if let Some(dir) = &args.out {

@@ -184,7 +184,17 @@ impl ConnFlags {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and --version go to stdout as clap prints them; a usage error is one
+        // line (clap's first: what was wrong), exit 2.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("bad arguments"));
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(match std::env::var("GAUNTLET_LOG") {
             Ok(v) => tracing_subscriber::EnvFilter::new(v),

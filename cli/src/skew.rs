@@ -323,3 +323,20 @@ impl SkewArgs {
         })
     }
 }
+
+/// Checks before anything runs that `from -> to` is a pair etcd's rules cover: both
+/// sides provisioned and their reported versions read.
+pub(crate) async fn check_versions(
+    from: &Target,
+    to: &Target,
+    cache: &Cache,
+) -> anyhow::Result<()> {
+    provision(from, cache)?;
+    provision(to, cache)?;
+    let from_v = probe_version(from, cache)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let to_v = probe_version(to, cache).await.map_err(anyhow::Error::msg)?;
+    Expect::new(from, from_v, to, to_v).map_err(anyhow::Error::msg)?;
+    Ok(())
+}

@@ -29,6 +29,7 @@
 use std::path::Path;
 
 pub mod advisory;
+pub mod browser;
 pub mod convert;
 pub mod gate;
 pub mod html;

@@ -147,15 +147,17 @@ fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     )
 }
 
-/// Commands the chaos suite runs, and the Debian package of each.
+/// Commands the chaos suite and the report tests run, and the Debian package of each.
 const CHAOS_TOOLS: &[(&str, &str)] = &[
     ("fusermount3", "fuse3"),
     ("iptables", "iptables"),
     ("tc", "iproute2"),
     ("nsenter", "util-linux"),
+    // The certify report's browser test loads index.html in headless Chromium.
+    ("chromium-headless-shell", "chromium-headless-shell"),
 ];
 
-/// Installs the chaos suite's tools that are missing and checks /dev/fuse and the
+/// Installs the chaos suite's and the report tests' tools that are missing and checks /dev/fuse and the
 /// Docker engine, so that no test finds them missing halfway.
 fn chaos_prerequisites() -> anyhow::Result<()> {
     let missing: Vec<&str> = CHAOS_TOOLS

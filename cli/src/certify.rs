@@ -66,6 +66,55 @@ pub struct CertifyArgs {
     /// Print every case, round and scenario (default: failures only).
     #[arg(short, long)]
     verbose: bool,
+    /// Render a report directory again from its report.json, with the current
+    /// advisories and verdict rules (nothing runs; the exit code is the report's).
+    #[arg(long, conflicts_with_all = ["target", "from", "to", "baseline", "out"])]
+    render: Option<PathBuf>,
+}
+
+/// `--render DIR`: the recommendation drawn again and every file rewritten.
+fn render_again(dir: &Path) -> anyhow::Result<u8> {
+    let path = dir.join("report.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut report =
+        Report::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // Areas judged from the report's own details are judged again by today's rules.
+    let mut again = Vec::new();
+    if let Some(c) = report.chaos.take() {
+        let (c, v) = convert::chaos(c.rounds, c.members, c.left_out, c.wall_ms);
+        report.chaos = Some(c);
+        again.push(v);
+    }
+    if let Some(b) = report.bench.take() {
+        let (b, v) = convert::bench(b.workloads, b.wall_ms);
+        report.bench = Some(b);
+        again.push(v);
+    }
+    for v in again {
+        if let Some(a) = report.areas.iter_mut().find(|a| a.area == v.area) {
+            *a = v;
+        }
+    }
+    report.recommendation = verdict::recommend(&report);
+    // The run's log is kept from the previous rendering, without its two closing lines.
+    let mut log: Vec<String> = std::fs::read_to_string(dir.join("submission/e2e.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    log.truncate(log.len().saturating_sub(2));
+    gauntlet_reports::write_dir(&report, &log, dir)
+        .with_context(|| format!("writing {}", dir.display()))?;
+    println!(
+        "{}: {}",
+        report.recommendation.level.label().to_uppercase(),
+        report.recommendation.summary
+    );
+    Ok(match report.recommendation.level {
+        Answer::NotRecommended => 1,
+        _ => 0,
+    })
 }
 
 fn parse_area(s: &str) -> Result<Area, String> {
@@ -157,6 +206,9 @@ fn ms(d: Duration) -> u64 {
 
 /// Runs `gauntlet certify`; returns the exit code.
 pub async fn run_certify(args: &CertifyArgs, conn: &crate::ConnFlags) -> anyhow::Result<u8> {
+    if let Some(dir) = &args.render {
+        return render_again(dir);
+    }
     if !(1..=9).contains(&args.members) {
         bail!("--members must be between 1 and 9, got {}", args.members);
     }
@@ -625,6 +677,10 @@ impl Ctx<'_> {
                 }
             })
             .await?;
+            let dir = self.out.join("chaos").join(family);
+            summary
+                .write(&dir)
+                .with_context(|| format!("writing {}", dir.display()))?;
             for res in &summary.results {
                 rows.push(convert::round(
                     res,

@@ -177,18 +177,7 @@ pub(crate) fn result_lines(r: &ScenarioResult) -> Vec<String> {
             lines.push(format!("    {why}"));
         }
         for c in r.checks.iter().filter(|c| !c.ok) {
-            lines.push(format!(
-                "    {}{}: {}: expected {}; observed {}",
-                if c.known_fixed_in.is_some() {
-                    "known issue: "
-                } else {
-                    ""
-                },
-                c.step,
-                c.what,
-                c.expected,
-                c.observed
-            ));
+            lines.push(format!("    {}", c.line()));
         }
         for f in &r.findings {
             lines.push(format!("    {}: {}", f.check, f.detail));

@@ -130,6 +130,17 @@ fn a_smoke_of_the_reference_cluster_writes_the_report_and_the_gate_works_both_wa
     );
     assert!(std::fs::metadata(a.join("report.md")).unwrap().len() < 1024 * 1024);
 
+    // Rendered again from report.json alone: the same answer and log.
+    std::fs::remove_file(a.join("index.html")).unwrap();
+    let (code, out, err) = gauntlet(&["certify", "--render", a.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.starts_with("RECOMMENDED WITH CAVEATS"), "{out}");
+    assert!(a.join("index.html").is_file());
+    assert_eq!(
+        std::fs::read_to_string(a.join("submission/e2e.log")).unwrap(),
+        log
+    );
+
     // Unchanged (within a tolerance no noise reaches): exit 0.
     let b = dir.path().join("b");
     let baseline = a.join("report.json");

@@ -196,11 +196,19 @@ pub fn chaos(
         sum(|f| f.unknown),
         sum(|f| f.not_run),
     );
-    let status = if violations > 0 {
+    // A violation under a fault stricter than production filesystems is a caveat.
+    let strict_violations = rounds
+        .iter()
+        .filter(|r| {
+            r.status == RoundStatus::Violation
+                && crate::verdict::STRICTER_THAN_EXT4_XFS.contains(&r.fault.as_str())
+        })
+        .count();
+    let status = if violations > strict_violations {
         Status::Fail
     } else if rounds.is_empty() || not_run == rounds.len() {
         Status::Error
-    } else if known + unknown + not_run > 0 {
+    } else if known + unknown + not_run + strict_violations > 0 {
         Status::Caveats
     } else {
         Status::Pass
@@ -247,20 +255,7 @@ pub fn skew(m: &Matrix, base: &Path) -> (Skew, AreaVerdict) {
                 .checks
                 .iter()
                 .filter(|c| !c.ok)
-                .map(|c| {
-                    format!(
-                        "{}{}: {}: expected {}; observed {}",
-                        if c.known_fixed_in.is_some() {
-                            "known issue: "
-                        } else {
-                            ""
-                        },
-                        c.step,
-                        c.what,
-                        c.expected,
-                        c.observed
-                    )
-                })
+                .map(gauntlet_skew::run::Check::line)
                 .collect();
             details.extend(
                 r.findings

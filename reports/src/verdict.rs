@@ -24,6 +24,13 @@ use crate::model::{
     Answer, Area, CaseStatus, Reason, Recommendation, Report, RoundStatus, Severity, Source, Status,
 };
 
+/// Faults that model a disk stricter than the filesystems production clusters run on:
+/// a violation under them is a caveat for those on such a disk, not a blocker for
+/// everyone. `power-loss.all-strict-metadata` undoes creates, renames and unlinks whose
+/// directory was not fsynced, which POSIX allows but ext4 and XFS do not do once a file
+/// in the directory has been fsynced.
+pub const STRICTER_THAN_EXT4_XFS: &[&str] = &["power-loss.all-strict-metadata"];
+
 /// Most case ids an observed reason lists before "and N more".
 const MAX_LISTED: usize = 8;
 
@@ -57,6 +64,8 @@ fn listed(items: &[String]) -> String {
 /// A known issue seen in several places, kept once.
 struct KnownSeen {
     area: Area,
+    /// Who is affected, from where it was seen (the conformance service, the fault).
+    who: String,
     description: String,
     fixed_in: String,
     places: Vec<String>,
@@ -73,7 +82,7 @@ fn known_reason(url: &str, k: KnownSeen, release: Option<SemVer>) -> Reason {
         severity: Severity::Caveat,
         area: Some(k.area),
         title: format!("known etcd issue: {}", k.description),
-        affected: "every user of this release; the ledger entry says where it arises".into(),
+        affected: k.who,
         action: match SemVer::parse(&k.fixed_in) {
             Some(_) => format!("fixed in etcd {}: upgrade to it or later", k.fixed_in),
             None => format!("not fixed upstream ({})", k.fixed_in),
@@ -94,16 +103,18 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
         .and_then(SemVer::parse);
     let mut out = Vec::new();
     let mut known: BTreeMap<String, KnownSeen> = BTreeMap::new();
-    let mut note_known = |area: Area, k: &crate::model::Known, place: String, rerun: &str| {
-        let e = known.entry(k.url.clone()).or_insert_with(|| KnownSeen {
-            area,
-            description: k.description.clone(),
-            fixed_in: k.fixed_in.clone(),
-            places: Vec::new(),
-            rerun: Some(rerun.to_string()),
-        });
-        e.places.push(place);
-    };
+    let mut note_known =
+        |area: Area, who: String, k: &crate::model::Known, place: String, rerun: &str| {
+            let e = known.entry(k.url.clone()).or_insert_with(|| KnownSeen {
+                area,
+                who,
+                description: k.description.clone(),
+                fixed_in: k.fixed_in.clone(),
+                places: Vec::new(),
+                rerun: Some(rerun.to_string()),
+            });
+            e.places.push(place);
+        };
     if let Some(c) = &report.conformance {
         let mut by_service: BTreeMap<&str, Vec<&crate::model::CaseRow>> = BTreeMap::new();
         for case in c.cases.iter().filter(|x| x.status.is_failure()) {
@@ -148,6 +159,12 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
             if let Some(k) = &case.known {
                 note_known(
                     Area::Conformance,
+                    match case.service.as_str() {
+                        "auth" => "clusters that enable auth and rely on RBAC to keep users apart"
+                            .to_string(),
+                        "tls" => "clusters that authenticate clients by certificate".to_string(),
+                        s => format!("users of the {s} API on this release"),
+                    },
                     k,
                     format!("conformance case {}", case.id),
                     &format!("{} --filter {}", c.rerun, case.id),
@@ -161,15 +178,24 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
             .iter()
             .filter(|r| r.status == RoundStatus::Violation)
         {
+            let stricter = STRICTER_THAN_EXT4_XFS.contains(&r.fault.as_str());
             let mut x = observed(
                 Area::Chaos,
-                Severity::Blocker,
+                if stricter {
+                    Severity::Caveat
+                } else {
+                    Severity::Blocker
+                },
                 format!(
                     "{} under {} traffic: the history is not what etcd guarantees",
                     r.fault, r.profile
                 ),
             );
             x.action = "do not run it where this fault can happen (any production cluster can crash, pause or be partitioned)".into();
+            if stricter {
+                x.affected = "clusters on a filesystem that may lose a new directory entry whose directory was not fsynced (POSIX allows it; ext4 and XFS commit the entry with the first fsync of a file in it)".into();
+                x.action = "keep data dirs on ext4 or XFS; ask the server's maintainers to fsync directories after creating, renaming or removing entries".into();
+            }
             x.evidence = format!(
                 "round {}: {}{}",
                 r.round,
@@ -186,6 +212,7 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
             for k in &r.known {
                 note_known(
                     Area::Chaos,
+                    format!("clusters that can suffer {} on this release", r.fault),
                     k,
                     format!("chaos round {} ({})", r.round, r.fault),
                     &r.rerun,
@@ -213,6 +240,8 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
         }
     }
     if let Some(s) = &report.skew {
+        // Known bugs met by one scenario under several profiles are one reason.
+        let mut known_skew: BTreeMap<&str, Vec<&crate::model::SkewRow>> = BTreeMap::new();
         for row in &s.rows {
             match row.verdict.as_str() {
                 "FAIL" => {
@@ -230,27 +259,10 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
                     x.rerun = Some(row.rerun.clone());
                     out.push(x);
                 }
-                "known issue" => {
-                    let mut x = observed(
-                        Area::Skew,
-                        Severity::Caveat,
-                        format!(
-                            "{} -> {}: {} [{}] meets a known bug of the release",
-                            s.from, s.to, row.scenario, row.profile
-                        ),
-                    );
-                    x.affected = format!("clusters upgrading from {} to {}", s.from, s.to);
-                    x.action = match row.fixed_in.as_slice() {
-                        [] => "see the details".into(),
-                        f => format!(
-                            "fixed in {}: avoid this step before that release",
-                            f.join(", ")
-                        ),
-                    };
-                    x.evidence = row.details.first().cloned().unwrap_or_default();
-                    x.rerun = Some(row.rerun.clone());
-                    out.push(x);
-                }
+                "known issue" => known_skew
+                    .entry(row.scenario.as_str())
+                    .or_insert_with(Vec::new)
+                    .push(row),
                 "unknown" | "error" => {
                     let mut x = observed(
                         Area::Skew,
@@ -264,6 +276,33 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
                 }
                 _ => {}
             }
+        }
+        for (scenario, rows) in known_skew {
+            let profiles: Vec<&str> = rows.iter().map(|r| r.profile.as_str()).collect();
+            let mut fixed: Vec<String> = rows.iter().flat_map(|r| r.fixed_in.clone()).collect();
+            fixed.sort();
+            fixed.dedup();
+            let mut x = observed(
+                Area::Skew,
+                Severity::Caveat,
+                format!(
+                    "{} -> {}: {scenario} [{}] meets a known bug of the release",
+                    s.from,
+                    s.to,
+                    profiles.join(", ")
+                ),
+            );
+            x.affected = format!("clusters upgrading from {} to {}", s.from, s.to);
+            x.action = match fixed.as_slice() {
+                [] => "see the details".into(),
+                f => format!(
+                    "fixed in {}: avoid this step before that release",
+                    f.join(", ")
+                ),
+            };
+            x.evidence = rows[0].details.first().cloned().unwrap_or_default();
+            x.rerun = Some(rows[0].rerun.clone());
+            out.push(x);
         }
     }
     if let Some(b) = &report.bench {

@@ -253,6 +253,25 @@ fn observed_failures_block_and_known_issues_are_caveats_with_their_fix() {
 }
 
 #[test]
+fn a_violation_under_a_disk_stricter_than_ext4_is_a_caveat_for_those_on_such_a_disk() {
+    let mut strict = round(0, RoundStatus::Violation);
+    strict.family = "power-loss".into();
+    strict.fault = "power-loss.all-strict-metadata".into();
+    let r = report(
+        None,
+        "3.5.13",
+        vec![case("kv.put", "kv", CaseStatus::Passed)],
+        vec![strict],
+        vec![bench_row(1000.0, 5.0, true)],
+    );
+    assert_eq!(r.recommendation.level, Answer::RecommendedWithCaveats);
+    assert_eq!(r.area(Area::Chaos).unwrap().status, Status::Caveats);
+    let x = &r.recommendation.reasons[0];
+    assert_eq!((x.severity, x.area), (Severity::Caveat, Some(Area::Chaos)));
+    assert!(x.affected.contains("ext4"), "{}", x.affected);
+}
+
+#[test]
 fn the_baseline_gate_passes_an_unchanged_run_and_names_each_regression() {
     let base = clean(None, "3.5.13");
     let same = clean(None, "3.5.13");

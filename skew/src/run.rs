@@ -94,6 +94,24 @@ pub struct Check {
     pub doc: Option<Doc>,
 }
 
+impl Check {
+    /// One line: `[known issue: ]step: what: expected ...; observed ...`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}{}: {}: expected {}; observed {}",
+            if self.known_fixed_in.is_some() {
+                "known issue: "
+            } else {
+                ""
+            },
+            self.step,
+            self.what,
+            self.expected,
+            self.observed
+        )
+    }
+}
+
 /// A scenario's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "status", content = "reason")]

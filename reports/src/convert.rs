@@ -11,8 +11,8 @@ use gauntlet_skew::report::Matrix;
 use gauntlet_skew::run::Verdict as SkewVerdict;
 
 use crate::model::{
-    Area, AreaVerdict, Bench, BenchRow, CaseRow, CaseStatus, Chaos, Conformance, FamilyRow, Known,
-    OpRow, RoundRow, RoundStatus, ServiceCounts, Skew, SkewRow, SloRow, Status,
+    Area, AreaVerdict, Bench, BenchRow, CaseRow, CaseStatus, Chaos, Conformance, CrashRow,
+    FamilyRow, Known, OpRow, RoundRow, RoundStatus, ServiceCounts, Skew, SkewRow, SloRow, Status,
 };
 
 /// `path` relative to `base` when it is inside it, else as given.
@@ -73,7 +73,22 @@ pub fn conformance(report: &ConformanceReport, rerun: &str) -> (Conformance, Are
         })
         .collect();
     let t = report.totals();
-    let crashes: Vec<String> = report.crashes.iter().map(|c| c.headline()).collect();
+    let crashes: Vec<CrashRow> = report
+        .crashes
+        .iter()
+        .map(|c| CrashRow {
+            headline: c.headline(),
+            trigger: match &c.trigger {
+                gauntlet_conformance::crash::Trigger::Confirmed { cases } => cases.first().cloned(),
+                _ => None,
+            },
+            known: c.known_issue.as_ref().map(|k| Known {
+                description: k.description.clone(),
+                url: k.url.clone(),
+                fixed_in: k.fixed_in.clone(),
+            }),
+        })
+        .collect();
     let status = match report.verdict() {
         gauntlet_conformance::Verdict::Failed { .. } => Status::Fail,
         gauntlet_conformance::Verdict::Incomplete { .. } => Status::Error,

@@ -107,7 +107,13 @@ fn conformance(r: &Report) -> Markup {
                 }
             }
         }
-        @for crash in &c.crashes { p.s-FAIL { "crash: " (crash) } }
+        @for crash in &c.crashes {
+            p class=(if crash.known.is_some() { "s-caveats" } else { "s-FAIL" }) {
+                "crash: " (crash.headline)
+                @if let Some(t) = &crash.trigger { " (trigger: " code { (t) } ")" }
+                @if let Some(k) = &crash.known { " — known: " (k.description) " (" a href=(k.url) { (k.url) } ", fixed in " (k.fixed_in) ")" }
+            }
+        }
         @if !shown.is_empty() {
             table {
                 tr { th { "case" } th { "status" } th { "detail" } }

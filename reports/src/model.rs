@@ -288,11 +288,22 @@ pub struct Conformance {
     /// Every case, in catalogue order.
     pub cases: Vec<CaseRow>,
     /// Members that stopped answering during the run.
-    pub crashes: Vec<String>,
+    pub crashes: Vec<CrashRow>,
     /// The command that repeats the conformance part alone.
     pub rerun: String,
     /// Wall time.
     pub wall_ms: u64,
+}
+
+/// A member that stopped answering during conformance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrashRow {
+    /// One line: who, when, how.
+    pub headline: String,
+    /// The case whose requests kill it, when running the suspects alone found one.
+    pub trigger: Option<String>,
+    /// The ledger entry when it is a known bug of the release.
+    pub known: Option<Known>,
 }
 
 /// One service's counts.

@@ -141,14 +141,31 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
             out.push(r);
         }
         for crash in &c.crashes {
+            if let Some(k) = &crash.known {
+                note_known(
+                    Area::Conformance,
+                    "every user of this release: a request kills the member that serves it"
+                        .to_string(),
+                    k,
+                    format!("a crash ({})", crash.headline),
+                    &match &crash.trigger {
+                        Some(id) => format!("{} --filter {id}", c.rerun),
+                        None => c.rerun.clone(),
+                    },
+                );
+                continue;
+            }
             let mut r = observed(
                 Area::Conformance,
                 Severity::Blocker,
                 "a member stopped answering during conformance".into(),
             );
             r.action = "find the request that kills it (the conformance report lists the suspects) before running it".into();
-            r.evidence = crash.clone();
-            r.rerun = Some(c.rerun.clone());
+            r.evidence = crash.headline.clone();
+            r.rerun = Some(match &crash.trigger {
+                Some(id) => format!("{} --filter {id}", c.rerun),
+                None => c.rerun.clone(),
+            });
             out.push(r);
         }
         for case in c

@@ -272,6 +272,30 @@ fn a_violation_under_a_disk_stricter_than_ext4_is_a_caveat_for_those_on_such_a_d
 }
 
 #[test]
+fn a_known_crash_is_a_caveat_with_its_fix_and_an_unknown_one_blocks() {
+    let mut r = clean(Some("3.5.17"), "3.5.17");
+    let conf = r.conformance.as_mut().unwrap();
+    conf.crashes = vec![CrashRow {
+        headline: "m0 stopped answering".into(),
+        trigger: Some("auth.role.grant_permission_missing".into()),
+        known: Some(Known {
+            description: "granting a permission to a missing role panics".into(),
+            url: "https://github.com/etcd-io/etcd/issues/2".into(),
+            fixed_in: "3.5.18".into(),
+        }),
+    }];
+    let rec = verdict::recommend(&r);
+    assert_eq!(rec.level, Answer::RecommendedWithCaveats, "{rec:#?}");
+    assert_eq!(rec.upgrade_to.as_deref(), Some("3.5.18"));
+    assert!(rec.reasons[0]
+        .rerun
+        .as_deref()
+        .is_some_and(|c| c.ends_with("--filter auth.role.grant_permission_missing")));
+    r.conformance.as_mut().unwrap().crashes[0].known = None;
+    assert_eq!(verdict::recommend(&r).level, Answer::NotRecommended);
+}
+
+#[test]
 fn the_baseline_gate_passes_an_unchanged_run_and_names_each_regression() {
     let base = clean(None, "3.5.13");
     let same = clean(None, "3.5.13");

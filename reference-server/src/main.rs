@@ -248,6 +248,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let mut every = tokio::time::interval(node::DB_SIZE_REFRESH);
         loop {
             every.tick().await;
+            // Reset first: writes proposed while the size is read count again next
+            // time (an overestimate, never a miss).
+            sizer
+                .status
+                .bytes_since_size_refresh
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             let size = sizer.read_state().db_size_bytes();
             sizer
                 .status

@@ -123,6 +123,11 @@ pub struct NodeStatus {
     /// Database size on disk, refreshed every [`DB_SIZE_REFRESH`] (reading it stats
     /// files, too slow for every write's quota check).
     pub db_size_bytes: AtomicU64,
+    /// Bytes of writes this member proposed since [`Self::db_size_bytes`] was last
+    /// refreshed: the quota check adds them, so that a burst faster than the refresh
+    /// (and than sled's flush) cannot overshoot `--quota-backend-bytes` by seconds' worth
+    /// of writes. Reset by the refresher.
+    pub bytes_since_size_refresh: AtomicU64,
 }
 
 /// How often [`NodeStatus::db_size_bytes`] is refreshed.

@@ -130,6 +130,12 @@ impl Maintenance for MaintenanceService {
             after_bytes = done.after_bytes,
             "defragmented"
         );
+        // The size was just measured: writes proposed before it are in it.
+        self.0
+            .node
+            .status
+            .bytes_since_size_refresh
+            .store(0, Ordering::Relaxed);
         self.0
             .node
             .status

@@ -204,7 +204,19 @@ impl Ctx {
             if self.node.read_state().cluster().raised(AlarmType::Nospace) {
                 return Err(status(rpctypes::NO_SPACE));
             }
-            if self.node.status.db_size_bytes.load(Ordering::Relaxed) > self.quota_bytes {
+            let pending = self
+                .node
+                .status
+                .bytes_since_size_refresh
+                .fetch_add(cmd.encoded_len() as u64, Ordering::Relaxed);
+            if self
+                .node
+                .status
+                .db_size_bytes
+                .load(Ordering::Relaxed)
+                .saturating_add(pending)
+                > self.quota_bytes
+            {
                 // etcd raises NOSPACE for the member whose backend went over the quota.
                 let alarm = Op::Alarm(pb::AlarmRequest {
                     action: AlarmAction::Activate as i32,

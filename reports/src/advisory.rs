@@ -194,14 +194,19 @@ pub fn applicable(release: Option<SemVer>, reported: Option<SemVer>) -> Vec<&'st
         .collect()
 }
 
+/// Whether an applicable advisory says to leave `release`'s minor (an end of support).
+pub fn leaves_minor(release: SemVer) -> bool {
+    applicable(Some(release), Some(release))
+        .iter()
+        .any(|a| a.scope == Scope::EtcdRelease && a.fix_for(release).is_none())
+}
+
 /// The etcd release to move to from `release` so that no applicable advisory with a
 /// fix still applies: the highest fix within its minor, or, when the minor is out of
 /// support (an applicable advisory with no fix in that minor), the highest fix of the
 /// next minor.
 pub fn upgrade_target(release: SemVer) -> Option<SemVer> {
-    let leave_minor = applicable(Some(release), Some(release))
-        .iter()
-        .any(|a| a.scope == Scope::EtcdRelease && a.fix_for(release).is_none());
+    let leave_minor = leaves_minor(release);
     let minor = if leave_minor {
         (release.0, release.1 + 1)
     } else {

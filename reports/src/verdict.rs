@@ -84,6 +84,8 @@ fn known_reason(url: &str, k: KnownSeen, release: Option<SemVer>) -> Reason {
         title: format!("known etcd issue: {}", k.description),
         affected: k.who,
         action: match SemVer::parse(&k.fixed_in) {
+            // The upgrade itself is said with `upgrade_to`, once.
+            Some(_) if upgrade_to.is_some() => format!("fixed in etcd {}.", k.fixed_in),
             Some(_) => format!("fixed in etcd {}: upgrade to it or later", k.fixed_in),
             None => format!("not fixed upstream ({})", k.fixed_in),
         },
@@ -451,8 +453,18 @@ pub fn recommend(report: &Report) -> Recommendation {
             "{what} held everything this run tested, and no published advisory applies."
         ),
     };
-    if let Some(u) = upgrade_to {
-        summary.push_str(&format!(" Upgrade to etcd {u} or later."));
+    match (upgrade_to, release) {
+        // Leaving a minor: the fixes of the known issues seen here have other numbers
+        // in the next minor, so the floor is the advisories' and the advice the latest patch.
+        (Some(u), Some(r)) if advisory::leaves_minor(r) => summary.push_str(&format!(
+            " {}.{} is out of support: upgrade to the latest patch release of {}.{} (at least {u}).",
+            r.0,
+            r.1,
+            u.0,
+            u.1
+        )),
+        (Some(u), _) => summary.push_str(&format!(" Upgrade to etcd {u} or later.")),
+        (None, _) => {}
     }
     if report.areas.iter().any(|a| a.status == Status::NotRun) {
         let not_run: Vec<&str> = report

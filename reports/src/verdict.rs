@@ -280,7 +280,7 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
                 }
                 "known issue" => known_skew
                     .entry(row.scenario.as_str())
-                    .or_insert_with(Vec::new)
+                    .or_default()
                     .push(row),
                 "unknown" | "error" => {
                     let mut x = observed(

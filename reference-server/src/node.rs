@@ -623,6 +623,9 @@ impl<O: Outbox> Loop<O> {
         crate::failpoints::hit("raftAfterSave");
         // Applied only after the log is durable, so the state machine (flushed by sled
         // on its own schedule) never holds an entry the local log could lose.
+        self.status
+            .raft_index
+            .store(self.raw.raft.raft_log.last_index(), Ordering::Relaxed);
         let committed = rd.take_committed_entries();
         self.apply(committed)?;
         for rs in rd.take_read_states() {
@@ -645,11 +648,13 @@ impl<O: Outbox> Loop<O> {
             self.outbox.send(light.take_messages());
         }
         let committed = light.take_committed_entries();
-        self.apply(committed)?;
-        self.raw.advance_apply();
+        // Before applying: applying answers the proposals, and a client that asks
+        // Status right after its answer must see the index of its own entry.
         self.status
             .raft_index
             .store(self.raw.raft.raft_log.last_index(), Ordering::Relaxed);
+        self.apply(committed)?;
+        self.raw.advance_apply();
         self.release_reads();
         crate::metrics::get()
             .proposals_pending

@@ -216,7 +216,7 @@ pub fn chaos(
         .iter()
         .filter(|r| {
             r.status == RoundStatus::Violation
-                && crate::verdict::STRICTER_THAN_EXT4_XFS.contains(&r.fault.as_str())
+                && crate::verdict::stricter_than_common_filesystems(&r.fault)
         })
         .count();
     let status = if violations > strict_violations {

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use gauntlet_chaos::fault::FaultKind;
 use gauntlet_harness::profile::SemVer;
 
 use crate::advisory;
@@ -24,12 +25,12 @@ use crate::model::{
     Answer, Area, CaseStatus, Reason, Recommendation, Report, RoundStatus, Severity, Source, Status,
 };
 
-/// Faults that model a disk stricter than the filesystems production clusters run on:
-/// a violation under them is a caveat for those on such a disk, not a blocker for
-/// everyone. `power-loss.all-strict-metadata` undoes creates, renames and unlinks whose
-/// directory was not fsynced, which POSIX allows but ext4 and XFS do not do once a file
-/// in the directory has been fsynced.
-pub const STRICTER_THAN_EXT4_XFS: &[&str] = &["power-loss.all-strict-metadata"];
+/// Whether the fault named `fault` models a disk stricter than production filesystems
+/// (see [`FaultKind::stricter_than_common_filesystems`]): a violation under it is a
+/// caveat for those on such a disk, not a blocker for everyone.
+pub fn stricter_than_common_filesystems(fault: &str) -> bool {
+    FaultKind::by_name(fault).is_some_and(FaultKind::stricter_than_common_filesystems)
+}
 
 /// Most case ids an observed reason lists before "and N more".
 const MAX_LISTED: usize = 8;
@@ -197,7 +198,7 @@ pub fn observed_reasons(report: &Report) -> Vec<Reason> {
             .iter()
             .filter(|r| r.status == RoundStatus::Violation)
         {
-            let stricter = STRICTER_THAN_EXT4_XFS.contains(&r.fault.as_str());
+            let stricter = stricter_than_common_filesystems(&r.fault);
             let mut x = observed(
                 Area::Chaos,
                 if stricter {

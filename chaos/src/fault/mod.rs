@@ -331,6 +331,20 @@ impl FaultKind {
         matches!(self.family(), "power-loss" | "disk")
     }
 
+    /// Whether the fault models a disk stricter than the filesystems production
+    /// clusters run on: `power-loss.all-strict-metadata` undoes creates, renames and
+    /// unlinks whose directory was not fsynced, which POSIX allows but ext4 and XFS do
+    /// not do once a file in the directory has been fsynced. A violation under it
+    /// concerns those on such a disk, not everyone.
+    pub fn stricter_than_common_filesystems(self) -> bool {
+        matches!(self, FaultKind::PowerLossAllStrict)
+    }
+
+    /// The fault named `name`, if any.
+    pub fn by_name(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// The family (the part of the name before the dot).
     pub fn family(self) -> &'static str {
         self.name().split('.').next().unwrap_or("none")

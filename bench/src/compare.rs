@@ -3,6 +3,11 @@
 //! Rounds run A, B, A, B, ... so that slow drift of the machine (other load, thermal
 //! throttling, a filling disk) hits both sides alike. Each round yields one ratio
 //! B/A per figure; the report gives the mean ratio and its spread over the rounds.
+//!
+//! A round in which either side had failed operations (a quota hit, a lost leader)
+//! measured something else than the workload, so it is left out of the ratios and the
+//! report names it with its most frequent error; when every round had failures, the
+//! ratios are over all rounds and the report says that instead.
 
 use std::fmt::Write as _;
 
@@ -67,6 +72,20 @@ pub struct RatioRow {
     pub p50_ratio: Spread,
 }
 
+/// Target CPU per operation, B/A (above 1: B spends more), when both sides were
+/// launched by the harness.
+fn cpu_ratio<'a>(rounds: impl Iterator<Item = &'a (RunResult, RunResult)>) -> Option<Spread> {
+    let xs: Option<Vec<f64>> = rounds
+        .map(|(ra, rb)| {
+            Some(ratio(
+                rb.cpu.target_cpu_us_per_op?,
+                ra.cpu.target_cpu_us_per_op?,
+            ))
+        })
+        .collect();
+    xs.filter(|x| !x.is_empty()).map(|x| Spread::of(&x))
+}
+
 /// A finished comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -78,6 +97,24 @@ pub struct Comparison {
     pub rounds: Vec<(RunResult, RunResult)>,
     /// Ratios per operation kind.
     pub ratios: Vec<RatioRow>,
+    /// Target CPU per operation B/A, when both sides' processes were known.
+    #[serde(default)]
+    pub target_cpu_ratio: Option<Spread>,
+    /// Rounds (1-based) left out of the ratios because a side had failed operations.
+    #[serde(default)]
+    pub rounds_left_out: Vec<usize>,
+}
+
+/// Failed operations of a run, and its most frequent error.
+fn failures(r: &RunResult) -> (u64, Option<&str>) {
+    let n = r.ops.iter().map(|o| o.errors).sum();
+    let top = r
+        .ops
+        .iter()
+        .flat_map(|o| o.error_distribution.iter())
+        .max_by_key(|(_, c)| **c)
+        .map(|(e, _)| e.as_str());
+    (n, top)
 }
 
 fn ratio(b: f64, a: f64) -> f64 {
@@ -109,6 +146,26 @@ pub async fn compare(
         let rb = crate::run(workload, opts, b.client.clone(), b.pids.clone()).await?;
         out.push((ra, rb));
     }
+    Ok(assemble(&a.label, &b.label, out))
+}
+
+/// The comparison of finished rounds: ratios over the rounds without failed operations.
+fn assemble(a: &str, b: &str, out: Vec<(RunResult, RunResult)>) -> Comparison {
+    let mut rounds_left_out: Vec<usize> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, (ra, rb))| failures(ra).0 + failures(rb).0 > 0)
+        .map(|(i, _)| i + 1)
+        .collect();
+    if rounds_left_out.len() == out.len() {
+        rounds_left_out.clear();
+    }
+    let counted = || {
+        out.iter()
+            .enumerate()
+            .filter(|(i, _)| !rounds_left_out.contains(&(i + 1)))
+            .map(|(_, r)| r)
+    };
     let names: Vec<String> = out[0].0.ops.iter().map(|o| o.name.clone()).collect();
     let ratios = names
         .into_iter()
@@ -116,7 +173,7 @@ pub async fn compare(
             let mut tput = Vec::new();
             let mut p99 = Vec::new();
             let mut p50 = Vec::new();
-            for (ra, rb) in &out {
+            for (ra, rb) in counted() {
                 let (Some(x), Some(y)) = (
                     ra.ops.iter().find(|o| o.name == name),
                     rb.ops.iter().find(|o| o.name == name),
@@ -135,12 +192,15 @@ pub async fn compare(
             }
         })
         .collect();
-    Ok(Comparison {
-        a: a.label.clone(),
-        b: b.label.clone(),
+    let target_cpu_ratio = cpu_ratio(counted());
+    Comparison {
+        a: a.to_string(),
+        b: b.to_string(),
         rounds: out,
         ratios,
-    })
+        target_cpu_ratio,
+        rounds_left_out,
+    }
 }
 
 impl Comparison {
@@ -170,18 +230,61 @@ impl Comparison {
                 );
             }
         }
+        let cpu = |r: &RunResult| {
+            r.cpu
+                .target_cpu_us_per_op
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.1}"))
+        };
+        if self.target_cpu_ratio.is_some() {
+            let _ = writeln!(
+                s,
+                "\n{:<7} {:>16} {:>16}",
+                "round", "A server us/op", "B server us/op"
+            );
+            for (i, (ra, rb)) in self.rounds.iter().enumerate() {
+                let _ = writeln!(s, "{:<7} {:>16} {:>16}", i + 1, cpu(ra), cpu(rb));
+            }
+        }
+        let mut any_failures = false;
+        for (i, (ra, rb)) in self.rounds.iter().enumerate() {
+            for (side, r) in [("A", ra), ("B", rb)] {
+                if let (n @ 1.., Some(top)) = failures(r) {
+                    any_failures = true;
+                    let _ = writeln!(
+                        s,
+                        "round {}: {side} had {n} failed operations (most: {top})",
+                        i + 1
+                    );
+                }
+            }
+        }
+        let counted = self.rounds.len() - self.rounds_left_out.len();
+        if !self.rounds_left_out.is_empty() {
+            let _ = writeln!(
+                s,
+                "rounds left out of the ratios (failed operations): {:?}",
+                self.rounds_left_out
+            );
+        } else if any_failures {
+            let _ = writeln!(
+                s,
+                "every round had failed operations: the ratios count them all"
+            );
+        }
         let _ = writeln!(
             s,
-            "\nRatios B/A over {} round(s): mean [min .. max] ± stddev",
-            self.rounds.len()
+            "\nRatios B/A over {counted} round(s): mean [min .. max] ± stddev"
         );
+        let f = |x: &Spread| {
+            format!(
+                "{:.3} [{:.3} .. {:.3}] ± {:.3}",
+                x.mean, x.min, x.max, x.stddev
+            )
+        };
+        if let Some(c) = &self.target_cpu_ratio {
+            let _ = writeln!(s, "  {:<16} {}", "server CPU/op", f(c));
+        }
         for r in &self.ratios {
-            let f = |x: &Spread| {
-                format!(
-                    "{:.3} [{:.3} .. {:.3}] ± {:.3}",
-                    x.mean, x.min, x.max, x.stddev
-                )
-            };
             let _ = writeln!(
                 s,
                 "  {:<16} throughput {}   p50 {}   p99 {}",
@@ -192,5 +295,87 @@ impl Comparison {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A put run at `rps` with `errors` failed operations and `cpu_us` server CPU per op.
+    fn run(rps: f64, errors: u64, cpu_us: f64) -> RunResult {
+        use std::time::{Duration, Instant};
+        let start = Instant::now();
+        let rec = crate::stats::Recorder::new("put", start);
+        for ms in 1..=10u64 {
+            rec.record(ms as usize, start, Duration::from_millis(ms), Ok(()));
+        }
+        let mut op = rec.summarize(Duration::from_secs(1));
+        op.requests_per_s = rps;
+        op.errors = errors;
+        if errors > 0 {
+            op.error_distribution
+                .insert("ResourceExhausted: database space exceeded".into(), errors);
+        }
+        RunResult {
+            schema: crate::result::SCHEMA_VERSION,
+            workload: "put".into(),
+            params: String::new(),
+            endpoints: Vec::new(),
+            conns: 1,
+            clients: 1,
+            seed: 1,
+            timed_out: false,
+            ops: vec![op],
+            cpu: crate::gen::CpuReport {
+                generator_cpu_s: 0.1,
+                generator_cpu_us_per_op: 1.0,
+                target_cpu_s: Some(1.0),
+                target_cpu_us_per_op: Some(cpu_us),
+                cores: 2,
+                generator_share: 0.1,
+                bottleneck: "target".into(),
+            },
+            notes: Vec::new(),
+            slo: None,
+            ramp: None,
+            server_version: None,
+            held_to: None,
+        }
+    }
+
+    #[test]
+    fn rounds_with_failures_are_left_out_of_the_ratios_and_named() {
+        let c = assemble(
+            "a",
+            "b",
+            vec![
+                (run(100.0, 0, 10.0), run(200.0, 0, 20.0)),
+                (run(100.0, 5, 10.0), run(50.0, 0, 90.0)),
+            ],
+        );
+        assert_eq!(c.rounds_left_out, [2]);
+        assert!((c.ratios[0].throughput_ratio.mean - 2.0).abs() < 1e-9);
+        let cpu = c.target_cpu_ratio.as_ref().expect("cpu ratio");
+        assert!((cpu.mean - 2.0).abs() < 1e-9);
+        let text = c.to_text();
+        assert!(
+            text.contains("round 2: A had 5 failed operations (most: ResourceExhausted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("left out of the ratios (failed operations): [2]"),
+            "{text}"
+        );
+        assert!(text.contains("over 1 round(s)"), "{text}");
+        assert!(text.contains("server CPU/op"), "{text}");
+    }
+
+    #[test]
+    fn when_every_round_failed_all_are_counted_and_it_is_said() {
+        let c = assemble("a", "b", vec![(run(100.0, 1, 10.0), run(300.0, 0, 10.0))]);
+        assert!(c.rounds_left_out.is_empty());
+        assert!((c.ratios[0].throughput_ratio.mean - 3.0).abs() < 1e-9);
+        assert!(c.to_text().contains("every round had failed operations"));
     }
 }

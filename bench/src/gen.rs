@@ -142,6 +142,10 @@ pub struct CpuReport {
     pub generator_cpu_us_per_op: f64,
     /// Target processes' CPU during the run, seconds (when the harness launched them).
     pub target_cpu_s: Option<f64>,
+    /// Target CPU per completed operation, microseconds (all members together: what the
+    /// cluster spends on one operation).
+    #[serde(default)]
+    pub target_cpu_us_per_op: Option<f64>,
     /// CPUs available to this process.
     pub cores: usize,
     /// Generator CPU as a fraction of all cores over the run (1.0 = every core busy).
@@ -206,6 +210,7 @@ impl CpuMeter {
                 own * 1e6 / ops as f64
             },
             target_cpu_s: target,
+            target_cpu_us_per_op: target.filter(|_| ops > 0).map(|t| t * 1e6 / ops as f64),
             cores,
             generator_share: share,
             bottleneck: if generator_bound {

@@ -16,6 +16,8 @@
 //!    percentiles to 99.9, error distribution, a per-second timeline, and the
 //!    generator's own CPU per operation, which says whether the generator or the
 //!    target was the bottleneck ([`CpuReport`]).
+//!    With `--auth` on a launched cluster, the load runs as an unprivileged user
+//!    under etcd's auth ([`auth`]).
 //! 5. **Verdicts**: [`gate::gate`] against a baseline, [`compare::compare`] of two
 //!    targets, [`kube`] SLOs; [`plot::write_plots`] draws SVGs and an HTML page.
 //!
@@ -43,6 +45,7 @@
 //! timeout to finish.
 
 mod args;
+pub mod auth;
 pub mod compare;
 mod cpu;
 mod error;

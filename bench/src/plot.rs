@@ -532,6 +532,7 @@ mod tests {
                 generator_cpu_s: 0.1,
                 generator_cpu_us_per_op: 12.5,
                 target_cpu_s: None,
+                target_cpu_us_per_op: None,
                 cores: 2,
                 generator_share: 0.1,
                 bottleneck: "target".into(),

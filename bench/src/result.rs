@@ -147,7 +147,14 @@ impl RunResult {
             c.cores
         );
         if let Some(t) = c.target_cpu_s {
-            let _ = writeln!(out, "  Target CPU:\t{t:.2} s");
+            match c.target_cpu_us_per_op {
+                Some(per_op) => {
+                    let _ = writeln!(out, "  Target CPU:\t{t:.2} s ({per_op:.1} us/op)");
+                }
+                None => {
+                    let _ = writeln!(out, "  Target CPU:\t{t:.2} s");
+                }
+            }
         }
         let _ = writeln!(out, "  Bottleneck:\t{}", c.bottleneck);
         if self.timed_out {

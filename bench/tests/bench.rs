@@ -471,6 +471,49 @@ async fn auth_token_reaches_every_connection() {
     );
 }
 
+/// `--auth`'s setup: the load runs as an unprivileged user under auth (a root-only call
+/// is refused to it, an anonymous put too), its puts succeed, and the launched cluster's
+/// CPU per operation is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_setup_runs_the_load_as_an_unprivileged_user() {
+    use gauntlet_api::etcdserverpb as pb;
+    let cluster = etcd().await;
+    let admin = cluster.client_config(cluster.endpoints());
+    let creds = gauntlet_bench::auth::enable(&admin)
+        .await
+        .expect("auth setup");
+    assert_eq!(creds.user, gauntlet_bench::auth::BENCH_USER);
+    let mut cfg = admin.clone();
+    cfg.credentials = Some(creds);
+    let user = gauntlet_harness::Client::connect(cfg.clone())
+        .await
+        .expect("the bench user authenticates");
+    let err = user
+        .user_list(pb::AuthUserListRequest {})
+        .await
+        .expect_err("the bench user is not root");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    let anon = gauntlet_harness::Client::connect(admin.clone())
+        .await
+        .expect("connects");
+    assert!(anon.put("k", "v").await.is_err(), "auth is on");
+
+    let put = cmd(&["--clients", "4", "--conns", "2", "put", "--total", "200"]);
+    let r = gauntlet_bench::run(&put.workload, &put.opts, cfg, cluster.pids())
+        .await
+        .expect("put under auth");
+    assert_eq!((r.ops[0].count, r.ops[0].errors), (200, 0));
+    let per_op = r.cpu.target_cpu_us_per_op.expect("server CPU per op");
+    assert!(per_op > 0.0, "{per_op}");
+    assert!(r.to_text().contains("us/op)"), "{}", r.to_text());
+
+    let again = gauntlet_bench::auth::enable(&admin).await;
+    assert!(
+        matches!(&again, Err(gauntlet_bench::BenchError::Setup(m)) if m.starts_with("adding the auth user")),
+        "{again:?}"
+    );
+}
+
 /// Over TLS with client certificates (`--cacert --cert --key`), every pool connection
 /// is a TLS connection that etcd accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Members of a launched cluster.
     #[arg(long, global = true, default_value_t = 3)]
     members: usize,
+    /// Turn etcd's auth on in each launched cluster and run the load as an unprivileged
+    /// user holding READWRITE on every key (root skips the permission checks).
+    #[arg(long, global = true)]
+    auth: bool,
     #[command(subcommand)]
     command: BenchCommand,
 }
@@ -58,14 +62,21 @@ pub(crate) struct Launched {
     pub(crate) _cluster: Option<Cluster>,
 }
 
-/// Launches `target` (or wraps `endpoints:...`); `announce` says so on stderr.
+/// Launches `target` (or wraps `endpoints:...`); `announce` says so on stderr. With
+/// `auth`, the launched cluster gets auth turned on and the returned config runs as the
+/// bench user ([`gauntlet_bench::auth::enable`]).
 pub(crate) async fn launch(
     target: &str,
     members: usize,
     conn: &ConnFlags,
     announce: bool,
+    auth: bool,
 ) -> anyhow::Result<Launched> {
     if let Some(eps) = target.strip_prefix("endpoints:") {
+        anyhow::ensure!(
+            !auth,
+            "--auth turns auth on in clusters gauntlet launches; for `{target}` use --user"
+        );
         let mut cfg = conn.client_config()?;
         cfg.endpoints = eps.split(',').map(str::to_string).collect();
         return Ok(Launched {
@@ -92,6 +103,19 @@ pub(crate) async fn launch(
     let mut cfg = cluster.client_config(cluster.endpoints());
     cfg.dial_timeout = conn.dial_timeout;
     cfg.command_timeout = conn.command_timeout;
+    if auth {
+        cfg.credentials = Some(
+            gauntlet_bench::auth::enable(&cfg)
+                .await
+                .with_context(|| format!("turning auth on in {target}"))?,
+        );
+        if announce {
+            eprintln!(
+                "auth enabled; the load runs as user {}",
+                gauntlet_bench::auth::BENCH_USER
+            );
+        }
+    }
     Ok(Launched {
         config: cfg,
         pids: cluster.pids(),
@@ -106,8 +130,12 @@ pub async fn run(args: BenchArgs, conn: &ConnFlags) -> anyhow::Result<u8> {
         BenchCommand::Workload(w) => {
             w.validate()?;
             let side = if conn.endpoints.is_empty() {
-                launch(&args.target, args.members, conn, true).await?
+                launch(&args.target, args.members, conn, true, args.auth).await?
             } else {
+                anyhow::ensure!(
+                    !args.auth,
+                    "--auth turns auth on in clusters gauntlet launches; with --endpoints use --user"
+                );
                 Launched {
                     config: conn.client_config()?,
                     pids: Vec::new(),
@@ -126,8 +154,8 @@ pub async fn run(args: BenchArgs, conn: &ConnFlags) -> anyhow::Result<u8> {
                 compare::MAX_ROUNDS,
                 c.rounds
             );
-            let a = launch(&c.a, args.members, conn, true).await?;
-            let b = launch(&c.b, args.members, conn, true).await?;
+            let a = launch(&c.a, args.members, conn, true, args.auth).await?;
+            let b = launch(&c.b, args.members, conn, true, args.auth).await?;
             let cmp = compare::compare(
                 &Side {
                     label: c.a.clone(),

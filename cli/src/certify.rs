@@ -809,7 +809,8 @@ impl Ctx<'_> {
     async fn bench_one(&self, line: &BenchLine) -> anyhow::Result<gauntlet_bench::RunResult> {
         let side = match &self.target {
             Some(t) => {
-                crate::bench::launch(&t.to_string(), self.args.members, self.conn, false).await?
+                crate::bench::launch(&t.to_string(), self.args.members, self.conn, false, false)
+                    .await?
             }
             None => crate::bench::Launched {
                 config: self.conn.client_config()?,

@@ -37,6 +37,23 @@ fn bad_bench_input_exits_2_with_one_line() {
             ][..],
             "cannot connect",
         ),
+        (
+            &["--endpoints", "127.0.0.1:1", "bench", "--auth", "put"][..],
+            "--auth turns auth on in clusters gauntlet launches",
+        ),
+        (
+            &[
+                "bench",
+                "--auth",
+                "compare",
+                "--a",
+                "endpoints:127.0.0.1:1",
+                "--b",
+                "reference",
+                "put",
+            ][..],
+            "for `endpoints:127.0.0.1:1` use --user",
+        ),
     ] {
         let (code, err) = gauntlet(args);
         assert_eq!(code, 2, "{args:?}: {err}");

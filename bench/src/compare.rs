@@ -105,9 +105,14 @@ pub struct Comparison {
     pub rounds_left_out: Vec<usize>,
 }
 
+/// Failed operations of a run.
+fn failed_ops(r: &RunResult) -> u64 {
+    r.ops.iter().map(|o| o.errors).sum()
+}
+
 /// Failed operations of a run, and its most frequent error.
 fn failures(r: &RunResult) -> (u64, Option<&str>) {
-    let n = r.ops.iter().map(|o| o.errors).sum();
+    let n = failed_ops(r);
     let top = r
         .ops
         .iter()
@@ -154,7 +159,7 @@ fn assemble(a: &str, b: &str, out: Vec<(RunResult, RunResult)>) -> Comparison {
     let mut rounds_left_out: Vec<usize> = out
         .iter()
         .enumerate()
-        .filter(|(_, (ra, rb))| failures(ra).0 + failures(rb).0 > 0)
+        .filter(|(_, (ra, rb))| failed_ops(ra) + failed_ops(rb) > 0)
         .map(|(i, _)| i + 1)
         .collect();
     if rounds_left_out.len() == out.len() {
@@ -317,31 +322,7 @@ mod tests {
             op.error_distribution
                 .insert("ResourceExhausted: database space exceeded".into(), errors);
         }
-        RunResult {
-            schema: crate::result::SCHEMA_VERSION,
-            workload: "put".into(),
-            params: String::new(),
-            endpoints: Vec::new(),
-            conns: 1,
-            clients: 1,
-            seed: 1,
-            timed_out: false,
-            ops: vec![op],
-            cpu: crate::gen::CpuReport {
-                generator_cpu_s: 0.1,
-                generator_cpu_us_per_op: 1.0,
-                target_cpu_s: Some(1.0),
-                target_cpu_us_per_op: Some(cpu_us),
-                cores: 2,
-                generator_share: 0.1,
-                bottleneck: "target".into(),
-            },
-            notes: Vec::new(),
-            slo: None,
-            ramp: None,
-            server_version: None,
-            held_to: None,
-        }
+        crate::result::sample_run(vec![op], Some(cpu_us))
     }
 
     #[test]

@@ -518,31 +518,7 @@ mod tests {
                 rec.record(ms as usize, at, Duration::from_millis(ms), Ok(()));
             }
         }
-        RunResult {
-            schema: crate::result::SCHEMA_VERSION,
-            workload: "put <&>".into(),
-            params: String::new(),
-            endpoints: vec!["127.0.0.1:2379".into()],
-            conns: 1,
-            clients: 1,
-            seed: 1,
-            timed_out: false,
-            ops: vec![rec.summarize(Duration::from_secs(3))],
-            cpu: crate::gen::CpuReport {
-                generator_cpu_s: 0.1,
-                generator_cpu_us_per_op: 12.5,
-                target_cpu_s: None,
-                target_cpu_us_per_op: None,
-                cores: 2,
-                generator_share: 0.1,
-                bottleneck: "target".into(),
-            },
-            notes: Vec::new(),
-            slo: None,
-            ramp: None,
-            server_version: None,
-            held_to: None,
-        }
+        crate::result::sample_run(vec![rec.summarize(Duration::from_secs(3))], None)
     }
 
     #[test]

@@ -147,14 +147,11 @@ impl RunResult {
             c.cores
         );
         if let Some(t) = c.target_cpu_s {
-            match c.target_cpu_us_per_op {
-                Some(per_op) => {
-                    let _ = writeln!(out, "  Target CPU:\t{t:.2} s ({per_op:.1} us/op)");
-                }
-                None => {
-                    let _ = writeln!(out, "  Target CPU:\t{t:.2} s");
-                }
-            }
+            let per_op = c
+                .target_cpu_us_per_op
+                .map(|p| format!(" ({p:.1} us/op)"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  Target CPU:\t{t:.2} s{per_op}");
         }
         let _ = writeln!(out, "  Bottleneck:\t{}", c.bottleneck);
         if self.timed_out {
@@ -252,6 +249,40 @@ fn op_text(out: &mut String, op: &OpSummary, titled: bool) {
         for (e, n) in &op.error_distribution {
             let _ = writeln!(out, "  [{n}]\t{e}");
         }
+    }
+}
+
+/// A result holding `ops`, with `target_cpu_us_per_op` as the server's CPU per operation:
+/// what unit tests of the renderers and the comparison start from.
+#[cfg(test)]
+pub(crate) fn sample_run(
+    ops: Vec<crate::stats::OpSummary>,
+    target_cpu_us_per_op: Option<f64>,
+) -> RunResult {
+    RunResult {
+        schema: SCHEMA_VERSION,
+        workload: "put <&>".into(),
+        params: String::new(),
+        endpoints: vec!["127.0.0.1:2379".into()],
+        conns: 1,
+        clients: 1,
+        seed: 1,
+        timed_out: false,
+        ops,
+        cpu: crate::gen::CpuReport {
+            generator_cpu_s: 0.1,
+            generator_cpu_us_per_op: 12.5,
+            target_cpu_s: target_cpu_us_per_op.map(|_| 1.0),
+            target_cpu_us_per_op,
+            cores: 2,
+            generator_share: 0.1,
+            bottleneck: "target".into(),
+        },
+        notes: Vec::new(),
+        slo: None,
+        ramp: None,
+        server_version: None,
+        held_to: None,
     }
 }
 

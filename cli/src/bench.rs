@@ -129,19 +129,13 @@ pub async fn run(args: BenchArgs, conn: &ConnFlags) -> anyhow::Result<u8> {
     match &args.command {
         BenchCommand::Workload(w) => {
             w.validate()?;
-            let side = if conn.endpoints.is_empty() {
-                launch(&args.target, args.members, conn, true, args.auth).await?
+            // `--endpoints` is the `endpoints:` form of --target.
+            let target = if conn.endpoints.is_empty() {
+                args.target.clone()
             } else {
-                anyhow::ensure!(
-                    !args.auth,
-                    "--auth turns auth on in clusters gauntlet launches; with --endpoints use --user"
-                );
-                Launched {
-                    config: conn.client_config()?,
-                    pids: Vec::new(),
-                    _cluster: None,
-                }
+                format!("endpoints:{}", conn.endpoints.join(","))
             };
+            let side = launch(&target, args.members, conn, true, args.auth).await?;
             let result =
                 gauntlet_bench::run(w, &args.opts, side.config.clone(), side.pids.clone()).await?;
             finish_one(&result, &args.opts)

@@ -1438,11 +1438,15 @@ impl Cluster {
                             a.load(std::sync::atomic::Ordering::Relaxed)
                         };
                         Some(format!(
-                            "m{i}: {} connections ({} open, {} refused), {} chunks",
+                            "m{i}: {} connections ({} open, {} refused, {} without upstream, {} failed accepts), {} chunks ({} partitioned, {} dropped)",
                             n(&s.connections),
                             n(&s.open),
                             n(&s.refused),
-                            n(&s.chunks)
+                            n(&s.upstream_failed),
+                            n(&s.accept_errors),
+                            n(&s.chunks),
+                            n(&s.chunks_partitioned),
+                            n(&s.chunks_dropped)
                         ))
                     })
                     .collect();

@@ -56,6 +56,9 @@ use tokio::sync::watch;
 const CHUNK_BYTES: usize = 32 * 1024;
 /// Deadline to connect to the upstream.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after a failed accept (out of file descriptors, say), so the loop does not
+/// spin while the cause lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Which way bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -235,6 +238,11 @@ pub struct ProxyStats {
     pub chunks_partitioned: AtomicU64,
     /// Connections reset when a partition healed, because they had lost bytes.
     pub connections_partitioned: AtomicU64,
+    /// Connections closed because the upstream could not be dialed within
+    /// [`UPSTREAM_CONNECT_TIMEOUT`] (the member behind the proxy was not listening).
+    pub upstream_failed: AtomicU64,
+    /// Failed accepts (the listener is retried after [`ACCEPT_BACKOFF`]).
+    pub accept_errors: AtomicU64,
 }
 
 /// Names who dialed a connection: `(peer address, proxy listen address) -> label`.
@@ -348,8 +356,13 @@ impl NetProxy {
         let me = Arc::clone(self);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, peer)) = listener.accept().await else {
-                    continue;
+                let (client, peer) = match listener.accept().await {
+                    Ok(a) => a,
+                    Err(_) => {
+                        me.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
                 };
                 if !me.enabled() {
                     me.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -400,6 +413,7 @@ impl NetProxy {
         let Ok(Ok(server)) =
             tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(&up)).await
         else {
+            self.stats.upstream_failed.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let _ = client.set_nodelay(true);

@@ -246,6 +246,53 @@ macro_rules! unary_route {
     }};
 }
 
+/// A route for a server-streaming RPC: one request message in the body, the answers
+/// as a stream of `{"result": ...}` lines.
+macro_rules! server_stream_route {
+    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $msg:ty, $req:literal, $resp:literal) => {{
+        let ctx = $ctx.clone();
+        $router = $router.route(
+            $path,
+            post(move |headers: HeaderMap, body: Bytes| {
+                let svc = $svc(ctx.clone());
+                async move {
+                    let msg = match decode::<$msg>($req, &body) {
+                        Ok(m) => m,
+                        Err(e) => return error(&Status::invalid_argument(e)),
+                    };
+                    match svc.$method(grpc_request(&headers, msg)).await {
+                        Ok(s) => stream_response($resp, s.into_inner()),
+                        Err(s) => error(&s),
+                    }
+                }
+            }),
+        );
+    }};
+}
+
+/// A route for a bidirectional RPC: the body's request messages as the request
+/// stream (kept open), the answers as a stream of `{"result": ...}` lines.
+macro_rules! bidi_route {
+    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $req:literal, $resp:literal) => {{
+        let ctx = $ctx.clone();
+        $router = $router.route(
+            $path,
+            post(move |headers: HeaderMap, body: Bytes| {
+                let svc = $svc(ctx.clone());
+                async move {
+                    match request_stream($req, &body) {
+                        Ok(reqs) => stream_response(
+                            $resp,
+                            svc.$method(Credentials::from_gateway(&headers), reqs),
+                        ),
+                        Err(s) => error(&s),
+                    }
+                }
+            }),
+        );
+    }};
+}
+
 /// The gateway's routes over the services of `ctx`.
 pub fn routes(ctx: Ctx) -> Router {
     let limit = ctx.max_request_bytes + BODY_OVERHEAD_BYTES;
@@ -666,77 +713,45 @@ pub fn routes(ctx: Ctx) -> Router {
         "v3electionpb.ResignResponse"
     );
 
-    let c = ctx.clone();
-    r = r.route(
+    bidi_route!(
+        r,
+        ctx,
         "/v3/watch",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let svc = WatchService(c.clone());
-            async move {
-                match request_stream::<pb::WatchRequest>("etcdserverpb.WatchRequest", &body) {
-                    Ok(reqs) => stream_response(
-                        "etcdserverpb.WatchResponse",
-                        svc.serve(Credentials::from_gateway(&headers), reqs),
-                    ),
-                    Err(s) => error(&s),
-                }
-            }
-        }),
+        WatchService,
+        serve,
+        "etcdserverpb.WatchRequest",
+        "etcdserverpb.WatchResponse"
     );
-    let c = ctx.clone();
-    r = r.route(
+    bidi_route!(
+        r,
+        ctx,
         "/v3/lease/keepalive",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let svc = LeaseService(c.clone());
-            async move {
-                match request_stream::<pb::LeaseKeepAliveRequest>(
-                    "etcdserverpb.LeaseKeepAliveRequest",
-                    &body,
-                ) {
-                    Ok(reqs) => stream_response(
-                        "etcdserverpb.LeaseKeepAliveResponse",
-                        svc.keep_alive(Credentials::from_gateway(&headers), reqs),
-                    ),
-                    Err(s) => error(&s),
-                }
-            }
-        }),
+        LeaseService,
+        keep_alive,
+        "etcdserverpb.LeaseKeepAliveRequest",
+        "etcdserverpb.LeaseKeepAliveResponse"
     );
-    let c = ctx.clone();
-    r = r.route(
+    server_stream_route!(
+        r,
+        ctx,
         "/v3/election/observe",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let svc = ElectionService(c.clone());
-            async move {
-                let msg = match decode::<el::LeaderRequest>("v3electionpb.LeaderRequest", &body) {
-                    Ok(m) => m,
-                    Err(e) => return error(&Status::invalid_argument(e)),
-                };
-                match svc.observe(grpc_request(&headers, msg)).await {
-                    Ok(s) => stream_response("v3electionpb.LeaderResponse", s.into_inner()),
-                    Err(s) => error(&s),
-                }
-            }
-        }),
+        ElectionService,
+        observe,
+        el::LeaderRequest,
+        "v3electionpb.LeaderRequest",
+        "v3electionpb.LeaderResponse"
+    );
+    server_stream_route!(
+        r,
+        ctx,
+        "/v3/maintenance/snapshot",
+        MaintenanceService,
+        snapshot,
+        pb::SnapshotRequest,
+        "etcdserverpb.SnapshotRequest",
+        "etcdserverpb.SnapshotResponse"
     );
     let node = ctx.node.clone();
-    let c = ctx;
-    r = r.route(
-        "/v3/maintenance/snapshot",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let svc = MaintenanceService(c.clone());
-            async move {
-                let msg = match decode::<pb::SnapshotRequest>("etcdserverpb.SnapshotRequest", &body)
-                {
-                    Ok(m) => m,
-                    Err(e) => return error(&Status::invalid_argument(e)),
-                };
-                match svc.snapshot(grpc_request(&headers, msg)).await {
-                    Ok(s) => stream_response("etcdserverpb.SnapshotResponse", s.into_inner()),
-                    Err(s) => error(&s),
-                }
-            }
-        }),
-    );
     r.layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(node, learner_guard))
 }

@@ -101,6 +101,11 @@ pub trait Outbox: Send + 'static {
     fn send(&self, msgs: Vec<Message>);
     /// The members changed: `members` are all of them (id, peer URLs), this one included.
     fn set_peers(&self, members: &[(u64, Vec<String>)]);
+    /// One line on what each peer link did (for the leaderless warning); empty when the
+    /// outbox keeps no such account.
+    fn links(&self) -> String {
+        String::new()
+    }
 }
 
 /// What the rest of the server can see of the node, updated by the loop.
@@ -535,7 +540,7 @@ impl<O: Outbox> Loop<O> {
         self.leaderless = Some((since, now));
         let r = &self.raw.raft;
         tracing::warn!(
-            "no leader for {} s: role {:?}, term {}, vote {:x}, last index {}, committed {}, applied {}, voters {:x?}, learners {:x?}, promotable {}",
+            "no leader for {} s: role {:?}, term {}, vote {:x}, last index {}, committed {}, applied {}, voters {:x?}, learners {:x?}, promotable {}; peer links: {}",
             now.duration_since(since).as_secs(),
             r.state,
             r.term,
@@ -546,6 +551,7 @@ impl<O: Outbox> Loop<O> {
             r.prs().conf().voters().ids().iter().collect::<Vec<_>>(),
             r.prs().conf().learners(),
             r.promotable(),
+            self.outbox.links(),
         );
     }
 

@@ -13,6 +13,7 @@
 //! the stream too, and the next batch opens a new one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -91,12 +92,59 @@ pub fn peer_channel(url: &str, tls: Option<&PeerTls>) -> Result<Channel, String>
     Ok(endpoint.connect_with_connector_lazy(crate::tls::PeerConnector::new(tls.clone())))
 }
 
+/// What one peer link did, for the leaderless warning ([`Outbox::links`]): a cluster
+/// that never elects says whether its messages left, and how their streams ended.
+#[derive(Debug, Default)]
+struct LinkStats {
+    /// `RaftStream` calls opened.
+    streams: AtomicU64,
+    /// Batches handed to a stream or a unary call.
+    batches: AtomicU64,
+    /// Batches that could not be sent (stream gone or stuck, call failed).
+    failed: AtomicU64,
+    /// Messages dropped because the link's queue was full.
+    dropped: AtomicU64,
+    /// How the last stream or call ended in error.
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl LinkStats {
+    fn error(&self, e: impl std::fmt::Display) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+    }
+
+    fn line(&self, id: u64, heard: Option<Duration>) -> String {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let heard = heard.map_or_else(
+            || "never heard from".to_string(),
+            |d| format!("heard from {} ms ago", d.as_millis()),
+        );
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "none".into());
+        format!(
+            "{id:x}: {} streams, {} batches sent, {} failed, {} messages dropped, {heard}, last error: {last}",
+            n(&self.streams),
+            n(&self.batches),
+            n(&self.failed),
+            n(&self.dropped),
+        )
+    }
+}
+
 /// One peer as the transport knows it.
 #[derive(Debug)]
 struct PeerLink {
     urls: Vec<String>,
     queue: mpsc::Sender<Message>,
     client: PeerClient<Channel>,
+    stats: Arc<LinkStats>,
     /// The link's prober runs while this lives.
     _alive: Arc<()>,
 }
@@ -132,13 +180,37 @@ impl Outbox for Transport {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for m in msgs {
             if let Some(p) = peers.get(&m.to) {
-                let _ = p.queue.try_send(m);
+                if p.queue.try_send(m).is_err() {
+                    p.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
 
     fn set_peers(&self, members: &[(u64, Vec<String>)]) {
         Transport::set_peers(self, members);
+    }
+
+    fn links(&self) -> String {
+        let peers = self
+            .inner
+            .peers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let heard = self
+            .inner
+            .heard
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ids: Vec<&u64> = peers.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let last = heard.get(id).map(|(_, last)| last.elapsed());
+                peers[id].stats.line(*id, last)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -194,6 +266,7 @@ impl Transport {
                 }
             };
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            let stats = Arc::new(LinkStats::default());
             let client = PeerClient::new(channel)
                 .max_decoding_message_size(MAX_PEER_MESSAGE)
                 .max_encoding_message_size(MAX_PEER_MESSAGE);
@@ -201,9 +274,12 @@ impl Transport {
                 *id,
                 client.clone(),
                 rx,
-                self.inner.cluster_id,
-                self.inner.from,
-                self.inner.node.clone(),
+                Link {
+                    cluster_id: self.inner.cluster_id,
+                    from: self.inner.from,
+                    node: self.inner.node.clone(),
+                    stats: stats.clone(),
+                },
             ));
             let alive = Arc::new(());
             self.inner.rt.spawn(probe(
@@ -218,6 +294,7 @@ impl Transport {
                     urls: urls.clone(),
                     queue: tx,
                     client,
+                    stats,
                     _alive: alive,
                 },
             );
@@ -299,15 +376,18 @@ struct OpenStream {
 }
 
 impl OpenStream {
-    fn open(client: &PeerClient<Channel>, node: Arc<OnceLock<NodeHandle>>) -> OpenStream {
+    fn open(client: &PeerClient<Channel>, link: &Link) -> OpenStream {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut client = client.clone();
+        let (node, stats) = (link.node.clone(), link.stats.clone());
+        stats.streams.fetch_add(1, Ordering::Relaxed);
         let task = tokio::spawn(async move {
             // Its end (peer gone, stream broken) closes `rx`, which the sender notices.
             let r = client
                 .raft_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
                 .await;
             if let Err(s) = r {
+                stats.error(format_args!("stream: {s}"));
                 told_removed(&s, &node);
             }
         });
@@ -337,14 +417,26 @@ impl Drop for OpenStream {
     }
 }
 
+/// What a link's sending task needs besides its client and queue.
+struct Link {
+    cluster_id: u64,
+    from: u64,
+    node: Arc<OnceLock<NodeHandle>>,
+    stats: Arc<LinkStats>,
+}
+
 async fn send_loop(
     id: u64,
     client: PeerClient<Channel>,
     mut rx: mpsc::Receiver<Message>,
-    cluster_id: u64,
-    from: u64,
-    node: Arc<OnceLock<NodeHandle>>,
+    link: Link,
 ) {
+    let Link {
+        cluster_id,
+        from,
+        ref node,
+        ref stats,
+    } = link;
     let mut stream: Option<OpenStream> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -375,10 +467,14 @@ async fn send_loop(
             match tokio::time::timeout(SNAPSHOT_TIMEOUT, c.raft(req)).await {
                 Ok(Ok(_)) => true,
                 Ok(Err(s)) => {
-                    told_removed(&s, &node);
+                    stats.error(format_args!("snapshot: {s}"));
+                    told_removed(&s, node);
                     false
                 }
-                Err(_) => false,
+                Err(_) => {
+                    stats.error("snapshot: deadline exceeded");
+                    false
+                }
             }
         } else {
             if stream.as_ref().is_some_and(|s| s.tx.is_closed()) {
@@ -387,16 +483,24 @@ async fn send_loop(
                     node.report_unreachable(id);
                 }
             }
-            let s = stream.get_or_insert_with(|| OpenStream::open(&client, node.clone()));
+            let s = stream.get_or_insert_with(|| OpenStream::open(&client, &link));
             let sent = matches!(
                 tokio::time::timeout(SEND_TIMEOUT, s.tx.send(req)).await,
                 Ok(Ok(()))
             );
             if !sent {
+                if !s.tx.is_closed() {
+                    stats.error("stream: stuck (a batch waited longer than the send deadline)");
+                }
                 stream = None;
             }
             sent
         };
+        if ok {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(node) = node.get() {
             if !ok {
                 node.report_unreachable(id);

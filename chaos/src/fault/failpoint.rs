@@ -11,7 +11,10 @@
 //! or a recorded Compact at the current revision; for the snapshot points, a partition
 //! that leaves the follower so far behind that the leader must send it a snapshot) and
 //! it exits; the fault proves that (the process is gone within [`PANIC_WITHIN`]), then
-//! restarts the member. A sleep failpoint is armed for [`SLEEP_FOR`] and cleared.
+//! restarts the member. Under traffic an armed panic can fire before the endpoint has
+//! answered the arming request; a dropped request followed by the process being gone
+//! within [`ARMING_EXIT_WITHIN`] is that, and counts as the point taking effect (the
+//! member's log line naming the point goes into the evidence). A sleep failpoint is armed for [`SLEEP_FOR`] and cleared.
 
 use std::time::Duration;
 
@@ -103,6 +106,40 @@ async fn trigger(kind: FaultKind, ctx: &FaultCtx<'_>, hit: usize) -> Option<Stri
     }
 }
 
+/// How long a member whose endpoint dropped the arming request may take to be gone.
+const ARMING_EXIT_WITHIN: Duration = Duration::from_secs(2);
+
+/// Whether process `pid` is gone within `limit`.
+async fn exits_within(pid: u32, limit: Duration) -> bool {
+    let start = tokio::time::Instant::now();
+    while alive(pid) && start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    !alive(pid)
+}
+
+/// What says member `hit` exited at failpoint `name` (`when`: how long it took) and,
+/// when its log names the point (the reference server and gofail builds print it),
+/// that line.
+fn exit_evidence(
+    cluster: &gauntlet_harness::Cluster,
+    hit: usize,
+    name: &str,
+    when: &str,
+) -> Vec<String> {
+    let mut ev = vec![format!("m{hit} exited at {name} {when}")];
+    if let Some(line) = cluster
+        .log_tail(hit, 40)
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|l| l.contains(name))
+    {
+        ev.push(format!("m{hit}'s log: {}", line.trim()));
+    }
+    ev
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GofailError> + Send + 'static,
 ) -> Result<T, GofailError> {
@@ -164,9 +201,26 @@ pub(super) async fn run(
         format!("sleep({SLEEP_MS})")
     };
     let (c, t) = (client.clone(), term.clone());
-    blocking(move || c.set(name, &t)).await.map_err(failed)?;
-    let mut evidence = vec![format!("armed {name}={term} on m{hit}")];
-    if term == "panic" {
+    let mut evidence = match blocking(move || c.set(name, &t)).await {
+        Ok(()) => vec![format!("armed {name}={term} on m{hit}")],
+        // Under traffic an armed panic can fire before the endpoint writes its answer:
+        // the process dies with the request in flight and the client sees the
+        // connection drop. That is the point taking effect, once the process is gone.
+        Err(e @ GofailError::Unreachable { .. }) if term == "panic" => {
+            if !exits_within(pid, ARMING_EXIT_WITHIN).await {
+                return Err(failed(e));
+            }
+            vec![format!(
+                "armed {name}={term} on m{hit}: the endpoint dropped the request and m{hit} exited before answering ({e})"
+            )]
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    let fired_while_arming = !alive(pid);
+    if term == "panic" && fired_while_arming {
+        evidence.extend(exit_evidence(ctx.cluster, hit, name, "as it was armed"));
+        ctx.cluster.restart(hit).map_err(failed)?;
+    } else if term == "panic" {
         match kind {
             FaultKind::PanicRaftBeforeSaveSnap
             | FaultKind::PanicRaftAfterSaveSnap
@@ -198,10 +252,8 @@ pub(super) async fn run(
                 PANIC_WITHIN.as_secs()
             )));
         }
-        evidence.push(format!(
-            "m{hit} exited at {name} after {} ms",
-            start.elapsed().as_millis()
-        ));
+        let after = format!("after {} ms", start.elapsed().as_millis());
+        evidence.extend(exit_evidence(ctx.cluster, hit, name, &after));
         ctx.cluster.restart(hit).map_err(failed)?;
     } else {
         tokio::time::sleep(SLEEP_FOR).await;

@@ -26,6 +26,16 @@ pub struct AuthService(pub Ctx);
 
 /// Fills the header of an auth response.
 macro_rules! answer {
+    // The caller's identity from `$request`, and the op and answer named alike.
+    ($self:ident, $request:ident, $variant:ident) => {{
+        let who = $self.0.who(&$request).await?;
+        answer!(
+            $self,
+            who,
+            AuthOp::$variant($request.into_inner()),
+            $variant
+        )
+    }};
     ($self:ident, $who:expr, $op:expr, $variant:ident) => {{
         let (r, header) = $self.apply(Some($who), $op).await?;
         match r {
@@ -69,24 +79,21 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthEnableRequest>,
     ) -> Result<Response<pb::AuthEnableResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::Enable(request.into_inner()), Enable)
+        answer!(self, request, Enable)
     }
 
     async fn auth_disable(
         &self,
         request: Request<pb::AuthDisableRequest>,
     ) -> Result<Response<pb::AuthDisableResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::Disable(request.into_inner()), Disable)
+        answer!(self, request, Disable)
     }
 
     async fn auth_status(
         &self,
         request: Request<pb::AuthStatusRequest>,
     ) -> Result<Response<pb::AuthStatusResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::Status(request.into_inner()), Status)
+        answer!(self, request, Status)
     }
 
     async fn authenticate(
@@ -167,29 +174,21 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthUserGetRequest>,
     ) -> Result<Response<pb::AuthUserGetResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::UserGet(request.into_inner()), UserGet)
+        answer!(self, request, UserGet)
     }
 
     async fn user_list(
         &self,
         request: Request<pb::AuthUserListRequest>,
     ) -> Result<Response<pb::AuthUserListResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::UserList(request.into_inner()), UserList)
+        answer!(self, request, UserList)
     }
 
     async fn user_delete(
         &self,
         request: Request<pb::AuthUserDeleteRequest>,
     ) -> Result<Response<pb::AuthUserDeleteResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(
-            self,
-            who,
-            AuthOp::UserDelete(request.into_inner()),
-            UserDelete
-        )
+        answer!(self, request, UserDelete)
     }
 
     async fn user_change_password(
@@ -219,88 +218,55 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthUserGrantRoleRequest>,
     ) -> Result<Response<pb::AuthUserGrantRoleResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(
-            self,
-            who,
-            AuthOp::UserGrantRole(request.into_inner()),
-            UserGrantRole
-        )
+        answer!(self, request, UserGrantRole)
     }
 
     async fn user_revoke_role(
         &self,
         request: Request<pb::AuthUserRevokeRoleRequest>,
     ) -> Result<Response<pb::AuthUserRevokeRoleResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(
-            self,
-            who,
-            AuthOp::UserRevokeRole(request.into_inner()),
-            UserRevokeRole
-        )
+        answer!(self, request, UserRevokeRole)
     }
 
     async fn role_add(
         &self,
         request: Request<pb::AuthRoleAddRequest>,
     ) -> Result<Response<pb::AuthRoleAddResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::RoleAdd(request.into_inner()), RoleAdd)
+        answer!(self, request, RoleAdd)
     }
 
     async fn role_get(
         &self,
         request: Request<pb::AuthRoleGetRequest>,
     ) -> Result<Response<pb::AuthRoleGetResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::RoleGet(request.into_inner()), RoleGet)
+        answer!(self, request, RoleGet)
     }
 
     async fn role_list(
         &self,
         request: Request<pb::AuthRoleListRequest>,
     ) -> Result<Response<pb::AuthRoleListResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(self, who, AuthOp::RoleList(request.into_inner()), RoleList)
+        answer!(self, request, RoleList)
     }
 
     async fn role_delete(
         &self,
         request: Request<pb::AuthRoleDeleteRequest>,
     ) -> Result<Response<pb::AuthRoleDeleteResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(
-            self,
-            who,
-            AuthOp::RoleDelete(request.into_inner()),
-            RoleDelete
-        )
+        answer!(self, request, RoleDelete)
     }
 
     async fn role_grant_permission(
         &self,
         request: Request<pb::AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<pb::AuthRoleGrantPermissionResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(
-            self,
-            who,
-            AuthOp::RoleGrantPermission(request.into_inner()),
-            RoleGrantPermission
-        )
+        answer!(self, request, RoleGrantPermission)
     }
 
     async fn role_revoke_permission(
         &self,
         request: Request<pb::AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<pb::AuthRoleRevokePermissionResponse>, Status> {
-        let who = self.0.who(&request).await?;
-        answer!(
-            self,
-            who,
-            AuthOp::RoleRevokePermission(request.into_inner()),
-            RoleRevokePermission
-        )
+        answer!(self, request, RoleRevokePermission)
     }
 }

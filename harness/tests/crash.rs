@@ -26,6 +26,8 @@ use rand::{Rng, SeedableRng};
 const FAULT_PHASE: Duration = Duration::from_secs(25);
 /// Writers.
 const WRITERS: usize = 10;
+/// How long a member may take to apply up to the final revision before its HashKV.
+const CATCH_UP: Duration = Duration::from_secs(60);
 
 fn seed() -> u64 {
     std::env::var("GAUNTLET_SEED")
@@ -146,18 +148,48 @@ async fn crash_and_verify(cluster: Cluster, test: &str, known_issue: Option<&str
         .header
         .unwrap()
         .revision;
+    // A member that restarted last may still be applying what it missed ("future
+    // revision"): it has CATCH_UP to reach the revision, which a loaded CI machine
+    // needs (10 s was once too short after a full-cluster crash).
     let mut hashes = Vec::new();
     for i in 0..3 {
         let member = cluster.member_client(i).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let start = Instant::now();
         let h = loop {
             match member.hash_kv(pb::HashKvRequest { revision: rev }).await {
                 Ok(h) => break h.hash,
-                Err(e) if Instant::now() < deadline => {
+                Err(e) if start.elapsed() < CATCH_UP => {
                     let _ = e;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(e) => panic!("member {i} HashKV at {rev}: {e}; {rerun}"),
+                Err(e) => {
+                    // What the member has applied, by its own (serializable) account.
+                    let own = member
+                        .range(pb::RangeRequest {
+                            key: b"/crash/".to_vec(),
+                            range_end: b"/crash0".to_vec(),
+                            count_only: true,
+                            serializable: true,
+                            ..Default::default()
+                        })
+                        .await
+                        .ok()
+                        .and_then(|r| r.header)
+                        .map(|h| h.revision);
+                    let what = format!(
+                        "member {i} HashKV at {rev}, still failing after {} s: {e} (its own revision: {own:?})",
+                        start.elapsed().as_secs()
+                    );
+                    // A member serving but stuck below the cluster's revision skipped
+                    // entries: the divergence the known issue describes.
+                    if let (Some(issue), Some(own)) = (known_issue, own) {
+                        if own < rev {
+                            eprintln!("KNOWN ISSUE: {what}: {issue}");
+                            return;
+                        }
+                    }
+                    panic!("{what}; {rerun}");
+                }
             }
         };
         hashes.push(h);

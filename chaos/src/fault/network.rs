@@ -57,6 +57,43 @@ async fn leader_named_by_others(ctx: &FaultCtx<'_>, not: usize) -> Option<(usize
     None
 }
 
+/// After a cut of the leader's inbound side has been held for `hold`: whether another
+/// member names a new leader, polled until [`REPLACED_WITHIN`] more has passed (a
+/// loaded machine can need longer than the election timeouts the hold allows for).
+/// The evidence line says who names whom and when, or that `hit` kept leadership
+/// (`why` says how that can be).
+async fn leader_replaced(
+    ctx: &FaultCtx<'_>,
+    hit: usize,
+    old_id: u64,
+    hold: Duration,
+    why: &str,
+) -> String {
+    let start = tokio::time::Instant::now();
+    tokio::time::sleep(hold).await;
+    loop {
+        if let Some((j, id)) = leader_named_by_others(ctx, hit).await {
+            if id != old_id {
+                return format!(
+                    "m{j} now names leader {id:x} (was m{hit}, {old_id:x}) {} ms into the cut",
+                    start.elapsed().as_millis()
+                );
+            }
+        }
+        if start.elapsed() >= hold + REPLACED_WITHIN {
+            return format!(
+                "m{hit} kept leadership for {} ms{why}",
+                start.elapsed().as_millis()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How much longer than its hold a cut of the leader's inbound side waits for the
+/// others to name a new leader.
+const REPLACED_WITHIN: Duration = Duration::from_secs(10);
+
 pub(super) async fn run(
     kind: FaultKind,
     ctx: &mut FaultCtx<'_>,
@@ -110,16 +147,19 @@ pub(super) async fn run(
             }
             evidence.push(format!("m{hit}'s inbound peer proxy is down"));
             let hold = Duration::from_millis(ctx.election_ms * 3 + 500);
-            tokio::time::sleep(hold).await;
             if kind == FaultKind::CutLeaderInbound {
-                match leader_named_by_others(ctx, hit).await {
-                    Some((j, id)) if id != old_id => evidence.push(format!(
-                        "m{j} now names leader {id:x} (was m{hit}, {old_id:x})"
-                    )),
-                    _ => evidence.push(format!(
-                        "m{hit} kept leadership: the target's peers reach it on connections it dials itself"
-                    )),
-                }
+                evidence.push(
+                    leader_replaced(
+                        ctx,
+                        hit,
+                        old_id,
+                        hold,
+                        ": the target's peers reach it on connections it dials itself",
+                    )
+                    .await,
+                );
+            } else {
+                tokio::time::sleep(hold).await;
             }
             let (c, p) = (client.clone(), name.clone());
             api(move || c.set_enabled(&p, true)).await?;
@@ -275,14 +315,10 @@ async fn docker_run(
         e => failed(format!("shaping m{hit}'s network: {e}")),
     })?;
     let mut evidence = vec![format!("m{hit}: {what}")];
-    tokio::time::sleep(hold).await;
     if kind == FaultKind::CutLeaderInbound {
-        match leader_named_by_others(ctx, hit).await {
-            Some((j, id)) if id != old_id => evidence.push(format!(
-                "m{j} now names leader {id:x} (was m{hit}, {old_id:x})"
-            )),
-            _ => evidence.push(format!("m{hit} kept leadership")),
-        }
+        evidence.push(leader_replaced(ctx, hit, old_id, hold, "").await);
+    } else {
+        tokio::time::sleep(hold).await;
     }
     let (after, unit) = ctx.cluster.partition_drops();
     let delayed = ctx.cluster.delayed_packets(hit);

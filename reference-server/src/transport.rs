@@ -106,6 +106,8 @@ struct LinkStats {
     dropped: AtomicU64,
     /// How the last stream or call ended in error.
     last_error: std::sync::Mutex<Option<String>>,
+    /// How the last failed round-trip probe failed (whether the connection works at all).
+    probe_error: std::sync::Mutex<Option<String>>,
 }
 
 impl LinkStats {
@@ -116,20 +118,28 @@ impl LinkStats {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
     }
 
+    fn probe_failed(&self, e: impl std::fmt::Display) {
+        *self
+            .probe_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+    }
+
     fn line(&self, id: u64, heard: Option<Duration>) -> String {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let heard = heard.map_or_else(
             || "never heard from".to_string(),
             |d| format!("heard from {} ms ago", d.as_millis()),
         );
-        let last = self
-            .last_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .unwrap_or_else(|| "none".into());
+        let text = |m: &std::sync::Mutex<Option<String>>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+                .unwrap_or_else(|| "none".into())
+        };
+        let (last, probe) = (text(&self.last_error), text(&self.probe_error));
         format!(
-            "{id:x}: {} streams, {} batches sent, {} failed, {} messages dropped, {heard}, last error: {last}",
+            "{id:x}: {} streams, {} batches sent, {} failed, {} messages dropped, {heard}, last error: {last}, last probe error: {probe}",
             n(&self.streams),
             n(&self.batches),
             n(&self.failed),
@@ -287,6 +297,7 @@ impl Transport {
                 *id,
                 client.clone(),
                 Arc::downgrade(&alive),
+                stats.clone(),
             ));
             peers.insert(
                 *id,
@@ -348,6 +359,7 @@ async fn probe(
     id: u64,
     mut client: PeerClient<Channel>,
     alive: std::sync::Weak<()>,
+    stats: Arc<LinkStats>,
 ) {
     let label = format!("{id:x}");
     loop {
@@ -357,14 +369,18 @@ async fn probe(
         }
         let start = Instant::now();
         let call = client.member_info(peerpb::MemberInfoRequest {});
-        if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, call).await {
-            if let Some(inner) = transport.upgrade() {
-                Transport { inner }.heard_from(id);
+        match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+            Ok(Ok(_)) => {
+                if let Some(inner) = transport.upgrade() {
+                    Transport { inner }.heard_from(id);
+                }
+                crate::metrics::get()
+                    .peer_round_trip_time_seconds
+                    .with_label_values(&[label.as_str()])
+                    .observe(start.elapsed().as_secs_f64());
             }
-            crate::metrics::get()
-                .peer_round_trip_time_seconds
-                .with_label_values(&[label.as_str()])
-                .observe(start.elapsed().as_secs_f64());
+            Ok(Err(s)) => stats.probe_failed(s),
+            Err(_) => stats.probe_failed("deadline exceeded"),
         }
     }
 }
@@ -509,5 +525,29 @@ async fn send_loop(
                 node.report_snapshot(id, ok);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_account_says_what_left_and_how_it_ended() {
+        let s = LinkStats::default();
+        assert_eq!(
+            s.line(0xab, None),
+            "ab: 0 streams, 0 batches sent, 0 failed, 0 messages dropped, never heard from, last error: none, last probe error: none"
+        );
+        s.streams.fetch_add(2, Ordering::Relaxed);
+        s.batches.fetch_add(5, Ordering::Relaxed);
+        s.failed.fetch_add(1, Ordering::Relaxed);
+        s.error(format_args!("stream: {}", "transport error"));
+        s.probe_failed("deadline exceeded");
+        let line = s.line(0xab, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            line,
+            "ab: 2 streams, 5 batches sent, 1 failed, 0 messages dropped, heard from 1500 ms ago, last error: stream: transport error, last probe error: deadline exceeded"
+        );
     }
 }

@@ -316,6 +316,54 @@ fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
     }
 }
 
+/// How long every thread of a member's process group may take to stop after SIGSTOP.
+const STOP_TAKES_EFFECT: Duration = Duration::from_secs(2);
+
+/// Whether every thread of every live process in process group `pgid` is stopped
+/// (`T` in `/proc/<pid>/task/<tid>/stat`; zombies and vanished ones count as
+/// stopped; an empty group counts only once its leader is gone). `/proc` is read once
+/// per call: a few hundred small files at most.
+fn group_stopped(pgid: u32) -> bool {
+    // The fields after `comm`, which may itself hold spaces and parentheses.
+    fn after_comm(stat: &str) -> Vec<&str> {
+        stat.rsplit_once(')')
+            .map_or_else(Vec::new, |(_, rest)| rest.split_whitespace().collect())
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let mut members = 0;
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // state ppid pgrp ...
+        if after_comm(&stat).get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
+            continue;
+        }
+        members += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Ok(ts) = std::fs::read_to_string(t.path().join("stat")) else {
+                continue;
+            };
+            if !matches!(
+                after_comm(&ts).first(),
+                Some(&("T" | "t" | "Z" | "X")) | None
+            ) {
+                return false;
+            }
+        }
+    }
+    // No process in the group: stopped only if the member is gone altogether.
+    members > 0 || !Path::new(&format!("/proc/{pgid}")).exists()
+}
+
 /// The last `lines` non-empty lines of a log file (at most the last 64 KiB of it).
 pub(crate) fn log_tail(path: &Path, lines: usize) -> Vec<String> {
     let Ok(mut f) = File::open(path) else {
@@ -1307,6 +1355,21 @@ impl Cluster {
         );
         kill(group, sig)
             .map_err(|e| HarnessError::io(format!("{action} {}", m.info.name), e.into()))?;
+        if sig == Signal::SIGSTOP {
+            // kill(2) returns before every thread has taken the stop: a request sent
+            // right after could still be answered. Pausing means it answers nothing.
+            let start = std::time::Instant::now();
+            while !group_stopped(pid) {
+                if start.elapsed() >= STOP_TAKES_EFFECT {
+                    return Err(HarnessError::Invalid(format!(
+                        "{action} {}: its process group was not stopped {} ms after SIGSTOP",
+                        m.info.name,
+                        STOP_TAKES_EFFECT.as_millis()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         m.info.state = then;
         Ok(())
     }
@@ -1658,6 +1721,40 @@ mod tests {
         spec.base_port = Some(port);
         let err = allocate_ports(&spec).unwrap_err().to_string();
         assert_eq!(err, format!("port 127.0.0.1:{port} is already in use"));
+    }
+
+    #[test]
+    fn a_group_counts_as_stopped_only_once_every_thread_is() {
+        use std::os::unix::process::CommandExt as _;
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let group = Pid::from_raw(-i32::try_from(pid).unwrap());
+        assert!(!group_stopped(pid), "a running group is not stopped");
+        kill(group, Signal::SIGSTOP).unwrap();
+        let start = std::time::Instant::now();
+        while !group_stopped(pid) {
+            assert!(start.elapsed() < STOP_TAKES_EFFECT, "never seen stopped");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        kill(group, Signal::SIGCONT).unwrap();
+        let start = std::time::Instant::now();
+        while group_stopped(pid) {
+            assert!(
+                start.elapsed() < STOP_TAKES_EFFECT,
+                "never seen running again"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            group_stopped(pid),
+            "a group whose leader is gone counts as stopped"
+        );
     }
 
     #[test]

@@ -69,13 +69,14 @@ async fn pause_and_resume_a_follower() {
     let leader = cluster.leader().await.unwrap();
     let follower = (leader + 1) % 3;
     let paused = cluster.member_client(follower).await.unwrap();
+    let mut cfg = cluster.client_config(vec![cluster.endpoints()[follower].clone()]);
+    cfg.command_timeout = Duration::from_millis(300);
+    let short = gauntlet_harness::Client::connect(cfg).await.unwrap();
     cluster.pause(follower).unwrap();
     assert_eq!(cluster.members()[follower].state, MemberState::Paused);
     assert!(cluster.pause(follower).is_err(), "pausing twice is refused");
     // The paused member answers nothing: a short call times out.
-    let mut cfg = gauntlet_harness::ClientConfig::new([cluster.endpoints()[follower].clone()]);
-    cfg.command_timeout = Duration::from_millis(300);
-    let err = paused
+    let err = short
         .range(pb::RangeRequest {
             key: b"x".to_vec(),
             serializable: true,

@@ -316,6 +316,10 @@ fn allocate_ports(spec: &ClusterSpec) -> Result<Vec<u16>> {
     }
 }
 
+/// How much of each member log line a `cluster not ready` error quotes: enough for the
+/// reference server's leaderless warning with its account of every peer link.
+const LOG_LINE_CHARS: usize = 1500;
+
 /// How long every thread of a member's process group may take to stop after SIGSTOP.
 const STOP_TAKES_EFFECT: Duration = Duration::from_secs(2);
 
@@ -1488,7 +1492,7 @@ impl Cluster {
                     .map(|m| {
                         let tail: Vec<String> = log_tail(&m.log, 3)
                             .into_iter()
-                            .map(|l| l.chars().take(300).collect())
+                            .map(|l| l.chars().take(LOG_LINE_CHARS).collect())
                             .collect();
                         format!("{}: {}", m.name, tail.join(" / "))
                     })

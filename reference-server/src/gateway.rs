@@ -228,69 +228,65 @@ fn request_stream<T: prost::Message + Default + Send + 'static>(
     Ok(futures::stream::iter(msgs.into_iter().map(Ok)).chain(futures::stream::pending()))
 }
 
-macro_rules! unary_route {
-    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $req:literal, $resp:literal) => {{
+/// Adds a POST route at `$path` whose handler gets a `$svc` over `$ctx` as `$s`, the
+/// request's headers as `$headers` and its body as `$body`, and answers `$handle`.
+/// The three shapes below (unary, server stream, bidirectional) are written with it.
+macro_rules! route {
+    ($router:ident, $ctx:ident, $path:literal, $svc:ident, |$s:ident, $headers:ident, $body:ident| $handle:expr) => {{
         let ctx = $ctx.clone();
         $router = $router.route(
             $path,
-            post(move |headers: HeaderMap, body: Bytes| {
-                let svc = $svc(ctx.clone());
-                async move {
-                    unary($req, $resp, headers, body, |r| async move {
-                        svc.$method(r).await
-                    })
-                    .await
-                }
+            post(move |$headers: HeaderMap, $body: Bytes| {
+                let $s = $svc(ctx.clone());
+                async move { $handle }
             }),
         );
     }};
+}
+
+/// A route for a unary RPC: one request message in the body, one answer.
+macro_rules! unary_route {
+    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $req:literal, $resp:literal) => {
+        route!($router, $ctx, $path, $svc, |svc, headers, body| {
+            unary($req, $resp, headers, body, |r| async move {
+                svc.$method(r).await
+            })
+            .await
+        })
+    };
 }
 
 /// A route for a server-streaming RPC: one request message in the body, the answers
 /// as a stream of `{"result": ...}` lines.
 macro_rules! server_stream_route {
-    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $msg:ty, $req:literal, $resp:literal) => {{
-        let ctx = $ctx.clone();
-        $router = $router.route(
-            $path,
-            post(move |headers: HeaderMap, body: Bytes| {
-                let svc = $svc(ctx.clone());
-                async move {
-                    let msg = match decode::<$msg>($req, &body) {
-                        Ok(m) => m,
-                        Err(e) => return error(&Status::invalid_argument(e)),
-                    };
-                    match svc.$method(grpc_request(&headers, msg)).await {
-                        Ok(s) => stream_response($resp, s.into_inner()),
-                        Err(s) => error(&s),
-                    }
-                }
-            }),
-        );
-    }};
+    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $msg:ty, $req:literal, $resp:literal) => {
+        route!($router, $ctx, $path, $svc, |svc, headers, body| {
+            let msg = match decode::<$msg>($req, &body) {
+                Ok(m) => m,
+                Err(e) => return error(&Status::invalid_argument(e)),
+            };
+            match svc.$method(grpc_request(&headers, msg)).await {
+                Ok(s) => stream_response($resp, s.into_inner()),
+                Err(s) => error(&s),
+            }
+        })
+    };
 }
 
 /// A route for a bidirectional RPC: the body's request messages as the request
 /// stream (kept open), the answers as a stream of `{"result": ...}` lines.
 macro_rules! bidi_route {
-    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $req:literal, $resp:literal) => {{
-        let ctx = $ctx.clone();
-        $router = $router.route(
-            $path,
-            post(move |headers: HeaderMap, body: Bytes| {
-                let svc = $svc(ctx.clone());
-                async move {
-                    match request_stream($req, &body) {
-                        Ok(reqs) => stream_response(
-                            $resp,
-                            svc.$method(Credentials::from_gateway(&headers), reqs),
-                        ),
-                        Err(s) => error(&s),
-                    }
-                }
-            }),
-        );
-    }};
+    ($router:ident, $ctx:ident, $path:literal, $svc:ident, $method:ident, $req:literal, $resp:literal) => {
+        route!($router, $ctx, $path, $svc, |svc, headers, body| {
+            match request_stream($req, &body) {
+                Ok(reqs) => stream_response(
+                    $resp,
+                    svc.$method(Credentials::from_gateway(&headers), reqs),
+                ),
+                Err(s) => error(&s),
+            }
+        })
+    };
 }
 
 /// The gateway's routes over the services of `ctx`.

@@ -112,17 +112,11 @@ struct LinkStats {
 
 impl LinkStats {
     fn error(&self, e: impl std::fmt::Display) {
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+        remember(&self.last_error, e);
     }
 
     fn probe_failed(&self, e: impl std::fmt::Display) {
-        *self
-            .probe_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+        remember(&self.probe_error, e);
     }
 
     fn line(&self, id: u64, heard: Option<Duration>) -> String {
@@ -146,6 +140,12 @@ impl LinkStats {
             n(&self.dropped),
         )
     }
+}
+
+fn remember(slot: &std::sync::Mutex<Option<String>>, e: impl std::fmt::Display) {
+    *slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
 }
 
 /// One peer as the transport knows it.

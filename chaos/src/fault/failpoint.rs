@@ -14,7 +14,8 @@
 //! restarts the member. Under traffic an armed panic can fire before the endpoint has
 //! answered the arming request; a dropped request followed by the process being gone
 //! within [`ARMING_EXIT_WITHIN`] is that, and counts as the point taking effect (the
-//! member's log line naming the point goes into the evidence). A sleep failpoint is armed for [`SLEEP_FOR`] and cleared.
+//! member's log line naming the point goes into the evidence). A sleep failpoint is
+//! armed for [`SLEEP_FOR`] and cleared.
 
 use std::time::Duration;
 
@@ -216,44 +217,42 @@ pub(super) async fn run(
         }
         Err(e) => return Err(failed(e)),
     };
-    let fired_while_arming = !alive(pid);
-    if term == "panic" && fired_while_arming {
-        evidence.extend(exit_evidence(ctx.cluster, hit, name, "as it was armed"));
-        ctx.cluster.restart(hit).map_err(failed)?;
-    } else if term == "panic" {
-        match kind {
-            FaultKind::PanicRaftBeforeSaveSnap
-            | FaultKind::PanicRaftAfterSaveSnap
-            | FaultKind::PanicRaftBeforeApplySnap
-            | FaultKind::PanicRaftAfterApplySnap => {
-                let leader = leader.ok_or_else(|| failed("no leader to fall behind"))?;
-                let pushed = super::partition::push_to_snapshot(ctx, leader, hit).await;
-                if pushed.is_err() {
-                    let c = client.clone();
-                    let _ = blocking(move || c.clear(name)).await;
+    if term == "panic" {
+        let when = if alive(pid) {
+            match kind {
+                FaultKind::PanicRaftBeforeSaveSnap
+                | FaultKind::PanicRaftAfterSaveSnap
+                | FaultKind::PanicRaftBeforeApplySnap
+                | FaultKind::PanicRaftAfterApplySnap => {
+                    let leader = leader.ok_or_else(|| failed("no leader to fall behind"))?;
+                    let pushed = super::partition::push_to_snapshot(ctx, leader, hit).await;
+                    if pushed.is_err() {
+                        let c = client.clone();
+                        let _ = blocking(move || c.clear(name)).await;
+                    }
+                    evidence.extend(pushed?);
                 }
-                evidence.extend(pushed?);
-            }
-            _ => {
-                if let Some(what) = trigger(kind, ctx, hit).await {
-                    evidence.push(what);
+                _ => {
+                    if let Some(what) = trigger(kind, ctx, hit).await {
+                        evidence.push(what);
+                    }
                 }
             }
-        }
-        let start = tokio::time::Instant::now();
-        while alive(pid) && start.elapsed() < PANIC_WITHIN {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if alive(pid) {
-            let c = client.clone();
-            let _ = blocking(move || c.clear(name)).await;
-            return Err(failed(format!(
-                "{kind} did not take effect: m{hit} was still running {} s after arming {name}",
-                PANIC_WITHIN.as_secs()
-            )));
-        }
-        let after = format!("after {} ms", start.elapsed().as_millis());
-        evidence.extend(exit_evidence(ctx.cluster, hit, name, &after));
+            let start = tokio::time::Instant::now();
+            if !exits_within(pid, PANIC_WITHIN).await {
+                let c = client.clone();
+                let _ = blocking(move || c.clear(name)).await;
+                return Err(failed(format!(
+                    "{kind} did not take effect: m{hit} was still running {} s after arming {name}",
+                    PANIC_WITHIN.as_secs()
+                )));
+            }
+            format!("after {} ms", start.elapsed().as_millis())
+        } else {
+            // It fired while being armed.
+            "as it was armed".to_string()
+        };
+        evidence.extend(exit_evidence(ctx.cluster, hit, name, &when));
         ctx.cluster.restart(hit).map_err(failed)?;
     } else {
         tokio::time::sleep(SLEEP_FOR).await;
